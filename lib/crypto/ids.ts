@@ -1,0 +1,39 @@
+/**
+ * Session ids and the names derived from them.
+ *
+ * Protects against: guessing ids (256 bits from the OS CSPRNG, OWASP Session Management Cheat
+ * Sheet asks for ≥ 64 bits of entropy), and replay of a leaked store (the store only ever sees a
+ * SHA-256 of the id, so a copy of Redis does not contain any valid cookie).
+ */
+import { randomBytes, createHash } from 'node:crypto'
+
+/** Length of an id: 32 random bytes in base64url without padding. */
+export const ID_LENGTH = 43
+const ID_PATTERN = /^[A-Za-z0-9_-]{43}$/
+
+/** A new session id: 256 bits from `crypto.randomBytes`, base64url. */
+export function generateId (): string {
+  return randomBytes(32).toString('base64url')
+}
+
+export function isWellFormedId (id: string): boolean {
+  return id.length === ID_LENGTH && ID_PATTERN.test(id)
+}
+
+/**
+ * One-way name of a session in the store: SHA-256 of the id, base64url. A plain hash suffices
+ * because the id carries 256 bits of entropy (nothing to brute-force); the store never sees the id.
+ */
+export function storageHash (id: string): string {
+  return createHash('sha256').update(id).digest('base64url')
+}
+
+/** Short reference for logs, events and `listUserSessions`: a prefix of the storage hash. */
+export function refOf (hash: string): string {
+  return hash.slice(0, 12)
+}
+
+/** One-way name of a user's session index, so user ids (often e-mails) never appear as keys. */
+export function userHash (userId: string): string {
+  return createHash('sha256').update('user\0').update(userId).digest('base64url')
+}

@@ -1,0 +1,50 @@
+/**
+ * The one coded error table of the plugin.
+ *
+ * Every error the plugin throws or sends carries a stable `code` from this table, so that
+ * applications (and TypeScript) can switch on it. Messages are fixed strings: they never
+ * interpolate a session id, cookie, password, key or any other untrusted input (OWASP Logging
+ * Cheat Sheet: do not log session identifiers or secrets).
+ */
+
+export const errorTable = {
+  // --- register-time misconfiguration -------------------------------------------------------
+  FST_SESSION_INVALID_OPTION: { statusCode: 500, message: 'Invalid fastify-hardened-session option' },
+  FST_SESSION_SECRET_INVALID: { statusCode: 500, message: 'Each session secret must be at least 32 bytes' },
+  FST_SESSION_COOKIE_OPTION: { statusCode: 500, message: 'Invalid session cookie option' },
+  FST_SESSION_STORE_OPTION: { statusCode: 500, message: 'Exactly one of `redis` or `store` must be given' },
+  FST_SESSION_ENCRYPTION_OPTION: { statusCode: 500, message: 'Invalid session encryption option' },
+  // --- per request --------------------------------------------------------------------------
+  FST_SESSION_STORE_UNAVAILABLE: { statusCode: 503, message: 'Session store unavailable' },
+  FST_SESSION_UNAUTHENTICATED: { statusCode: 401, message: 'Authentication required' },
+  FST_SESSION_REAUTH_REQUIRED: { statusCode: 401, message: 'Recent authentication required' },
+  FST_SESSION_TOO_LARGE: { statusCode: 500, message: 'Session exceeds maxSessionBytes and was not saved' },
+  FST_SESSION_NOT_SERIALIZABLE: { statusCode: 500, message: 'Session values must be JSON-serialisable' },
+  FST_SESSION_DECRYPT: { statusCode: 500, message: 'Encrypted session field could not be read' },
+  FST_SESSION_DESTROYED: { statusCode: 500, message: 'Session was destroyed in this request' },
+  // --- passwords ----------------------------------------------------------------------------
+  FST_PASSWORD_TOO_LONG: { statusCode: 400, message: 'Password is too long' },
+  FST_PASSWORD_EMPTY: { statusCode: 400, message: 'Password must not be empty' },
+  FST_PASSWORD_BUSY: { statusCode: 503, message: 'Too many password hashes in progress' },
+} as const satisfies Record<string, { statusCode: number, message: string }>
+
+export type SessionErrorCode = keyof typeof errorTable
+
+/** Error class of every error the plugin raises; `code` is one of {@link SessionErrorCode}. */
+export class SessionError extends Error {
+  readonly code: SessionErrorCode
+  readonly statusCode: number
+
+  constructor (code: SessionErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const entry = errorTable[code]
+    // `detail` is only ever a fixed, caller-written phrase (an option name), never runtime data.
+    super(detail === undefined ? entry.message : `${entry.message}: ${detail}`, options)
+    this.name = 'SessionError'
+    this.code = code
+    this.statusCode = entry.statusCode
+  }
+}
+
+export function sessionError (code: SessionErrorCode, detail?: string, cause?: unknown): SessionError {
+  return new SessionError(code, detail, cause === undefined ? undefined : { cause })
+}

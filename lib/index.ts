@@ -1,0 +1,18 @@
+/**
+ * fastify-hardened-session: public entry point. See README.md and ../docs for the contract.
+ */
+import hardenedSession from './plugin.ts'
+
+export default hardenedSession
+export { hardenedSession }
+export type { SessionDecorator } from './plugin.ts'
+export type { Session } from './session.ts'
+export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from './store/memory.ts'
+export type { SessionStore, SessionRecord, RecordUpdate, IndexEntry, StoreStats } from './store/types.ts'
+export { SessionError, errorTable, type SessionErrorCode } from './errors.ts'
+export { generateEncryptionKey } from './crypto/field-cipher.ts'
+export { hashPassword, verifyPassword, needsRehash, createPasswords, type Passwords } from './password/index.ts'
+export type {
+  SessionData, SessionKey, SessionValue, SessionEvent, SessionEventType, SessionInfo, PasswordOptions,
+  EncryptionKey, EncryptionOptions, CookieOptions, HardenedSessionOptions, RedisConnection, RedisConnectOptions,
+} from './types.ts'

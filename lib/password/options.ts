@@ -1,0 +1,119 @@
+/**
+ * Password options: validated once, normalised into a frozen object, never re-checked per call.
+ *
+ * Protects against misconfiguration that would silently weaken password storage or availability:
+ * argon2 costs outside the algorithm's limits, a pepper too short to add entropy, a length cap
+ * that would truncate or reject ordinary passphrases, and concurrency settings that would let a
+ * login burst exhaust memory. Errors name the option (`password.memoryCost`), never its value, so
+ * a misplaced pepper never reaches a log.
+ */
+import { createHash } from 'node:crypto'
+import { availableParallelism } from 'node:os'
+import { sessionError } from '../errors.ts'
+import type { PasswordOptions } from '../types.ts'
+
+/** 64 MiB: RFC 9106 §4 "second recommended option" memory size (m = 2^16 KiB). */
+export const DEFAULT_MEMORY_COST = 65536
+/** 3 passes: RFC 9106 §4 second recommended option (t = 3). */
+export const DEFAULT_TIME_COST = 3
+/** 1 lane: one hash occupies one core, so `maxConcurrency = cores` bounds CPU use (OWASP p = 1). */
+export const DEFAULT_PARALLELISM = 1
+/** Bytes of UTF-8 after NFKC; well above NIST SP 800-63B §5.1.1.2's "at least 64 characters". */
+export const DEFAULT_MAX_LENGTH = 1024
+/** Waiting hashes per concurrency slot before new ones fail fast with 503. */
+export const QUEUE_PER_SLOT = 64
+
+/** NIST SP 800-63B §5.1.1.2: verifiers SHOULD permit passwords of at least 64 characters. */
+const MIN_MAX_LENGTH = 64
+/** A pepper is a symmetric secret: at least 256 bits, like the session secrets (NIST SP 800-63B §5.1.1.2). */
+const MIN_PEPPER_BYTES = 32
+const UINT32_MAX = 2 ** 32 - 1
+
+/**
+ * OWASP Password Storage Cheat Sheet: the argon2id configurations it lists as equivalent
+ * minimums, as [memoryCost KiB, timeCost]. Parameters meeting none of them are "weak".
+ */
+const OWASP_MINIMUMS: ReadonlyArray<readonly [number, number]> = [
+  [47104, 1], [19456, 2], [12288, 3], [9216, 4], [7168, 5],
+]
+
+const KNOWN_KEYS = new Set([
+  'memoryCost', 'timeCost', 'parallelism', 'pepper', 'maxLength', 'maxConcurrency', 'maxQueue',
+])
+
+/** The validated options an instance runs with. The pepper itself is never exposed here. */
+export interface ResolvedPasswordOptions {
+  readonly memoryCost: number
+  readonly timeCost: number
+  readonly parallelism: number
+  readonly maxLength: number
+  readonly maxConcurrency: number
+  readonly maxQueue: number
+  /** Whether a pepper is configured (its bytes stay private to the instance). */
+  readonly peppered: boolean
+}
+
+export interface ValidatedPasswordOptions {
+  readonly options: ResolvedPasswordOptions
+  /** A private copy of the pepper, or undefined. */
+  readonly pepper: Buffer | undefined
+  /** Identifies equal configurations (the pepper enters only as a SHA-256 digest). */
+  readonly key: string
+}
+
+function invalid (name: string): never {
+  throw sessionError('FST_SESSION_INVALID_OPTION', `password.${name}`)
+}
+
+function integer (value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) invalid(name)
+  return value
+}
+
+function toPepper (value: unknown): Buffer | undefined {
+  if (value === undefined) return undefined
+  let bytes: Buffer
+  if (typeof value === 'string') bytes = Buffer.from(value, 'utf8')
+  else if (value instanceof Uint8Array) bytes = Buffer.from(value) // a copy: later changes by the caller do not leak in
+  else invalid('pepper')
+  if (bytes.length < MIN_PEPPER_BYTES) invalid('pepper')
+  return bytes
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false
+  const proto: unknown = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** Validates and normalises `PasswordOptions`; throws `FST_SESSION_INVALID_OPTION` naming the option. */
+export function resolvePasswordOptions (input?: PasswordOptions): ValidatedPasswordOptions {
+  const raw: unknown = input ?? {}
+  if (!isPlainObject(raw)) throw sessionError('FST_SESSION_INVALID_OPTION', 'password')
+  // An unknown key is most likely a typo (`memorycost`) that would silently keep a default.
+  // The detail stays fixed: the key itself is caller data and is not echoed.
+  if (Object.keys(raw).some((name) => !KNOWN_KEYS.has(name))) {
+    throw sessionError('FST_SESSION_INVALID_OPTION', 'password (unknown option)')
+  }
+  const parallelism = integer(raw['parallelism'], 'parallelism', DEFAULT_PARALLELISM, 1, 255)
+  // RFC 9106 §3.1: m must be at least 8·p KiB.
+  const memoryCost = integer(raw['memoryCost'], 'memoryCost', DEFAULT_MEMORY_COST, 8 * parallelism, UINT32_MAX)
+  const timeCost = integer(raw['timeCost'], 'timeCost', DEFAULT_TIME_COST, 1, UINT32_MAX)
+  const maxLength = integer(raw['maxLength'], 'maxLength', DEFAULT_MAX_LENGTH, MIN_MAX_LENGTH, 2 ** 30)
+  const maxConcurrency = integer(raw['maxConcurrency'], 'maxConcurrency', availableParallelism(), 1, 1024)
+  const maxQueue = integer(raw['maxQueue'], 'maxQueue', QUEUE_PER_SLOT * maxConcurrency, 0, 2 ** 24)
+  const pepper = toPepper(raw['pepper'])
+
+  const options: ResolvedPasswordOptions = Object.freeze({
+    memoryCost, timeCost, parallelism, maxLength, maxConcurrency, maxQueue, peppered: pepper !== undefined,
+  })
+  const pepperId = pepper === undefined ? '-' : createHash('sha256').update(pepper).digest('base64url')
+  const key = [memoryCost, timeCost, parallelism, maxLength, maxConcurrency, maxQueue, pepperId].join(':')
+  return Object.freeze({ options, pepper, key })
+}
+
+/** True when the argon2id costs meet none of OWASP's listed minimum configurations. */
+export function isBelowOwaspMinimum (options: Pick<ResolvedPasswordOptions, 'memoryCost' | 'timeCost'>): boolean {
+  return !OWASP_MINIMUMS.some(([m, t]) => options.memoryCost >= m && options.timeCost >= t)
+}

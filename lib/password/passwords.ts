@@ -1,0 +1,196 @@
+/**
+ * An argon2id password hasher bound to validated options: `hash`, `verify`, `needsRehash`,
+ * `verifyAndUpgrade`. This is what the plugin decorates as `fastify.passwords`.
+ *
+ * Protects against:
+ * - offline cracking of a leaked database: argon2id, memory-hard, random 128-bit salt, optional
+ *   pepper kept outside the database (RFC 9106 §4, OWASP Password Storage Cheat Sheet);
+ * - user enumeration by timing: every `false` answer costs one argon2 verify at the current
+ *   parameters, whether the user is unknown, the password empty, or the stored hash unusable
+ *   (OWASP Authentication Cheat Sheet, "Authentication Responses");
+ * - denial of service: input size is capped before any work, and argon2 work runs through a FIFO
+ *   limiter that sheds load with 503 (see limiter.ts);
+ * - leaking secrets through logs: warnings carry a fixed message and a reason code, never the
+ *   password, the hash or the pepper (OWASP Logging Cheat Sheet).
+ */
+import { randomBytes } from 'node:crypto'
+import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2'
+import { SessionError, sessionError } from '../errors.ts'
+import type { PasswordOptions } from '../types.ts'
+import { preparePassword } from './input.ts'
+import { Limiter } from './limiter.ts'
+import { isBelowOwaspMinimum, resolvePasswordOptions } from './options.ts'
+import type { ResolvedPasswordOptions, ValidatedPasswordOptions } from './options.ts'
+import { ARGON2_VERSION_13, ARGON2ID, SALT_BYTES, TAG_BYTES, exceedsVerifyBudget, hashNeedsRehash, inspectHash } from './phc.ts'
+import type { HashProblem } from './phc.ts'
+
+/** The subset of a pino / Fastify logger used here. */
+export interface PasswordLogger {
+  warn (obj: object, msg: string): void
+}
+
+export interface PasswordsContext {
+  /** Receives a warning when a stored hash is unusable, and once if the costs are below OWASP's. */
+  log?: PasswordLogger | undefined
+}
+
+export interface VerifyAndUpgradeResult {
+  /** Whether the password matched. */
+  ok: boolean
+  /** Present when it matched and the stored hash was weaker than the policy: store this one. */
+  newHash?: string
+}
+
+export interface Passwords {
+  /** argon2id PHC string of the NFKC-normalised password. */
+  hash (password: string): Promise<string>
+  /** `false` (after a full-cost dummy verify) for a missing hash, empty password or unusable hash. */
+  verify (hash: string | null | undefined, password: string): Promise<boolean>
+  /** Whether `hash` is below the current policy (or unusable) and should be replaced. */
+  needsRehash (hash: string): boolean
+  /** `verify`, then a new hash when the old one `needsRehash` (the rehash-on-login pattern). */
+  verifyAndUpgrade (hash: string | null | undefined, password: string): Promise<VerifyAndUpgradeResult>
+  /** The validated, frozen options (the pepper is not included, only `peppered`). */
+  readonly options: ResolvedPasswordOptions
+  /** argon2 operations running now. */
+  readonly inFlight: number
+  /** argon2 operations waiting for a slot. */
+  readonly queued: number
+  /** argon2 operations started since creation (hashes and verifies, dummy ones included). */
+  readonly operations: number
+}
+
+type HashUnusable = HashProblem | 'cost' | 'rejected'
+
+const UNUSABLE_HASH_MESSAGE = 'Stored password hash is not a usable argon2id hash; verification answered false'
+
+/** Builds an instance from already-validated options (used by the standalone-function cache). */
+export function createPasswordsFrom (validated: ValidatedPasswordOptions, context: PasswordsContext = {}): Passwords {
+  const { options, pepper } = validated
+  const log = context.log
+  const limiter = new Limiter(options.maxConcurrency, options.maxQueue)
+  let operations = 0
+  let dummyHash: Promise<string> | undefined
+
+  if (log !== undefined && isBelowOwaspMinimum(options)) {
+    // Risky but valid (fine in tests): say so once, with the costs only.
+    log.warn({ memoryCost: options.memoryCost, timeCost: options.timeCost },
+      'argon2id parameters are below the OWASP Password Storage Cheat Sheet minimum')
+  }
+
+  function runHash (password: string): Promise<string> {
+    return limiter.run(() => {
+      operations++
+      return argon2Hash(password, {
+        algorithm: ARGON2ID, // RFC 9106 §4 step 1 / OWASP: argon2id
+        version: ARGON2_VERSION_13,
+        memoryCost: options.memoryCost,
+        timeCost: options.timeCost,
+        parallelism: options.parallelism,
+        outputLen: TAG_BYTES, // RFC 9106 §4: 256-bit tag
+        salt: randomBytes(SALT_BYTES), // RFC 9106 §3.1, §4: 128-bit random salt, from the OS CSPRNG
+        secret: pepper, // RFC 9106 §3.1 "secret value K": the pepper never enters the PHC string
+      })
+    })
+  }
+
+  function runVerify (hash: string, password: string): Promise<boolean> {
+    return limiter.run(() => {
+      operations++
+      return argon2Verify(hash, password, { secret: pepper })
+    })
+  }
+
+  /** Lazily made once per instance, at the same parameters and pepper as real hashes. */
+  function getDummyHash (): Promise<string> {
+    if (dummyHash === undefined) {
+      // A random password nobody knows: the dummy verify below can never succeed.
+      const made = runHash(randomBytes(32).toString('base64url'))
+      dummyHash = made
+      // If it could not be made (e.g. the queue was full), try again next time.
+      made.catch(() => { if (dummyHash === made) dummyHash = undefined })
+    }
+    return dummyHash
+  }
+
+  /** Costs what a real failed verify costs, then answers false (OWASP Authentication Cheat Sheet). */
+  async function dummyVerify (): Promise<false> {
+    await runVerify(await getDummyHash(), 'not the password')
+    return false
+  }
+
+  function warnUnusable (reason: HashUnusable): void {
+    // Only a reason code: never the hash (it is an offline-crackable secret) nor the password.
+    log?.warn({ reason }, UNUSABLE_HASH_MESSAGE)
+  }
+
+  async function hash (password: string): Promise<string> {
+    const prepared = preparePassword(password, options.maxLength)
+    if (!prepared.ok) {
+      throw sessionError('FST_PASSWORD_EMPTY', prepared.problem === 'empty' ? undefined : 'password must be well-formed Unicode')
+    }
+    return await runHash(prepared.password)
+  }
+
+  async function verify (hash: string | null | undefined, password: string): Promise<boolean> {
+    const prepared = preparePassword(password, options.maxLength)
+    if (hash === null || hash === undefined || !prepared.ok) return await dummyVerify()
+    const inspection = inspectHash(hash)
+    if (!inspection.ok) {
+      warnUnusable(inspection.problem)
+      return await dummyVerify()
+    }
+    if (exceedsVerifyBudget(inspection.params, options)) {
+      warnUnusable('cost')
+      return await dummyVerify()
+    }
+    try {
+      return await runVerify(hash, prepared.password)
+    } catch (error) {
+      if (error instanceof SessionError) throw error // FST_PASSWORD_BUSY: the caller answers 503
+      warnUnusable('rejected') // parsed, yet refused by argon2 itself
+      return false
+    }
+  }
+
+  function needsRehash (hash: string): boolean {
+    return hashNeedsRehash(hash, options)
+  }
+
+  async function verifyAndUpgrade (hash: string | null | undefined, password: string): Promise<VerifyAndUpgradeResult> {
+    const ok = await verify(hash, password)
+    if (!ok || typeof hash !== 'string' || !needsRehash(hash)) return { ok }
+    try {
+      return { ok, newHash: await runHash(preparedOrThrow(password)) }
+    } catch (error) {
+      // The login itself succeeded; under load the upgrade simply waits for the next login.
+      if (error instanceof SessionError && error.code === 'FST_PASSWORD_BUSY') return { ok }
+      throw error
+    }
+  }
+
+  function preparedOrThrow (password: string): string {
+    const prepared = preparePassword(password, options.maxLength)
+    if (!prepared.ok) throw sessionError('FST_PASSWORD_EMPTY')
+    return prepared.password
+  }
+
+  return Object.freeze({
+    hash,
+    verify,
+    needsRehash,
+    verifyAndUpgrade,
+    options,
+    get inFlight () { return limiter.inFlight },
+    get queued () { return limiter.queued },
+    get operations () { return operations },
+  })
+}
+
+/**
+ * Creates a password hasher bound to `options`, validated now (errors are
+ * `FST_SESSION_INVALID_OPTION` naming the option) and frozen.
+ */
+export function createPasswords (options?: PasswordOptions, context?: PasswordsContext): Passwords {
+  return createPasswordsFrom(resolvePasswordOptions(options), context)
+}

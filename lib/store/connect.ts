@@ -1,0 +1,73 @@
+/**
+ * Opens the Redis store from the `redis` option: either connection options (the plugin makes
+ * and owns a RESP3 client with client-side caching) or a client/cluster the application made
+ * (used as given, connected if needed, never closed by the plugin).
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import { createClient } from 'redis'
+import { sessionError } from '../errors.ts'
+import type { Config } from '../options.ts'
+import type { RedisConnectOptions, RedisConnection } from '../types.ts'
+import { RedisStore } from './redis.ts'
+
+function isConnection (value: object): value is RedisConnection {
+  return typeof (value as { connect?: unknown }).connect === 'function' &&
+    typeof (value as { sendCommand?: unknown }).sendCommand === 'function'
+}
+
+export async function openRedisStore (
+  redis: RedisConnectOptions | RedisConnection,
+  config: Config,
+  log: FastifyBaseLogger,
+  onStatus: (up: boolean, err?: unknown) => void
+): Promise<{ store: RedisStore, close: () => Promise<void> }> {
+  if (typeof redis !== 'object' || redis === null) throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
+  if (isConnection(redis)) {
+    const conn = redis as any
+    const store = new RedisStore(conn, { cacheSize: config.cacheSize, onStatus })
+    if (!store.caching) log.warn('session redis client has no clientSideCache: every authenticated request will read from Redis')
+    if (conn.isOpen !== true) await conn.connect()
+    return { store, close: () => store.close() }
+  }
+  const client = createClient({
+    ...redis,
+    RESP: 3,
+    clientSideCache: { maxEntries: config.cacheSize },
+    // Fail fast while disconnected instead of queueing writes that would land after a 503.
+    disableOfflineQueue: true,
+    // No per-command AbortSignal: `storeTimeout` is enforced by one timer per store call.
+    commandOptions: { ...redis.commandOptions, timeout: 0 },
+    maintNotifications: 'disabled',
+    socket: {
+      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000),
+      ...redis.socket,
+    },
+  } as Parameters<typeof createClient>[0])
+  const store = new RedisStore(client as any, { cacheSize: config.cacheSize, onStatus })
+  try {
+    await connectWithin(client, Math.max(config.storeTimeout, 5000))
+  } catch (err) {
+    await store.close()
+    client.destroy()
+    throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'could not connect to Redis at register time', err)
+  }
+  return {
+    store,
+    close: async () => {
+      await store.close()
+      if (client.isOpen) await client.close()
+    },
+  }
+}
+
+async function connectWithin (client: { connect (): Promise<unknown> }, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      client.connect(),
+      new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('connect timed out')), ms) }),
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}

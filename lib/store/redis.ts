@@ -1,0 +1,224 @@
+/**
+ * Session store on Redis (node-redis, RESP3) with a process-local cache of decoded sessions kept
+ * coherent by the client-side-caching invalidations Redis pushes to this connection.
+ *
+ * Protects against serving what another instance revoked: every key this process has read is
+ * tracked by Redis (`CLIENT TRACKING ON`, issued by node-redis's client-side cache), any change
+ * or expiry elsewhere pushes an invalidation that drops the local entry synchronously, and on
+ * any connection error the whole local cache is dropped and nothing is served from it until the
+ * connection is ready again (a revocation may have been missed meanwhile).
+ *
+ * Layout (Cluster-safe: every command or script touches exactly one key):
+ *   <prefix><sha256(id)>      hash: m:c m:a m:i [m:u m:t] d:<field>…, PEXPIRE ≤ idle/absolute
+ *   <prefix>u:<sha256(user)>  sorted set: session hash → absolute deadline, PEXPIRE absolute
+ */
+import { createHash } from 'node:crypto'
+import { BoundedCache } from '../lru.ts'
+import { decodeRecord, encodeRecord, encodeUpdate } from './codec.ts'
+import type { IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+
+/** The subset of a node-redis client or cluster this store uses. */
+interface Connection {
+  isReady?: boolean
+  clientSideCache?: {
+    on (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
+    off (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
+  }
+  on (event: string, listener: (...args: any[]) => void): unknown
+  off (event: string, listener: (...args: any[]) => void): unknown
+  hGetAll (key: string): Promise<Record<string, string>>
+  del (key: string): Promise<number>
+  zRem (key: string, members: string[]): Promise<number>
+  zRangeWithScores (key: string, start: number, stop: number): Promise<Array<{ value: string, score: number }>>
+  evalSha (sha: string, options: { keys: string[], arguments: string[] }): Promise<unknown>
+  eval (script: string, options: { keys: string[], arguments: string[] }): Promise<unknown>
+}
+
+/** A read in flight: an invalidation of its key while it runs makes its result uncacheable. */
+interface Ticket { stale: boolean, readers: number }
+
+const ABSENT: SessionRecord = Object.freeze({
+  createdAt: 0, absoluteExpiry: 0, idleExpiry: 0, userId: undefined, authenticatedAt: undefined, fields: new Map(),
+})
+
+class Script {
+  readonly sha: string
+  constructor (readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex')
+  }
+
+  async run (conn: Connection, key: string, args: string[]): Promise<unknown> {
+    const options = { keys: [key], arguments: args }
+    try {
+      return await conn.evalSha(this.sha, options)
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await conn.eval(this.source, options)
+      throw err
+    }
+  }
+}
+
+// ARGV: ttl, field, value, …
+const CREATE = new Script(`
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1`)
+
+// ARGV: ttl, n, n field/value pairs, then fields to delete. Writes nothing if the key is gone,
+// so a concurrent logout is never undone by a late write of the same session.
+const UPDATE = new Script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = tonumber(ARGV[2])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + 2 * n)) end
+if #ARGV > 2 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 3 + 2 * n)) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1`)
+
+// ARGV: member, score, now, ttl. Prunes members past their absolute deadline.
+const INDEX_ADD = new Script(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1`)
+
+export interface RedisStoreOptions {
+  cacheSize: number
+  /** Called on every connection state change; the plugin logs once per outage. */
+  onStatus?: (up: boolean, err?: unknown) => void
+}
+
+export class RedisStore implements SessionStore {
+  readonly #conn: Connection
+  readonly #cache: BoundedCache<string, SessionRecord> | undefined
+  readonly #pending = new Map<string, Ticket>()
+  readonly #onStatus: ((up: boolean, err?: unknown) => void) | undefined
+  readonly #detach: Array<() => void> = []
+  #connected: boolean
+  #hits = 0
+  #misses = 0
+
+  constructor (conn: Connection, options: RedisStoreOptions) {
+    this.#conn = conn
+    this.#onStatus = options.onStatus
+    this.#connected = conn.isReady !== false
+    const csc = conn.clientSideCache
+    // Without client-side caching there are no invalidations, so nothing may be cached locally.
+    this.#cache = csc === undefined ? undefined : new BoundedCache(options.cacheSize)
+    if (csc !== undefined) {
+      const onInvalidate = (key: Buffer | string | null): void => {
+        if (key === null) this.#dropAll()
+        else this.#drop(typeof key === 'string' ? key : key.toString())
+      }
+      csc.on('invalidate', onInvalidate)
+      this.#detach.push(() => csc.off('invalidate', onInvalidate))
+    }
+    this.#listen('error', (err: unknown) => {
+      this.#dropAll()
+      this.#connected = false
+      this.#onStatus?.(false, err)
+    })
+    this.#listen('end', () => { this.#dropAll(); this.#connected = false })
+    this.#listen('reconnecting', () => { this.#dropAll(); this.#connected = false })
+    this.#listen('ready', () => {
+      this.#dropAll()
+      this.#connected = true
+      this.#onStatus?.(true)
+    })
+  }
+
+  get ready (): boolean {
+    return this.#connected
+  }
+
+  /** Whether reads can be served locally (the connection has client-side caching). */
+  get caching (): boolean {
+    return this.#cache !== undefined
+  }
+
+  #listen (event: string, listener: (...args: any[]) => void): void {
+    this.#conn.on(event, listener)
+    this.#detach.push(() => this.#conn.off(event, listener))
+  }
+
+  #drop (key: string): void {
+    this.#cache?.delete(key)
+    const ticket = this.#pending.get(key)
+    if (ticket !== undefined) {
+      ticket.stale = true
+      this.#pending.delete(key)
+    }
+  }
+
+  #dropAll (): void {
+    this.#cache?.clear()
+    for (const ticket of this.#pending.values()) ticket.stale = true
+    this.#pending.clear()
+  }
+
+  peek (key: string): SessionRecord | null | undefined {
+    if (!this.#connected || this.#cache === undefined) return undefined
+    const record = this.#cache.get(key)
+    if (record === undefined) return undefined
+    this.#hits++
+    return record === ABSENT ? null : record
+  }
+
+  async get (key: string): Promise<SessionRecord | undefined> {
+    this.#misses++
+    if (this.#cache === undefined) return decodeRecord(await this.#conn.hGetAll(key))
+    let ticket = this.#pending.get(key)
+    if (ticket === undefined) {
+      ticket = { stale: false, readers: 0 }
+      this.#pending.set(key, ticket)
+    }
+    ticket.readers++
+    try {
+      const record = decodeRecord(await this.#conn.hGetAll(key))
+      // Cache only if no invalidation (or disconnect) reached us while the read was in flight.
+      if (!ticket.stale && this.#connected) this.#cache.set(key, record ?? ABSENT)
+      return record
+    } finally {
+      if (--ticket.readers === 0 && this.#pending.get(key) === ticket) this.#pending.delete(key)
+    }
+  }
+
+  async create (key: string, record: SessionRecord, ttlMs: number): Promise<void> {
+    await CREATE.run(this.#conn, key, [String(ttlMs), ...encodeRecord(record)])
+  }
+
+  async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {
+    const { set, del } = encodeUpdate(update)
+    const applied = await UPDATE.run(this.#conn, key, [String(ttlMs), String(set.length / 2), ...set, ...del])
+    return applied === 1
+  }
+
+  async destroy (key: string): Promise<boolean> {
+    return (await this.#conn.del(key)) > 0
+  }
+
+  async indexAdd (indexKey: string, member: string, score: number, ttlMs: number): Promise<void> {
+    await INDEX_ADD.run(this.#conn, indexKey, [member, String(score), String(Date.now()), String(ttlMs)])
+  }
+
+  async indexRemove (indexKey: string, members: readonly string[]): Promise<void> {
+    if (members.length > 0) await this.#conn.zRem(indexKey, [...members])
+  }
+
+  async indexRead (indexKey: string): Promise<IndexEntry[]> {
+    const rows = await this.#conn.zRangeWithScores(indexKey, 0, -1)
+    return rows.map((row) => ({ member: String(row.value), score: Number(row.score) }))
+  }
+
+  async indexDestroy (indexKey: string): Promise<void> {
+    await this.#conn.del(indexKey)
+  }
+
+  stats (): StoreStats {
+    return { cacheHits: this.#hits, cacheMisses: this.#misses }
+  }
+
+  async close (): Promise<void> {
+    for (const detach of this.#detach) detach()
+    this.#dropAll()
+  }
+}

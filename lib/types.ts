@@ -1,0 +1,107 @@
+/**
+ * Public types of fastify-hardened-session. Session data is typed by declaration merging:
+ *
+ * ```ts
+ * declare module 'fastify-hardened-session' {
+ *   interface SessionData { theme: 'dark' | 'light', cart: string[] }
+ * }
+ * ```
+ */
+import type { RedisClientType, RedisClusterType, RedisClientOptions } from 'redis'
+import type { SessionStore } from './store/types.ts'
+
+/** Application session data; extend it by declaration merging. Values must be JSON-serialisable. */
+export interface SessionData {}
+
+/** Keys usable with `request.session.get/set`: the merged `SessionData` keys, or any string. */
+export type SessionKey = keyof SessionData extends never ? string : keyof SessionData & string
+export type SessionValue<K extends string> = K extends keyof SessionData ? SessionData[K] : unknown
+
+export type SessionEventType =
+  | 'created' | 'login' | 'logout' | 'regenerated' | 'destroyed' | 'expired' | 'revoked'
+  | 'invalid_cookie' | 'store_error' | 'decrypt_error'
+
+export interface SessionEvent {
+  type: SessionEventType
+  at: Date
+  userId?: string
+  /** Short non-reversible reference to the session (never the id itself). */
+  sessionRef?: string
+  /** For `store_error` and `decrypt_error`: the error code, never a message with data in it. */
+  code?: string
+}
+
+export interface SessionInfo {
+  /** Same short reference as in events; not the id, not usable as a cookie. */
+  ref: string
+  createdAt: Date
+  lastSeenAt: Date
+  expiresAt: Date
+  authenticatedAt: Date | undefined
+}
+
+export interface PasswordOptions {
+  /** argon2 memory cost in KiB (default 19456 = 19 MiB, OWASP's minimum for argon2id). */
+  memoryCost?: number
+  /** argon2 iterations (default 2). */
+  timeCost?: number
+  /** argon2 lanes (default 1). */
+  parallelism?: number
+  /** Optional secret (≥ 32 bytes) passed to argon2 as its secret input. */
+  pepper?: string | Buffer
+  /** Longest accepted password in UTF-8 bytes (default 1024). */
+  maxLength?: number
+  /** Most hashes running at once (default: CPU cores). */
+  maxConcurrency?: number
+  /** Most hashes waiting for a slot before new ones fail fast (default 64 × maxConcurrency). */
+  maxQueue?: number
+}
+
+export interface EncryptionKey {
+  id: string
+  /** 32 bytes, as a Buffer or a base64 / base64url string. */
+  key: Buffer | string
+}
+
+export interface EncryptionOptions {
+  /** Newest first: `keys[0]` encrypts, every key decrypts. */
+  keys: EncryptionKey[]
+  /** Field names to encrypt, or `'*'` for every field. */
+  fields: string[] | '*'
+}
+
+export interface CookieOptions {
+  name?: string
+  sameSite?: 'lax' | 'strict' | 'none'
+  secure?: boolean
+  domain?: string
+  path?: string
+  partitioned?: boolean
+}
+
+export type RedisConnection = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any>
+export type RedisConnectOptions = Omit<RedisClientOptions, 'RESP' | 'clientSideCache'>
+
+export interface HardenedSessionOptions {
+  /** Cookie-signing keys, newest first; `[0]` signs, every entry verifies. Each ≥ 32 bytes. */
+  secrets: Array<string | Buffer>
+  /** Connection options (the plugin makes a RESP3 client with client-side caching) or a client you made. */
+  redis?: RedisConnectOptions | RedisConnection
+  /** Any other store, e.g. `createMemoryStore()`. Exactly one of `redis` / `store`. */
+  store?: SessionStore
+  keyPrefix?: string
+  idleTimeout?: number
+  absoluteTimeout?: number
+  touchInterval?: number
+  cookie?: CookieOptions
+  encryption?: EncryptionOptions
+  maxSessionBytes?: number
+  storeTimeout?: number
+  maxSessionsPerUser?: number
+  /** Entries in the process-local cache of decoded sessions (default 10 000). */
+  cacheSize?: number
+  /** Value of `Clear-Site-Data` sent on logout (default `"cookies"`). */
+  clearSiteData?: string
+  onEvent?: (event: SessionEvent) => void
+  password?: PasswordOptions
+}

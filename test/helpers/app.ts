@@ -1,0 +1,74 @@
+/** A small app with the routes the behaviour tests drive, and cookie helpers. */
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import hardenedSession, { type HardenedSessionOptions } from '../../lib/index.ts'
+
+export const SECRET = 'test-secret-0123456789-abcdefghijklmnop'
+
+export async function buildApp (options: Partial<HardenedSessionOptions>): Promise<FastifyInstance> {
+  const app = Fastify()
+  await app.register(hardenedSession, { secrets: [SECRET], ...options } as HardenedSessionOptions)
+  app.post('/login', async (req) => {
+    const body = (req.body ?? {}) as { user?: string, data?: object }
+    await req.session.login(body.user ?? 'user-1', body.data)
+    return { ok: true }
+  })
+  app.get('/me', async (req) => ({ user: req.session.userId ?? null, theme: req.session.get('theme') ?? null, isNew: req.session.isNew }))
+  app.get('/get/:key', async (req) => ({ value: req.session.get((req.params as { key: string }).key) ?? null }))
+  app.post('/set', async (req) => {
+    for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, unknown>)) req.session.set(key, value)
+    return { ok: true }
+  })
+  app.post('/delete/:key', async (req) => {
+    req.session.delete((req.params as { key: string }).key)
+    return { ok: true }
+  })
+  app.post('/logout', async (req) => { await req.session.logout(); return { ok: true } })
+  app.post('/destroy', async (req) => { await req.session.destroy(); return { ok: true } })
+  app.post('/regenerate', async (req) => { await req.session.regenerate(); return { ok: true } })
+  app.get('/anon', async () => ({ ok: true }))
+  app.get('/public', { config: { session: false } }, async (req) => ({ hasSession: req.session !== null }))
+  app.get('/private', { preHandler: app.requireLogin }, async (req) => ({ user: req.session.userId }))
+  app.get('/fresh', { preHandler: app.requireFreshLogin(60_000) }, async () => ({ ok: true }))
+  app.get('/stale-ok', { preHandler: app.requireFreshLogin(0) }, async () => ({ ok: true }))
+  app.get('/mutate', async (req) => {
+    const cart = (req.session.get('cart') ?? []) as string[]
+    cart.push('mutated-in-handler')
+    return { cart }
+  })
+  await app.ready()
+  return app
+}
+
+/** The `name=value` pair of the session cookie set by a response, or undefined. */
+export function sessionCookie (res: LightMyRequestResponse, name = '__Host-sid'): string | undefined {
+  const header = res.headers['set-cookie']
+  const all = header === undefined ? [] : Array.isArray(header) ? header : [header]
+  const mine = all.find((c) => c.startsWith(name + '='))
+  return mine?.split(';')[0]
+}
+
+export function setCookieHeader (res: LightMyRequestResponse): string | undefined {
+  const header = res.headers['set-cookie']
+  return Array.isArray(header) ? header.join('\n') : header
+}
+
+export async function login (app: FastifyInstance, user = 'user-1', data?: object): Promise<string> {
+  const res = await app.inject({ method: 'POST', url: '/login', payload: { user, data } })
+  const cookie = sessionCookie(res)
+  if (res.statusCode !== 200 || cookie === undefined) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
+  return cookie
+}
+
+export function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** Polls `check` until it returns true or `ms` pass; returns the elapsed ms or throws. */
+export async function eventually (check: () => Promise<boolean>, ms: number, what: string): Promise<number> {
+  const start = Date.now()
+  for (;;) {
+    if (await check()) return Date.now() - start
+    if (Date.now() - start > ms) throw new Error(`${what}: not true within ${ms} ms`)
+    await sleep(5)
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * Starts a real, throw-away `redis-server` for a test file on a free loopback port and stops it
+ * by pid. Never mocks Redis. The binary comes from `REDIS_SERVER_BIN` or `PATH`; when it is
+ * missing the test run fails with instructions instead of skipping.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createServer, createConnection } from 'node:net'
+import { once } from 'node:events'
+
+export interface RedisServer {
+  readonly port: number
+  readonly url: string
+  readonly pid: number
+  /** Sends one command over a fresh connection (inline protocol) and returns the raw reply. */
+  command (...args: string[]): Promise<string>
+  /** Redis `INFO commandstats` as a map of command name → calls. */
+  commandStats (): Promise<Map<string, number>>
+  /** Total calls of every command except those named (e.g. `info`, `config`). */
+  totalCalls (exclude?: string[]): Promise<number>
+  /** Kills the server (SIGKILL) and waits for it to exit. */
+  kill (): Promise<void>
+  /** Starts it again on the same port after `kill`. */
+  restart (): Promise<void>
+  stop (): Promise<void>
+}
+
+const INSTALL_HINT = 'redis-server was not found. The tests need a real Redis 7 server binary: ' +
+  'install it with `sudo apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), ' +
+  'or point REDIS_SERVER_BIN at the binary.'
+
+export function redisServerBinary (): string {
+  const bin = process.env.REDIS_SERVER_BIN ?? 'redis-server'
+  const probe = spawnSync(bin, ['--version'], { encoding: 'utf8' })
+  if (probe.error !== undefined || probe.status !== 0) throw new Error(INSTALL_HINT)
+  return bin
+}
+
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/** Encodes a command in RESP2 array form, so arguments may hold spaces or binary-safe text. */
+function encode (args: string[]): string {
+  let out = `*${args.length}\r\n`
+  for (const a of args) out += `$${Buffer.byteLength(a)}\r\n${a}\r\n`
+  return out
+}
+
+/** Sends one command, reads until the reply looks complete, and returns it raw. */
+export async function rawCommand (port: number, args: string[], timeoutMs = 2000): Promise<string> {
+  const socket = createConnection({ host: '127.0.0.1', port })
+  socket.setEncoding('utf8')
+  let data = ''
+  try {
+    await once(socket, 'connect')
+    socket.write(encode(args))
+    const deadline = Date.now() + timeoutMs
+    while (!replyComplete(data)) {
+      if (Date.now() > deadline) throw new Error(`redis command ${args[0]} timed out`)
+      const [chunk] = await Promise.race([
+        once(socket, 'data'),
+        new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('redis reply timed out')), timeoutMs).unref()),
+      ]) as [string]
+      data += chunk
+    }
+    return data
+  } finally {
+    socket.destroy()
+  }
+}
+
+/** True when `data` holds one whole RESP2 reply. */
+function replyComplete (data: string): boolean {
+  return parseLength(data, 0) !== -1
+}
+
+/** Returns the end offset of the RESP2 value at `pos`, or -1 when it is incomplete. */
+function parseLength (data: string, pos: number): number {
+  const lineEnd = data.indexOf('\r\n', pos)
+  if (lineEnd === -1) return -1
+  const type = data[pos]
+  const head = data.slice(pos + 1, lineEnd)
+  if (type === '+' || type === '-' || type === ':') return lineEnd + 2
+  if (type === '$') {
+    const len = Number(head)
+    if (len < 0) return lineEnd + 2
+    // Bulk strings are counted in bytes; the tests only read ASCII replies here.
+    const end = lineEnd + 2 + len + 2
+    return data.length >= end ? end : -1
+  }
+  if (type === '*') {
+    const n = Number(head)
+    let p = lineEnd + 2
+    for (let i = 0; i < n; i++) {
+      p = parseLength(data, p)
+      if (p === -1) return -1
+    }
+    return p
+  }
+  return -1
+}
+
+async function waitUntilReady (port: number, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited early:\n${output()}`)
+    try {
+      const reply = await rawCommand(port, ['PING'], 500)
+      if (reply.startsWith('+PONG')) return
+    } catch {
+      // not listening yet: poll again below
+    }
+    if (Date.now() > deadline) throw new Error(`redis-server did not answer PING within 10 s:\n${output()}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+export async function startRedis (extraArgs: string[] = []): Promise<RedisServer> {
+  const bin = redisServerBinary()
+  const port = await freePort()
+  let child: ChildProcess
+  let log = ''
+
+  const launch = async (): Promise<void> => {
+    log = ''
+    child = spawn(bin, [
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning', ...extraArgs,
+    ], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout?.on('data', (d: Buffer) => { log += d.toString() })
+    child.stderr?.on('data', (d: Buffer) => { log += d.toString() })
+    await waitUntilReady(port, child, () => log)
+  }
+
+  await launch()
+
+  const stopChild = async (signal: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = once(child, 'exit')
+    process.kill(child.pid as number, signal)
+    await exited
+  }
+
+  const server: RedisServer = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get pid () { return child.pid as number },
+    command: (...args) => rawCommand(port, args),
+    async commandStats () {
+      const reply = await rawCommand(port, ['INFO', 'commandstats'])
+      const stats = new Map<string, number>()
+      for (const m of reply.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)) stats.set(m[1] as string, Number(m[2]))
+      return stats
+    },
+    async totalCalls (exclude = ['info', 'ping']) {
+      const stats = await server.commandStats()
+      let total = 0
+      for (const [name, calls] of stats) if (!exclude.includes(name)) total += calls
+      return total
+    },
+    kill: () => stopChild('SIGKILL'),
+    restart: launch,
+    stop: () => stopChild('SIGTERM'),
+  }
+  return server
+}
