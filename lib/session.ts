@@ -94,7 +94,7 @@ export class Session {
   }
 
   set<K extends SessionKey> (key: K, value: SessionValue<K>): void {
-    if (typeof key !== 'string' || key === '') throw new TypeError('session.set: key must be a non-empty string')
+    if (typeof key !== 'string' || (key as string) === '') throw new TypeError('session.set: key must be a non-empty string')
     if (value === undefined) {
       this.delete(key)
       return

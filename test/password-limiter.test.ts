@@ -12,13 +12,15 @@ interface Deferred {
 }
 
 function deferred (): Deferred {
-  let resolve!: () => void
-  let reject!: (error: Error) => void
-  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
-  return { promise, resolve, reject }
+  const handles: Partial<Omit<Deferred, 'promise'>> = {}
+  const promise = new Promise<void>((resolve, reject) => {
+    handles.resolve = () => resolve()
+    handles.reject = reject
+  })
+  return { promise, resolve: handles.resolve!, reject: handles.reject! }
 }
 
-/** Lets every already-settled promise callback run (no timers involved). */
+/** Lets every already-settled promise callback run (one event-loop turn, no timers involved). */
 async function flush (): Promise<void> {
   await new Promise<void>((resolve) => setImmediate(resolve))
 }
@@ -103,13 +105,13 @@ describe('password load', () => {
     const n = 2
     const passwords = createPasswords({ memoryCost: 8192, timeCost: 2, maxConcurrency: n })
     const stored = await passwords.hash('pw')
-    let settled = false
+    const state = { settled: false }
     const burst = Promise.all(Array.from({ length: 3 * n }, (_, i) => passwords.verify(stored, i % 2 === 0 ? 'pw' : 'no')))
-      .finally(() => { settled = true })
+      .finally(() => { state.settled = true })
     assert.equal(passwords.inFlight, n)
     assert.equal(passwords.queued, 2 * n)
     const samples: number[] = []
-    while (!settled) {
+    while (!state.settled) {
       samples.push(passwords.inFlight)
       await flush()
     }
@@ -146,12 +148,27 @@ describe('password load', () => {
     const passwords = createPasswords({ memoryCost: 16384, timeCost: 2 })
     const histogram = monitorEventLoopDelay({ resolution: 10 })
     histogram.enable()
+    const state = { done: false }
     const start = performance.now()
-    await Promise.all(Array.from({ length: 48 }, (_, i) => passwords.hash(`password ${i}`)))
+    const burst = Promise.all(Array.from({ length: 48 }, (_, i) => passwords.hash(`password ${i}`)))
+      .finally(() => { state.done = true })
+    // Our own probe besides the histogram: the longest gap between two event-loop turns.
+    let longestGap = 0
+    let turns = 0
+    while (!state.done) {
+      const before = performance.now()
+      await flush()
+      longestGap = Math.max(longestGap, performance.now() - before)
+      turns++
+    }
+    await burst
     const elapsed = performance.now() - start
     histogram.disable()
     const p99 = histogram.percentile(99) / 1e6
     assert.ok(elapsed > 100, `the burst lasted ${elapsed.toFixed(0)} ms, long enough to observe`)
+    assert.ok(histogram.count > 0, 'the delay monitor took samples during the burst')
+    assert.ok(turns > 10, `the event loop turned ${turns} times`)
+    assert.ok(longestGap < 200, `longest event-loop gap ${longestGap.toFixed(1)} ms`)
     assert.ok(p99 < 200, `event-loop delay p99 ${p99.toFixed(1)} ms`)
   })
 })

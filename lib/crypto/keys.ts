@@ -19,7 +19,7 @@ export const KEY_BYTES = 32
 export const MAX_KEY_ID_LENGTH = 32
 
 /** Key ids are header-safe: no '.', which separates the header parts, and no other punctuation. */
-const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/
+const KEY_ID = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_KEY_ID_LENGTH}}$`)
 
 // Clean base64 (RFC 4648 §4, optional padding) or base64url (RFC 4648 §5, optional padding);
 // one alphabet per string, no whitespace, no line breaks.

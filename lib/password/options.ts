@@ -89,7 +89,7 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
 
 /** Validates and normalises `PasswordOptions`; throws `FST_SESSION_INVALID_OPTION` naming the option. */
 export function resolvePasswordOptions (input?: PasswordOptions): ValidatedPasswordOptions {
-  const raw: unknown = input ?? {}
+  const raw: unknown = input === undefined ? {} : input
   if (!isPlainObject(raw)) throw sessionError('FST_SESSION_INVALID_OPTION', 'password')
   // An unknown key is most likely a typo (`memorycost`) that would silently keep a default.
   // The detail stays fixed: the key itself is caller data and is not echoed.

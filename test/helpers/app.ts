@@ -1,11 +1,12 @@
 /** A small app with the routes the behaviour tests drive, and cookie helpers. */
-import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
+import { Writable } from 'node:stream'
 import hardenedSession, { type HardenedSessionOptions } from '../../lib/index.ts'
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop'
 
-export async function buildApp (options: Partial<HardenedSessionOptions>): Promise<FastifyInstance> {
-  const app = Fastify()
+export async function buildApp (options: Partial<HardenedSessionOptions>, server: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(server)
   await app.register(hardenedSession, { secrets: [SECRET], ...options } as HardenedSessionOptions)
   app.post('/login', async (req) => {
     const body = (req.body ?? {}) as { user?: string, data?: object }
@@ -71,4 +72,16 @@ export async function eventually (check: () => Promise<boolean>, ms: number, wha
     if (Date.now() - start > ms) throw new Error(`${what}: not true within ${ms} ms`)
     await sleep(5)
   }
+}
+
+/** A Fastify logger option that collects every log line (parsed) into `lines`. */
+export function captureLogs (level = 'debug'): { lines: Array<Record<string, unknown>>, logger: FastifyServerOptions['logger'] } {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({
+    write (chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>)
+      done()
+    },
+  })
+  return { lines, logger: { level, stream } as FastifyServerOptions['logger'] }
 }

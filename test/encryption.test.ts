@@ -1,0 +1,156 @@
+/**
+ * Per-field encryption at rest through the plugin, against a real Redis: what a copy of Redis
+ * reveals, what moving ciphertexts around does, and key rotation across restarts.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import { generateEncryptionKey, type EncryptionOptions, type SessionEvent } from '../lib/index.ts'
+import { buildApp, eventually, login, sessionCookie } from './helpers/app.ts'
+import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+
+const K1 = { id: 'k1', key: generateEncryptionKey() }
+const K2 = { id: 'k2', key: generateEncryptionKey() }
+const MARKER = 'MARKER-PLAINTEXT-4f1c'
+
+let redis: RedisServer
+const apps: FastifyInstance[] = []
+before(async () => { redis = await startRedis() })
+after(async () => {
+  await Promise.all(apps.map((a) => a.close()))
+  await redis.stop()
+})
+
+async function make (encryption: EncryptionOptions, keyPrefix: string, onEvent?: (e: SessionEvent) => void): Promise<FastifyInstance> {
+  const app = await buildApp({ redis: { url: redis.url }, encryption, keyPrefix, onEvent })
+  apps.push(app)
+  return app
+}
+
+function keyOf (prefix: string, cookie: string): string {
+  const id = cookie.split('=')[1]?.split('.')[0] ?? ''
+  return prefix + createHash('sha256').update(id).digest('base64url')
+}
+
+/** Bulk strings of a raw RESP reply. */
+function strings (reply: string): string[] {
+  return [...reply.matchAll(/\$\d+\r\n([^\r]*)\r\n/g)].map((m) => m[1] as string)
+}
+
+async function hget (key: string, field: string): Promise<string> {
+  return strings(await redis.command('HGET', key, field))[0] ?? ''
+}
+
+/** Every key and every value of every type the plugin wrote under `prefix`. */
+async function dump (prefix: string): Promise<string> {
+  let out = ''
+  for (const key of strings(await redis.command('KEYS', `${prefix}*`))) {
+    const type = (await redis.command('TYPE', key)).trim().slice(1)
+    const value = type === 'hash'
+      ? await redis.command('HGETALL', key)
+      : type === 'zset'
+        ? await redis.command('ZRANGE', key, '0', '-1', 'WITHSCORES')
+        : type === 'string' ? await redis.command('GET', key) : `unexpected type ${type}`
+    out += `${key}\n${value}\n`
+  }
+  return out
+}
+
+describe('encryption: at rest in Redis', () => {
+  test('at rest: a marker in an encrypted field never appears in any Redis key or value, nor does the raw id', async () => {
+    const app = await make({ keys: [K1], fields: ['secret', 'profile'] }, 'enc1:')
+    const cookie = await login(app, 'u-enc', { secret: MARKER, profile: { note: MARKER }, plain: 'visible' })
+    await app.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { secret: `${MARKER}-2` } })
+    const text = await dump('enc1:')
+    assert.ok(text.includes('visible'), 'the dump does see plain fields')
+    assert.ok(!text.includes(MARKER), 'no encrypted plaintext in Redis')
+    const id = cookie.split('=')[1]?.split('.')[0] ?? ''
+    assert.ok(!text.includes(id), 'no raw session id in Redis')
+    assert.deepEqual((await app.inject({ url: '/get/secret', headers: { cookie } })).json(), { value: `${MARKER}-2` })
+    assert.deepEqual((await app.inject({ url: '/get/profile', headers: { cookie } })).json(), { value: { note: MARKER } })
+  })
+
+  test('at rest: fields "*" encrypts every field, and data survives login (re-encrypted for the new id)', async () => {
+    const app = await make({ keys: [K1], fields: '*' }, 'enc2:')
+    const pre = sessionCookie(await app.inject({ method: 'POST', url: '/set', payload: { cart: [MARKER] } }))
+    assert.ok(pre)
+    const res = await app.inject({ method: 'POST', url: '/login', headers: { cookie: pre } })
+    const cookie = sessionCookie(res) ?? ''
+    assert.ok(!(await dump('enc2:')).includes(MARKER))
+    assert.deepEqual((await app.inject({ url: '/get/cart', headers: { cookie } })).json(), { value: [MARKER] })
+  })
+
+  test('tamper: a ciphertext swapped between two sessions, or two fields, reads as absent with an event, not a 500', async () => {
+    const events: SessionEvent[] = []
+    const app = await make({ keys: [K1], fields: '*' }, 'enc3:', (e) => { events.push(e) })
+    const a = await login(app, 'u-a', { x: 'from-a', y: 'a-y' })
+    const b = await login(app, 'u-b', { x: 'from-b' })
+    const keyA = keyOf('enc3:', a)
+    const keyB = keyOf('enc3:', b)
+    // Redis pushes the invalidation of A's key asynchronously: poll (deadline) for its effect.
+    const readUntilRejected = async (field: string, count: number): Promise<void> => {
+      await eventually(async () => {
+        const res = await app.inject({ url: `/get/${field}`, headers: { cookie: a } })
+        assert.equal(res.statusCode, 200, 'never a 500')
+        return res.json().value === null && events.filter((e) => e.type === 'decrypt_error').length === count
+      }, 1000, `${field} rejected`)
+    }
+    // Session swap: B's x into A.
+    await redis.command('HSET', keyA, 'd:x', await hget(keyB, 'd:x'))
+    await readUntilRejected('x', 1)
+    // Field swap within A: y's ciphertext into z.
+    await redis.command('HSET', keyA, 'd:z', await hget(keyA, 'd:y'))
+    await readUntilRejected('z', 2)
+    assert.deepEqual((await app.inject({ url: '/get/y', headers: { cookie: a } })).json(), { value: 'a-y' }, 'the session goes on')
+    // Planted plaintext where a ciphertext is required is rejected too.
+    await redis.command('HSET', keyA, 'd:w', '"planted"')
+    await readUntilRejected('w', 3)
+  })
+
+  test('tamper: one changed character of a stored ciphertext makes that field unreadable', async () => {
+    const app = await make({ keys: [K1], fields: '*' }, 'enc4:')
+    const cookie = await login(app, 'u-t', { x: 'value' })
+    const key = keyOf('enc4:', cookie)
+    const stored = await hget(key, 'd:x')
+    const i = stored.length - 5
+    await redis.command('HSET', key, 'd:x', stored.slice(0, i) + (stored[i] === 'A' ? 'B' : 'A') + stored.slice(i + 1))
+    await eventually(async () => (await app.inject({ url: '/get/x', headers: { cookie } })).json().value === null, 1000, 'tampered field rejected')
+  })
+})
+
+describe('encryption: key rotation', () => {
+  test('rotation: written under K1; [K2, K1] reads it and a write re-encrypts under K2; [K2] alone still reads', async () => {
+    const v1 = await make({ keys: [K1], fields: ['secret'] }, 'rot:')
+    const cookie = await login(v1, 'u-rot', { secret: 'kept', other: 1 })
+    const key = keyOf('rot:', cookie)
+    assert.match(await hget(key, 'd:secret'), /^~1\.k1\./)
+
+    const v2 = await make({ keys: [K2, K1], fields: ['secret'] }, 'rot:')
+    assert.deepEqual((await v2.inject({ url: '/get/secret', headers: { cookie } })).json(), { value: 'kept' })
+    // Any write of the session (here: another field) re-encrypts the stale field under K2.
+    await v2.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { other: 2 } })
+    assert.match(await hget(key, 'd:secret'), /^~1\.k2\./)
+
+    const v3 = await make({ keys: [K2], fields: ['secret'] }, 'rot:')
+    assert.deepEqual((await v3.inject({ url: '/get/secret', headers: { cookie } })).json(), { value: 'kept' })
+  })
+
+  test('rotation: a field under a key no longer listed is unreadable, the rest of the session works', async () => {
+    const v1 = await make({ keys: [K1], fields: ['secret'] }, 'rot2:')
+    const cookie = await login(v1, 'u-rot2', { secret: 'lost', plain: 'ok' })
+    const v2 = await make({ keys: [K2], fields: ['secret'] }, 'rot2:')
+    assert.deepEqual((await v2.inject({ url: '/get/secret', headers: { cookie } })).json(), { value: null })
+    assert.deepEqual((await v2.inject({ url: '/get/plain', headers: { cookie } })).json(), { value: 'ok' })
+    assert.equal((await v2.inject({ url: '/private', headers: { cookie } })).statusCode, 200)
+  })
+
+  test('register: encryption keys of the wrong size fail register without echoing the key', async () => {
+    const bad = Buffer.alloc(31, 7).toString('base64')
+    await assert.rejects(make({ keys: [{ id: 'k', key: bad }], fields: '*' }, 'bad:'), (err: { code?: string, message: string, stack?: string }) => {
+      assert.equal(err.code, 'FST_SESSION_ENCRYPTION_OPTION')
+      assert.ok(!err.message.includes(bad) && !(err.stack ?? '').includes(bad))
+      return true
+    })
+  })
+})

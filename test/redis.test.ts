@@ -1,0 +1,269 @@
+/**
+ * Redis-specific behaviour: client-side caching (zero commands on a hit, cross-instance
+ * invalidation), the key layout, TTLs, outages and recovery. Real redis-server, started here.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import Fastify from 'fastify'
+import { createClient } from 'redis'
+import hardenedSession, { type HardenedSessionOptions } from '../lib/index.ts'
+import { buildApp, captureLogs, eventually, login, SECRET, sessionCookie } from './helpers/app.ts'
+import { rawCommand, startRedis, type RedisServer } from './helpers/redis-server.ts'
+
+let redis: RedisServer
+const apps: FastifyInstance[] = []
+before(async () => { redis = await startRedis() })
+after(async () => {
+  await Promise.all(apps.map((a) => a.close().catch(() => {})))
+  await redis.stop()
+})
+
+async function make (extra: Partial<HardenedSessionOptions> = {}, server = {}): Promise<FastifyInstance> {
+  const app = await buildApp({ redis: { url: redis.url }, ...extra }, server)
+  apps.push(app)
+  return app
+}
+
+function idOf (cookie: string): string {
+  return cookie.split('=')[1]?.split('.')[0] ?? ''
+}
+
+async function keys (): Promise<string[]> {
+  const reply = await redis.command('KEYS', '*')
+  return [...reply.matchAll(/\$\d+\r\n([^\r]*)\r\n/g)].map((m) => m[1] as string)
+}
+
+describe('redis: client-side caching', () => {
+  test('cache: a burst of authenticated reads sends zero commands to Redis (INFO commandstats)', async () => {
+    const app = await make()
+    const cookie = await login(app, 'u-zero', { theme: 'dark' })
+    await app.inject({ url: '/me', headers: { cookie } }) // first read after the write: a miss
+    const statsBefore = app.session.stats()
+    const before = await redis.totalCalls()
+    for (let i = 0; i < 200; i++) {
+      const res = await app.inject({ url: '/me', headers: { cookie } })
+      assert.equal(res.json().theme, 'dark')
+    }
+    assert.equal(await redis.totalCalls(), before, 'no Redis command during 200 cached reads')
+    const stats = app.session.stats()
+    assert.equal(stats.cacheHits - statsBefore.cacheHits, 200)
+    assert.equal(stats.cacheMisses, statsBefore.cacheMisses)
+  })
+
+  test('cache: a logout on instance A is seen on instance B within 100 ms', async () => {
+    const a = await make()
+    const b = await make()
+    const cookie = await login(a, 'u-two')
+    assert.equal((await b.inject({ url: '/private', headers: { cookie } })).statusCode, 200)
+    assert.equal((await b.inject({ url: '/private', headers: { cookie } })).statusCode, 200)
+    const hits = b.session.stats().cacheHits
+    assert.ok(hits > 0, 'B serves the session from its local cache')
+    await a.inject({ method: 'POST', url: '/logout', headers: { cookie } })
+    const elapsed = await eventually(async () => (await b.inject({ url: '/private', headers: { cookie } })).statusCode === 401, 100, 'B rejects the logged-out session')
+    assert.ok(elapsed <= 100)
+  })
+
+  test('cache: a write on instance A is read on instance B within 100 ms', async () => {
+    const a = await make()
+    const b = await make()
+    const cookie = await login(a, 'u-write', { theme: 'light' })
+    assert.equal((await b.inject({ url: '/me', headers: { cookie } })).json().theme, 'light')
+    await a.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { theme: 'dark' } })
+    await eventually(async () => (await b.inject({ url: '/me', headers: { cookie } })).json().theme === 'dark', 100, 'B reads the new value')
+  })
+
+  test('cache: revokeUser on instance A is seen on instance B within 100 ms', async () => {
+    const a = await make()
+    const b = await make()
+    const cookie = await login(a, 'u-revoke-x')
+    assert.equal((await b.inject({ url: '/private', headers: { cookie } })).statusCode, 200)
+    assert.equal(await a.session.revokeUser('u-revoke-x'), 1)
+    await eventually(async () => (await b.inject({ url: '/private', headers: { cookie } })).statusCode === 401, 100, 'B rejects the revoked session')
+  })
+})
+
+describe('redis: layout', () => {
+  test('layout: one key per session named by SHA-256 of the id; the raw id appears nowhere', async () => {
+    const app = await make({ keyPrefix: 'layout:' })
+    const cookie = await login(app, 'u-layout@example.com', { theme: 'dark' })
+    const id = idOf(cookie)
+    const hash = createHash('sha256').update(id).digest('base64url')
+    const mine = (await keys()).filter((k) => k.startsWith('layout:'))
+    assert.ok(mine.includes(`layout:${hash}`))
+    assert.equal(mine.length, 2, 'the session and its user index')
+    for (const key of mine) {
+      assert.ok(!key.includes(id) && !key.includes('u-layout@example.com'), 'no raw id or user id in key names')
+      const type = (await redis.command('TYPE', key)).trim().slice(1)
+      const dump = type === 'hash' ? await redis.command('HGETALL', key) : await redis.command('ZRANGE', key, '0', '-1')
+      assert.ok(!dump.includes(id), `no raw id in ${type} values`)
+    }
+  })
+
+  test('layout: the key TTL never exceeds idleTimeout nor the absolute deadline', async () => {
+    const app = await make({ keyPrefix: 'ttl:', idleTimeout: 60_000, absoluteTimeout: 90_000 })
+    const cookie = await login(app)
+    const key = `ttl:${createHash('sha256').update(idOf(cookie)).digest('base64url')}`
+    const ttl = Number((await redis.command('PTTL', key)).slice(1))
+    assert.ok(ttl > 0 && ttl <= 60_000, `pttl ${ttl}`)
+    const app2 = await make({ keyPrefix: 'ttl2:', idleTimeout: 60_000, absoluteTimeout: 60_000 })
+    const cookie2 = await login(app2)
+    const key2 = `ttl2:${createHash('sha256').update(idOf(cookie2)).digest('base64url')}`
+    assert.ok(Number((await redis.command('PTTL', key2)).slice(1)) <= 60_000)
+  })
+
+  test('layout: a write sends only the changed fields (a field written elsewhere survives)', async () => {
+    const app = await make({ keyPrefix: 'dirty:' })
+    const cookie = await login(app, 'u-dirty', { a: 1 })
+    const key = `dirty:${createHash('sha256').update(idOf(cookie)).digest('base64url')}`
+    await redis.command('HSET', key, 'd:external', '"kept"')
+    await app.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { b: 2 } })
+    assert.deepEqual((await app.inject({ url: '/get/external', headers: { cookie } })).json(), { value: 'kept' })
+    assert.deepEqual((await app.inject({ url: '/get/b', headers: { cookie } })).json(), { value: 2 })
+  })
+
+  test('layout: a write costs one Redis command and the read after it one more', async () => {
+    const app = await make()
+    const cookie = await login(app)
+    await app.inject({ url: '/me', headers: { cookie } })
+    const before = await redis.commandStats()
+    await app.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { theme: 'x' } })
+    const afterWrite = await redis.commandStats()
+    await app.inject({ url: '/me', headers: { cookie } })
+    const afterRead = await redis.commandStats()
+    const delta = (a: Map<string, number>, b: Map<string, number>): Record<string, number> => {
+      const out: Record<string, number> = {}
+      for (const [name, calls] of b) if (name !== 'info' && calls !== (a.get(name) ?? 0)) out[name] = calls - (a.get(name) ?? 0)
+      return out
+    }
+    // One round trip: EVALSHA, whose script runs EXISTS + HSET (dirty fields only) + PEXPIRE.
+    assert.deepEqual(delta(before, afterWrite), { evalsha: 1, exists: 1, hset: 1, pexpire: 1 })
+    assert.deepEqual(delta(afterWrite, afterRead), { hgetall: 1 }, 'one HGETALL refills the cache')
+  })
+})
+
+describe('redis: failure and recovery', () => {
+  test('outage: Redis killed → 503 within storeTimeout + slack, /public and cookieless requests still 200, one log line; restart → recovers and serves nothing stale', async () => {
+    const server = await startRedis()
+    const { lines, logger } = captureLogs('info')
+    const app = await buildApp({ redis: { url: server.url }, storeTimeout: 300 }, { logger })
+    const cookie = await login(app, 'u-outage', { theme: 'dark' })
+    assert.equal((await app.inject({ url: '/private', headers: { cookie } })).statusCode, 200)
+    try {
+      await server.kill()
+      await eventually(async () => !((await app.inject({ url: '/private', headers: { cookie } })).statusCode === 200), 2000, 'the cached session stops being served')
+      for (let i = 0; i < 5; i++) {
+        const start = Date.now()
+        const res = await app.inject({ url: '/private', headers: { cookie } })
+        assert.equal(res.statusCode, 503)
+        assert.equal(res.json().code, 'FST_SESSION_STORE_UNAVAILABLE')
+        assert.ok(Date.now() - start < 300 + 700, 'within storeTimeout + slack')
+      }
+      const write = await app.inject({ method: 'POST', url: '/set', payload: { theme: 'x' } })
+      assert.equal(write.statusCode, 503)
+      assert.equal(write.headers['set-cookie'], undefined, 'an unsaved session is not announced')
+      assert.equal((await app.inject({ url: '/public', headers: { cookie } })).statusCode, 200)
+      assert.equal((await app.inject({ url: '/anon' })).statusCode, 200)
+      const outageLines = lines.filter((l) => l.msg === 'session store unavailable; requests that need a session get 503 until it recovers')
+      assert.equal(outageLines.length, 1, 'one error line per outage')
+      assert.ok(!JSON.stringify(lines).includes(idOf(cookie)), 'no session id in any log line')
+
+      await server.restart()
+      // The restarted Redis is empty: the old session must not be served from any cache.
+      await eventually(async () => (await app.inject({ url: '/private', headers: { cookie } })).statusCode === 401, 5000, 'recovered without restarting the app')
+      const fresh = await login(app, 'u-outage')
+      assert.equal((await app.inject({ url: '/private', headers: { cookie: fresh } })).statusCode, 200)
+      assert.ok(lines.some((l) => l.msg === 'session store recovered'))
+    } finally {
+      await app.close()
+      await server.stop()
+    }
+  })
+
+  test('outage: a stalled Redis (DEBUG SLEEP) fails uncached requests with 503 within storeTimeout + slack', async () => {
+    const server = await startRedis(['--enable-debug-command', 'yes'])
+    const app = await buildApp({ redis: { url: server.url }, storeTimeout: 200 })
+    const other = await buildApp({ redis: { url: server.url } })
+    try {
+      const cookie = await login(other, 'u-stall')
+      const sleeping = server.command('DEBUG', 'SLEEP', '1.5').catch(() => '')
+      // Synchronise on the stall itself: a PING that gets no answer within 100 ms.
+      await eventually(async () => {
+        try {
+          await rawCommand(server.port, ['PING'], 100)
+          return false
+        } catch {
+          return true
+        }
+      }, 1000, 'Redis is stalled')
+      const start = Date.now()
+      const res = await app.inject({ url: '/private', headers: { cookie } })
+      assert.equal(res.statusCode, 503)
+      assert.ok(Date.now() - start < 200 + 600)
+      await sleeping
+      await eventually(async () => (await app.inject({ url: '/private', headers: { cookie } })).statusCode === 200, 3000, 'serves again after the stall')
+    } finally {
+      await app.close()
+      await other.close()
+      await server.stop()
+    }
+  })
+
+  test('register: an unreachable Redis fails register with FST_SESSION_STORE_UNAVAILABLE', async () => {
+    const server = await startRedis()
+    const url = server.url
+    await server.stop()
+    const app = Fastify()
+    await assert.rejects(async () => {
+      await app.register(hardenedSession, { secrets: [SECRET], redis: { url, socket: { connectTimeout: 200, reconnectStrategy: false } } })
+      await app.ready()
+    }, { code: 'FST_SESSION_STORE_UNAVAILABLE' })
+    await app.close()
+  })
+})
+
+describe('redis: a client the application made', () => {
+  test('client: connected by the plugin when not open, used with its cache, never closed by it', async () => {
+    const client = createClient({ url: redis.url, RESP: 3, clientSideCache: { maxEntries: 100 } })
+    const app = await buildApp({ redis: client as never })
+    try {
+      assert.equal(client.isOpen, true)
+      const cookie = await login(app, 'u-own')
+      await app.inject({ url: '/me', headers: { cookie } })
+      const before = await redis.totalCalls()
+      await app.inject({ url: '/me', headers: { cookie } })
+      assert.equal(await redis.totalCalls(), before, 'cached read on the user client')
+      await app.close()
+      assert.equal(client.isOpen, true, 'still open after app.close()')
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('client: without clientSideCache it works, warns once, and reads from Redis every time', async () => {
+    const client = createClient({ url: redis.url })
+    const { lines, logger } = captureLogs('warn')
+    const app = await buildApp({ redis: client as never }, { logger })
+    try {
+      assert.equal(lines.filter((l) => String(l.msg).includes('no clientSideCache')).length, 1)
+      const cookie = await login(app, 'u-nocache')
+      const before = await redis.totalCalls()
+      await app.inject({ url: '/me', headers: { cookie } })
+      await app.inject({ url: '/me', headers: { cookie } })
+      assert.equal(await redis.totalCalls() - before, 2)
+      assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, 'u-nocache')
+    } finally {
+      await app.close()
+      await client.close()
+    }
+  })
+
+  test('cookie: a login followed by a write answers exactly one Set-Cookie', async () => {
+    const app = await make()
+    const res = await app.inject({ method: 'POST', url: '/login', payload: { data: { theme: 'x' } } })
+    const header = res.headers['set-cookie']
+    assert.equal(Array.isArray(header) ? header.length : 1, 1)
+    assert.ok(sessionCookie(res))
+  })
+})
