@@ -1,5 +1,5 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', 'benchmarks/results/**'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', 'benchmarks/results/**', '.tmp/**'] }),
 ]

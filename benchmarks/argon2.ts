@@ -2,11 +2,13 @@
  * argon2id cost at the shipped password defaults on this machine.
  *
  *   npx tsx benchmarks/argon2.ts            # shipped defaults (plus OWASP's minimum for context)
- *   BENCH_HASHES=20 BENCH_BURST=40 npx tsx benchmarks/argon2.ts
+ *   BENCH_HASHES=20 BENCH_BURST=60 BENCH_ROUNDS=5 npx tsx benchmarks/argon2.ts
  *
  * Prints, per configuration: median time of a single hash, of a failed verify and of the dummy
- * verify (unknown user); the peak resident memory one hash adds (from VmHWM on Linux); and
- * hashes per second for a burst at `maxConcurrency = availableParallelism()`.
+ * verify (unknown user); the resident memory one hash adds (sampled from /proc on Linux); and
+ * hashes per second for bursts at `maxConcurrency = availableParallelism()` (and at 1, for
+ * contrast). BENCH_HASHES (default 15), BENCH_BURST (40) and BENCH_ROUNDS (3) tune the run;
+ * BENCH_ONLY_DEFAULTS=1 skips the OWASP-minimum comparison.
  */
 import { readFileSync } from 'node:fs'
 import { availableParallelism, cpus } from 'node:os'
@@ -15,6 +17,7 @@ import type { PasswordOptions } from '../lib/types.ts'
 
 const SAMPLES = Number(process.env['BENCH_HASHES'] ?? 15)
 const BURST = Number(process.env['BENCH_BURST'] ?? 40)
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3)
 const PASSWORD = 'correct horse battery staple'
 
 function median (values: number[]): number {
@@ -23,14 +26,28 @@ function median (values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
-/** Peak resident set size of this process so far, in KiB (Linux only). */
-function peakRssKiB (): number | undefined {
+/** Current resident set size in KiB, from /proc (Linux only). */
+function rssKiB (): number | undefined {
   try {
-    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))
+    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))
     return match === null ? undefined : Number(match[1])
   } catch {
     return undefined
   }
+}
+
+/** Largest resident-set growth seen while `fn` runs, sampling every millisecond. */
+async function peakRssGrowthKiB (fn: () => Promise<unknown>): Promise<number | undefined> {
+  const baseline = rssKiB()
+  if (baseline === undefined) return undefined
+  let peak = baseline
+  const timer = setInterval(() => { peak = Math.max(peak, rssKiB() ?? 0) }, 1)
+  try {
+    await fn()
+  } finally {
+    clearInterval(timer)
+  }
+  return peak - baseline
 }
 
 async function timed (fn: () => Promise<unknown>): Promise<number> {
@@ -39,12 +56,23 @@ async function timed (fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - start
 }
 
+async function burstRate (options: PasswordOptions, concurrency: number): Promise<number[]> {
+  const passwords = createPasswords({ ...options, maxConcurrency: concurrency, maxQueue: BURST })
+  const rates: number[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    const ms = await timed(() => Promise.all(Array.from({ length: BURST }, (_, i) => passwords.hash(`${PASSWORD} ${i}`))))
+    rates.push(BURST / (ms / 1000))
+  }
+  return rates
+}
+
+const mib = (kib: number): string => (kib / 1024).toFixed(1)
+const rate = (rates: number[]): string =>
+  `${median(rates).toFixed(1)} hashes/s (median of ${rates.length} bursts of ${BURST}; range ${Math.min(...rates).toFixed(1)}–${Math.max(...rates).toFixed(1)})`
+
 async function measure (label: string, options: PasswordOptions): Promise<void> {
   const single = createPasswords({ ...options, maxConcurrency: 1 })
-  // Peak memory first, while this configuration has not yet raised the high-water mark.
-  const before = peakRssKiB()
   const stored = await single.hash(PASSWORD)
-  const after = peakRssKiB()
   await single.verify(null, PASSWORD) // makes the dummy hash
   await single.verify(stored, 'wrong') // warm-up
 
@@ -56,28 +84,21 @@ async function measure (label: string, options: PasswordOptions): Promise<void> 
     failMs.push(await timed(() => single.verify(stored, 'wrong password')))
     dummyMs.push(await timed(() => single.verify(null, 'wrong password')))
   }
+  const growth = await peakRssGrowthKiB(() => single.hash(PASSWORD))
 
   const cores = availableParallelism()
-  const burst = createPasswords({ ...options, maxConcurrency: cores })
-  const burstBefore = peakRssKiB()
-  const start = performance.now()
-  await Promise.all(Array.from({ length: BURST }, () => burst.hash(PASSWORD)))
-  const seconds = (performance.now() - start) / 1000
-  const burstAfter = peakRssKiB()
+  const full = await burstRate(options, cores)
+  const serial = cores > 1 ? await burstRate(options, 1) : undefined
 
   const { memoryCost, timeCost, parallelism } = single.options
-  console.log(`\n${label}: m=${memoryCost} KiB (${(memoryCost / 1024).toFixed(0)} MiB), t=${timeCost}, p=${parallelism}`)
-  console.log(`  hash, median of ${SAMPLES}:          ${median(hashMs).toFixed(1)} ms (min ${Math.min(...hashMs).toFixed(1)}, max ${Math.max(...hashMs).toFixed(1)})`)
-  console.log(`  failed verify, median:        ${median(failMs).toFixed(1)} ms`)
-  console.log(`  dummy verify (no user), med.: ${median(dummyMs).toFixed(1)} ms`)
-  console.log(`  argon2 memory per hash (m):   ${(memoryCost / 1024).toFixed(1)} MiB`)
-  if (before !== undefined && after !== undefined) {
-    console.log(`  peak RSS added by one hash:   ${((after - before) / 1024).toFixed(1)} MiB (VmHWM)`)
-  }
-  console.log(`  burst of ${BURST} at maxConcurrency=${cores}: ${(BURST / seconds).toFixed(1)} hashes/s (${(seconds * 1000).toFixed(0)} ms)`)
-  if (burstBefore !== undefined && burstAfter !== undefined) {
-    console.log(`  peak RSS added by the burst:  ${((burstAfter - burstBefore) / 1024).toFixed(1)} MiB (VmHWM, on top of the above)`)
-  }
+  console.log(`\n${label}: m=${memoryCost} KiB (${mib(memoryCost)} MiB), t=${timeCost}, p=${parallelism}`)
+  console.log(`  hash, median of ${SAMPLES}:            ${median(hashMs).toFixed(1)} ms (min ${Math.min(...hashMs).toFixed(1)}, max ${Math.max(...hashMs).toFixed(1)})`)
+  console.log(`  failed verify, median:          ${median(failMs).toFixed(1)} ms`)
+  console.log(`  dummy verify (no user), median: ${median(dummyMs).toFixed(1)} ms`)
+  console.log(`  argon2 memory per hash (m):     ${mib(memoryCost)} MiB`)
+  if (growth !== undefined) console.log(`  peak RSS growth during one hash: ${mib(growth)} MiB (VmRSS sampled every 1 ms)`)
+  console.log(`  maxConcurrency=${cores} (cores):       ${rate(full)}`)
+  if (serial !== undefined) console.log(`  maxConcurrency=1, for contrast: ${rate(serial)}`)
 }
 
 console.log(`node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}, availableParallelism=${availableParallelism()}, UV_THREADPOOL_SIZE=${process.env['UV_THREADPOOL_SIZE'] ?? '4 (default)'}`)

@@ -21,7 +21,6 @@ export const errorTable = {
   FST_SESSION_TOO_LARGE: { statusCode: 500, message: 'Session exceeds maxSessionBytes and was not saved' },
   FST_SESSION_NOT_SERIALIZABLE: { statusCode: 500, message: 'Session values must be JSON-serialisable' },
   FST_SESSION_DECRYPT: { statusCode: 500, message: 'Encrypted session field could not be read' },
-  FST_SESSION_DESTROYED: { statusCode: 500, message: 'Session was destroyed in this request' },
   // --- passwords ----------------------------------------------------------------------------
   FST_PASSWORD_TOO_LONG: { statusCode: 400, message: 'Password is too long' },
   FST_PASSWORD_EMPTY: { statusCode: 400, message: 'Password must not be empty' },

@@ -16,7 +16,7 @@ test('cookie: finds only whole cookie-pairs of the name', () => {
 test('cookie: Set-Cookie carries HttpOnly, Secure, SameSite=Lax, Path=/ and Max-Age by default', () => {
   const config = normaliseOptions({ secrets: ['s'.repeat(32)], store: createMemoryStore() })
   const writer = cookieWriter(config.cookie)
-  const set = writer.set('v', 90_500)
+  const set = writer.set('v', 90_400)
   assert.match(set, /^__Host-sid=v; Max-Age=90; Expires=[^;]+ GMT; Path=\/; HttpOnly; Secure; SameSite=Lax$/)
   assert.match(writer.clear(), /^__Host-sid=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=\/; HttpOnly; Secure; SameSite=Lax$/)
 })

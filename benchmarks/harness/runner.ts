@@ -1,0 +1,105 @@
+/**
+ * One measurement of one variant: fresh server (pinned), correctness check, warm-up, then the
+ * timed load with the server's CPU time, Redis command count and Redis CPU time read before
+ * and after. The server is always stopped, whatever happens.
+ */
+import { cpuTimeUs } from './cpu.ts'
+import { json, send } from './http.ts'
+import type { LoadGenerator, LoadPlan, LoadResult } from './load/types.ts'
+import type { Pinning } from './pinning.ts'
+import type { BenchRedis } from './redis.ts'
+import { startServer } from './server-process.ts'
+import type { Variant } from './variant.ts'
+
+export interface RunSettings {
+  readonly durationS: number
+  readonly warmupS: number
+  readonly connections: number
+  readonly generator: LoadGenerator
+  readonly pin: Pinning
+  readonly redis: BenchRedis | undefined
+  readonly tmpDir: string
+}
+
+export interface Run {
+  readonly variant: string
+  readonly round: number
+  readonly status: 'ok' | 'failed'
+  readonly error?: string
+  readonly load?: LoadResult
+  /** Server process CPU time per request, µs (user + system, all threads). */
+  readonly cpuUsPerRequest?: number | undefined
+  /** Redis commands per request (INFO commandstats delta, without info/ping). */
+  readonly redisCommandsPerRequest?: number | undefined
+  /** redis-server CPU time per request, µs. */
+  readonly redisCpuUsPerRequest?: number | undefined
+  readonly cache?: { readonly hits: number, readonly misses: number } | undefined
+}
+
+/** Failing responses or socket errors under load make a run FAILED (more than 0.1 %). */
+const ERROR_TOLERANCE = 0.001
+
+async function readStats (origin: string, path: string | undefined): Promise<{ hits: number, misses: number } | undefined> {
+  if (path === undefined) return undefined
+  const body = json(await send(origin, { method: 'GET', path }))
+  return { hits: Number(body['cacheHits']), misses: Number(body['cacheMisses']) }
+}
+
+function perRequest (before: number | undefined, after: number | undefined, requests: number): number | undefined {
+  return before === undefined || after === undefined || requests === 0 ? undefined : (after - before) / requests
+}
+
+export async function runVariant (variant: Variant, round: number, s: RunSettings): Promise<Run> {
+  const redis = variant.usesRedis ? s.redis : undefined
+  // Commands are counted on the harness Redis for every variant that says so, including
+  // built-in servers without Redis (a measured 0, not an assumed one).
+  const counted = variant.usesRedis || variant.measureRedis === true ? s.redis : undefined
+  if (variant.usesRedis && redis === undefined) return { variant: variant.name, round, status: 'failed', error: 'needs the harness Redis' }
+  await redis?.flush()
+  let server
+  try {
+    server = await startServer(variant.name, variant.server, s.pin.server, { redisUrl: redis?.url ?? '' })
+  } catch (err) {
+    return { variant: variant.name, round, status: 'failed', error: (err as Error).message }
+  }
+  try {
+    let plan: LoadPlan
+    try {
+      plan = await variant.prepare({ origin: server.origin, redis })
+    } catch (err) {
+      return { variant: variant.name, round, status: 'failed', error: `check failed: ${(err as Error).message}` }
+    }
+    const settings = { origin: server.origin, connections: s.connections, pinPrefix: s.pin.load, tmpDir: s.tmpDir }
+    if (s.warmupS > 0) await s.generator.run(plan, { ...settings, durationS: s.warmupS })
+
+    const stats0 = await readStats(server.origin, variant.statsPath)
+    const cpu0 = cpuTimeUs(server.pid)
+    const redisCpu0 = counted?.cpuUs()
+    const calls0 = await counted?.calls()
+    const load = await s.generator.run(plan, { ...settings, durationS: s.durationS })
+    const cpu1 = cpuTimeUs(server.pid)
+    const redisCpu1 = counted?.cpuUs()
+    const calls1 = await counted?.calls()
+    const stats1 = await readStats(server.origin, variant.statsPath)
+
+    const failures = load.badStatus + load.socketErrors
+    const run: Run = {
+      variant: variant.name,
+      round,
+      status: 'ok',
+      load,
+      cpuUsPerRequest: perRequest(cpu0, cpu1, load.requests),
+      redisCommandsPerRequest: perRequest(calls0, calls1, load.requests),
+      redisCpuUsPerRequest: redis === undefined ? undefined : perRequest(redisCpu0, redisCpu1, load.requests),
+      cache: stats0 === undefined || stats1 === undefined ? undefined : { hits: stats1.hits - stats0.hits, misses: stats1.misses - stats0.misses },
+    }
+    if (load.requests === 0 || failures > load.requests * ERROR_TOLERANCE) {
+      return { ...run, status: 'failed', error: `${load.badStatus} bad statuses and ${load.socketErrors} socket errors in ${load.requests} requests under load` }
+    }
+    return run
+  } catch (err) {
+    return { variant: variant.name, round, status: 'failed', error: (err as Error).message }
+  } finally {
+    await server.stop()
+  }
+}

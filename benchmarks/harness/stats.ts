@@ -1,0 +1,86 @@
+/**
+ * From runs to results: medians across rounds, and ratios to the baseline taken per round (the
+ * baseline measured in the same round, minutes apart at most) before the median is taken.
+ */
+import type { Run } from './runner.ts'
+import type { Variant } from './variant.ts'
+
+export function median (values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}
+
+function defined (values: ReadonlyArray<number | undefined>): number[] {
+  return values.filter((v): v is number => v !== undefined && Number.isFinite(v))
+}
+
+export interface Summary {
+  readonly name: string
+  readonly label: string
+  readonly group: string
+  readonly baseline: string | undefined
+  readonly status: 'ok' | 'failed'
+  readonly errors: readonly string[]
+  readonly rounds: number
+  readonly rps: number | undefined
+  readonly ratioToBaseline: number | undefined
+  readonly p50Ms: number | undefined
+  readonly p99Ms: number | undefined
+  readonly p99RatioToBaseline: number | undefined
+  readonly cpuUsPerRequest: number | undefined
+  readonly redisCommandsPerRequest: number | undefined
+  readonly redisCpuUsPerRequest: number | undefined
+  readonly cacheHitRate: number | undefined
+  /** Per-round req/s, for spread. */
+  readonly rpsByRound: readonly number[]
+}
+
+export function summarise (variants: readonly Variant[], runs: readonly Run[]): Summary[] {
+  const ok = (name: string): Run[] => runs.filter((r) => r.variant === name && r.status === 'ok')
+  return variants.map((v): Summary => {
+    const mine = runs.filter((r) => r.variant === v.name)
+    const good = ok(v.name)
+    const errors = mine.filter((r) => r.status === 'failed').map((r) => `round ${r.round + 1}: ${r.error ?? 'failed'}`)
+    const ratios: number[] = []
+    const p99Ratios: number[] = []
+    if (v.baseline !== undefined) {
+      for (const run of good) {
+        const base = ok(v.baseline).find((b) => b.round === run.round)
+        if (base?.load === undefined || run.load === undefined) continue
+        ratios.push(run.load.rps / base.load.rps)
+        p99Ratios.push(run.load.latencyMs.p99 / base.load.latencyMs.p99)
+      }
+    }
+    const hits = good.reduce((n, r) => n + (r.cache?.hits ?? 0), 0)
+    const misses = good.reduce((n, r) => n + (r.cache?.misses ?? 0), 0)
+    return {
+      name: v.name,
+      label: v.label,
+      group: v.group,
+      baseline: v.baseline,
+      status: errors.length === 0 && good.length > 0 ? 'ok' : 'failed',
+      errors,
+      rounds: good.length,
+      rps: median(good.map((r) => r.load?.rps ?? 0)),
+      ratioToBaseline: median(ratios),
+      p50Ms: median(defined(good.map((r) => r.load?.latencyMs.p50))),
+      p99Ms: median(defined(good.map((r) => r.load?.latencyMs.p99))),
+      p99RatioToBaseline: median(p99Ratios),
+      cpuUsPerRequest: median(defined(good.map((r) => r.cpuUsPerRequest))),
+      redisCommandsPerRequest: median(defined(good.map((r) => r.redisCommandsPerRequest))),
+      redisCpuUsPerRequest: median(defined(good.map((r) => r.redisCpuUsPerRequest))),
+      cacheHitRate: hits + misses === 0 ? undefined : hits / (hits + misses),
+      rpsByRound: good.map((r) => r.load?.rps ?? 0),
+    }
+  })
+}
+
+/** Round r runs the variants rotated by r·⌊n/rounds⌋, so each one meets the machine in a different state. */
+export function roundOrder<T> (items: readonly T[], round: number, rounds: number): T[] {
+  const n = items.length
+  if (n === 0) return []
+  const shift = (round * Math.max(1, Math.floor(n / Math.max(1, rounds)))) % n
+  return [...items.slice(shift), ...items.slice(0, shift)]
+}

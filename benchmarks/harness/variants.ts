@@ -1,0 +1,199 @@
+/**
+ * The built-in suite: bare Fastify (the ceiling), this plugin on each path the budgets name,
+ * and the two usual alternatives, all on the same route shape (see servers/common.ts).
+ */
+import { fileURLToPath } from 'node:url'
+import { storageHash } from '../../lib/crypto/ids.ts'
+import {
+  bulkString, cookieValue, expect, expectAnonymousRead, expectLoginLogout, expectRead, expectWriteRoundTrip,
+  login, LOGIN, LOGOUT, PROBE_N, READ, WRITE,
+} from './checks.ts'
+import type { LoadPlan } from './load/types.ts'
+import type { BenchRedis } from './redis.ts'
+import type { ServerSpec } from './server-process.ts'
+import type { PrepareContext, Variant } from './variant.ts'
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+function server (script: string, ...args: string[]): ServerSpec {
+  const path = fileURLToPath(new URL(`../servers/${script}`, import.meta.url))
+  return { command: [process.execPath, '--import', 'tsx', path, ...args], cwd: REPO_ROOT }
+}
+
+const BARE = server('bare.ts')
+const HARDENED = server('hardened.ts', '--redis-url', '{redisUrl}')
+const FASTIFY_SESSION = server('fastify-session.ts', '--redis-url', '{redisUrl}')
+const SECURE_SESSION = server('secure-session.ts')
+
+function fixed (method: string, path: string, cookie?: string): LoadPlan {
+  return { kind: 'fixed', request: { method, path, headers: cookie === undefined ? {} : { cookie } } }
+}
+
+function needRedis (ctx: PrepareContext): BenchRedis {
+  expect(ctx.redis !== undefined, 'this variant needs the harness Redis')
+  return ctx.redis
+}
+
+/** Redis key of a hardened session: `sess:` + SHA-256 of the id (the cookie is `<id>.<mac>`). */
+function hardenedKey (cookie: string): string {
+  const value = cookieValue(cookie, '__Host-sid')
+  expect(value !== undefined, 'no __Host-sid cookie')
+  return 'sess:' + storageHash(value.slice(0, value.indexOf('.')))
+}
+
+/** The logged-in read, then the load: the same read with the same cookie. */
+async function readPlan (ctx: PrepareContext): Promise<LoadPlan> {
+  const cookie = await login(ctx.origin)
+  await expectRead(ctx.origin, cookie)
+  return fixed('GET', READ.path, cookie)
+}
+
+/** POST /write without a body writes a fresh random `n` on every request: always a real change. */
+function writePlan (persisted?: (ctx: PrepareContext, cookie: string) => Promise<void>) {
+  return async (ctx: PrepareContext): Promise<LoadPlan> => {
+    const cookie = await login(ctx.origin)
+    await expectWriteRoundTrip(ctx.origin, cookie, persisted === undefined ? undefined : (after) => persisted(ctx, after))
+    return fixed('POST', WRITE.path, cookie)
+  }
+}
+
+const suite: Variant[] = [
+  {
+    name: 'bare-read',
+    label: 'bare Fastify: GET /me (constant JSON)',
+    group: 'baseline',
+    server: BARE,
+    usesRedis: false,
+    async prepare (ctx) {
+      await expectRead(ctx.origin, undefined)
+      return fixed('GET', READ.path)
+    },
+  },
+  {
+    name: 'bare-write',
+    label: 'bare Fastify: POST /write (constant JSON)',
+    group: 'baseline',
+    server: BARE,
+    usesRedis: false,
+    async prepare () {
+      return fixed('POST', WRITE.path)
+    },
+  },
+  {
+    name: 'hardened-read',
+    label: 'hardened-session: cached authenticated read (Redis)',
+    group: 'plugin',
+    baseline: 'bare-read',
+    server: HARDENED,
+    usesRedis: true,
+    statsPath: '/__bench/stats',
+    prepare: readPlan,
+  },
+  {
+    name: 'hardened-write',
+    label: 'hardened-session: write one field (Redis)',
+    group: 'plugin',
+    baseline: 'bare-write',
+    server: HARDENED,
+    usesRedis: true,
+    statsPath: '/__bench/stats',
+    prepare: writePlan(async (ctx, cookie) => {
+      const stored = bulkString(await needRedis(ctx).command('HGET', hardenedKey(cookie), 'd:n'))
+      expect(stored === String(PROBE_N), `Redis holds d:n = ${stored} after writing ${PROBE_N}`)
+    }),
+  },
+  {
+    name: 'hardened-login-logout',
+    label: 'hardened-session: login + logout cycle (2 requests)',
+    group: 'plugin',
+    baseline: 'bare-write',
+    server: HARDENED,
+    usesRedis: true,
+    async prepare (ctx) {
+      await expectLoginLogout(ctx.origin)
+      return { kind: 'cycle', first: LOGIN, second: LOGOUT }
+    },
+  },
+  {
+    name: 'hardened-no-cookie',
+    label: 'hardened-session: request without a cookie',
+    group: 'plugin',
+    baseline: 'bare-read',
+    server: HARDENED,
+    usesRedis: true,
+    async prepare (ctx) {
+      await expectAnonymousRead(ctx.origin)
+      return fixed('GET', READ.path)
+    },
+  },
+  {
+    name: 'hardened-encrypted-read',
+    label: "hardened-session: cached read, encryption fields '*'",
+    group: 'plugin',
+    baseline: 'bare-read',
+    server: server('hardened.ts', '--redis-url', '{redisUrl}', '--encryption'),
+    usesRedis: true,
+    statsPath: '/__bench/stats',
+    async prepare (ctx) {
+      const plan = await readPlan(ctx)
+      const cookie = plan.kind === 'fixed' ? plan.request.headers?.['cookie'] ?? '' : ''
+      const stored = bulkString(await needRedis(ctx).command('HGET', hardenedKey(cookie), 'd:theme'))
+      expect(stored?.startsWith('~1.') === true, `theme is not stored encrypted: ${stored}`)
+      return plan
+    },
+  },
+  {
+    name: 'hardened-memory-read',
+    label: 'hardened-session: cached read (memory store)',
+    group: 'plugin',
+    baseline: 'bare-read',
+    server: server('hardened.ts', '--store', 'memory'),
+    usesRedis: false,
+    prepare: readPlan,
+  },
+  {
+    name: 'fastify-session-read',
+    label: '@fastify/session + connect-redis: read',
+    group: 'alternative',
+    baseline: 'bare-read',
+    server: FASTIFY_SESSION,
+    usesRedis: true,
+    prepare: readPlan,
+  },
+  {
+    name: 'fastify-session-write',
+    label: '@fastify/session + connect-redis: write one field',
+    group: 'alternative',
+    baseline: 'bare-write',
+    server: FASTIFY_SESSION,
+    usesRedis: true,
+    prepare: writePlan(async (ctx, cookie) => {
+      // connect-redis keys sessions as sess:<id>; the cookie is the URL-encoded `<id>.<signature>`.
+      const signed = decodeURIComponent(cookieValue(cookie, 'sessionId') ?? '')
+      const stored = bulkString(await needRedis(ctx).command('GET', 'sess:' + signed.slice(0, signed.lastIndexOf('.'))))
+      expect(stored?.includes(`"n":${PROBE_N}`) === true, `Redis holds ${stored} after writing n = ${PROBE_N}`)
+    }),
+  },
+  {
+    name: 'secure-session-read',
+    label: '@fastify/secure-session (stateless cookie): read',
+    group: 'alternative',
+    baseline: 'bare-read',
+    server: SECURE_SESSION,
+    usesRedis: false,
+    prepare: readPlan,
+  },
+  {
+    name: 'secure-session-write',
+    label: '@fastify/secure-session (stateless cookie): write one field',
+    group: 'alternative',
+    baseline: 'bare-write',
+    server: SECURE_SESSION,
+    usesRedis: false,
+    // Stateless: the write lives in the re-issued cookie, which the round trip follows.
+    prepare: writePlan(),
+  },
+]
+
+/** Every built-in server's Redis traffic is counted (0 for those that have none). */
+export const builtInVariants: readonly Variant[] = suite.map((v) => ({ ...v, measureRedis: true }))

@@ -1,0 +1,91 @@
+/**
+ * Type tests of the public surface, checked by `npm run typecheck` (tsc over test/).
+ * Each `@ts-expect-error` line fails the type-check if it ever stops being an error.
+ */
+import Fastify, { type preHandlerHookHandler } from 'fastify'
+import hardenedSession, {
+  createMemoryStore, hashPassword, verifyPassword, needsRehash, generateEncryptionKey,
+  SessionError, type SessionErrorCode, type SessionEvent, type SessionInfo, type HardenedSessionOptions,
+  type SessionStore,
+} from '../../lib/index.ts'
+
+declare module '../../lib/index.ts' {
+  interface SessionData {
+    theme: 'light' | 'dark'
+    cart: string[]
+  }
+}
+
+function expectType<T> (_value: T): void {}
+
+const app = Fastify()
+await app.register(hardenedSession, { secrets: ['x'.repeat(32)], store: createMemoryStore() })
+await app.register(hardenedSession, { secrets: [Buffer.alloc(32)], redis: { url: 'redis://127.0.0.1:6379' } })
+// @ts-expect-error secrets is required
+await app.register(hardenedSession, { store: createMemoryStore() })
+// @ts-expect-error cookie.sameSite is a closed set
+const badCookie: HardenedSessionOptions = { secrets: ['x'], store: createMemoryStore(), cookie: { sameSite: 'loose' } }
+expectType<unknown>(badCookie)
+
+app.get('/', async (request) => {
+  // request.session, typed by declaration merging of SessionData
+  expectType<'light' | 'dark' | undefined>(request.session.get('theme'))
+  expectType<string[] | undefined>(request.session.get('cart'))
+  request.session.set('theme', 'dark')
+  // @ts-expect-error 'blue' is not a theme
+  request.session.set('theme', 'blue')
+  // @ts-expect-error unknown keys are rejected once SessionData is merged
+  request.session.get('nope')
+  expectType<string>(request.session.id)
+  expectType<boolean>(request.session.isNew)
+  expectType<string | undefined>(request.session.userId)
+  expectType<Date>(request.session.createdAt)
+  expectType<Date>(request.session.expiresAt)
+  expectType<Date | undefined>(request.session.authenticatedAt)
+  expectType<Promise<void>>(request.session.login('u', { theme: 'light' }))
+  expectType<Promise<void>>(request.session.logout())
+  expectType<Promise<void>>(request.session.regenerate())
+  expectType<Promise<void>>(request.session.destroy())
+  return 'ok'
+})
+
+// fastify.session, requireLogin, requireFreshLogin, passwords decorators
+expectType<Promise<number>>(app.session.revokeUser('u'))
+expectType<Promise<SessionInfo[]>>(app.session.listUserSessions('u'))
+expectType<{ cacheHits: number, cacheMisses: number }>(app.session.stats())
+expectType<preHandlerHookHandler>(app.requireLogin)
+expectType<preHandlerHookHandler>(app.requireFreshLogin(60_000))
+expectType<Promise<string>>(app.passwords.hash('pw'))
+expectType<Promise<boolean>>(app.passwords.verify(null, 'pw'))
+expectType<boolean>(app.passwords.needsRehash('$argon2id$...'))
+app.get('/public', { config: { session: false } }, async () => 'ok')
+
+// standalone helpers
+expectType<Promise<string>>(hashPassword('pw'))
+expectType<Promise<boolean>>(verifyPassword(undefined, 'pw'))
+expectType<boolean>(needsRehash('h'))
+expectType<string>(generateEncryptionKey())
+const store: SessionStore = createMemoryStore({ maxEntries: 10 })
+expectType<unknown>(store)
+
+// errors: a closed union TypeScript can switch on
+function describeError (err: SessionError): string {
+  const code: SessionErrorCode = err.code
+  switch (code) {
+    case 'FST_SESSION_STORE_UNAVAILABLE': return 'retry later'
+    case 'FST_SESSION_UNAUTHENTICATED': return 'log in'
+    default: return code
+  }
+}
+expectType<unknown>(describeError)
+// @ts-expect-error not a code of the table
+const badCode: SessionErrorCode = 'FST_SESSION_NOPE'
+expectType<unknown>(badCode)
+
+// events
+const onEvent = (event: SessionEvent): void => {
+  expectType<string | undefined>(event.sessionRef)
+  // @ts-expect-error events never carry the id
+  expectType<unknown>(event.id)
+}
+expectType<unknown>(onEvent)
