@@ -99,12 +99,7 @@ export class Session {
       this.delete(key)
       return
     }
-    let text: string | undefined
-    try {
-      text = JSON.stringify(value)
-    } catch {
-      throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
-    }
+    const text = toJson(key, value)
     if (text === undefined) throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
     ;(this.#values ??= new Map()).set(key, value)
     // Setting the value already stored is not a change: no write.
@@ -143,7 +138,7 @@ export class Session {
     const plain = this.#plain()
     if (bind?.data !== undefined) {
       for (const [key, value] of Object.entries(bind.data)) {
-        const text = JSON.stringify(value)
+        const text = toJson(key, value)
         if (text === undefined) plain.delete(key)
         else plain.set(key, text)
       }
@@ -318,6 +313,19 @@ export class Session {
     if (reply.getHeader('cache-control') === undefined) reply.header('cache-control', 'no-store')
     if (this.#clearSite) reply.header('clear-site-data', this.#m.config.clearSiteData)
   }
+}
+
+/** JSON text of a session value; undefined for `undefined`; throws for what JSON cannot hold. */
+function toJson (key: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch {
+    throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
+  }
+  if (text === undefined) throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
+  return text
 }
 
 function ttlOf (record: SessionRecord, now: number): number {

@@ -1,0 +1,63 @@
+/** request.session edge cases that do not depend on the store (memory store here). */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import Fastify from 'fastify'
+import hardenedSession, { createMemoryStore } from '../lib/index.ts'
+import { SECRET, sessionCookie } from './helpers/app.ts'
+
+async function app () {
+  const a = Fastify()
+  await a.register(hardenedSession, { secrets: [SECRET], store: createMemoryStore() })
+  a.post('/bigint', async (req) => { req.session.set('n', 10n as unknown as number); return 'unreachable' })
+  a.post('/fn', async (req) => { req.session.set('f', (() => 1) as unknown as number); return 'unreachable' })
+  a.post('/login-bad', async (req) => { await req.session.login('u', { n: 1n }); return 'unreachable' })
+  a.post('/login-empty', async (req) => { await req.session.login(''); return 'unreachable' })
+  a.post('/same', async (req) => { req.session.set('theme', 'dark'); return { isNew: req.session.isNew } })
+  a.post('/destroy-then-set', async (req) => {
+    await req.session.destroy()
+    req.session.set('flash', 'bye')
+    return { ok: true }
+  })
+  a.get('/flash', async (req) => ({ flash: req.session.get('flash') ?? null }))
+  await a.ready()
+  return a
+}
+
+test('session: set() of a value JSON cannot hold fails with FST_SESSION_NOT_SERIALIZABLE and saves nothing', async () => {
+  const a = await app()
+  for (const url of ['/bigint', '/fn', '/login-bad']) {
+    const res = await a.inject({ method: 'POST', url })
+    assert.equal(res.json().code, 'FST_SESSION_NOT_SERIALIZABLE', url)
+    assert.equal(res.headers['set-cookie'], undefined)
+  }
+  await a.close()
+})
+
+test('session: login with an empty user id is a TypeError (500), no session', async () => {
+  const a = await app()
+  const res = await a.inject({ method: 'POST', url: '/login-empty' })
+  assert.equal(res.statusCode, 500)
+  assert.equal(res.headers['set-cookie'], undefined)
+  await a.close()
+})
+
+test('session: setting the value already stored writes nothing and sends no cookie', async () => {
+  const a = await app()
+  const cookie = sessionCookie(await a.inject({ method: 'POST', url: '/same' }))
+  assert.ok(cookie)
+  const again = await a.inject({ method: 'POST', url: '/same', headers: { cookie } })
+  assert.deepEqual(again.json(), { isNew: false })
+  assert.equal(again.headers['set-cookie'], undefined)
+  await a.close()
+})
+
+test('session: data set after destroy() starts a new session with a new cookie', async () => {
+  const a = await app()
+  const cookie = sessionCookie(await a.inject({ method: 'POST', url: '/same' }))
+  const res = await a.inject({ method: 'POST', url: '/destroy-then-set', headers: { cookie } })
+  const next = sessionCookie(res)
+  assert.ok(next && next !== cookie)
+  assert.deepEqual((await a.inject({ url: '/flash', headers: { cookie: next } })).json(), { flash: 'bye' })
+  assert.deepEqual((await a.inject({ url: '/flash', headers: { cookie } })).json(), { flash: null })
+  await a.close()
+})
