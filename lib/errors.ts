@@ -24,6 +24,7 @@ export const errorTable = {
   // --- passwords ----------------------------------------------------------------------------
   FST_PASSWORD_TOO_LONG: { statusCode: 400, message: 'Password is too long' },
   FST_PASSWORD_EMPTY: { statusCode: 400, message: 'Password must not be empty' },
+  FST_PASSWORD_INVALID: { statusCode: 400, message: 'Password must be a well-formed string' },
   FST_PASSWORD_BUSY: { statusCode: 503, message: 'Too many password hashes in progress' },
 } as const satisfies Record<string, { statusCode: number, message: string }>
 

@@ -11,7 +11,10 @@ export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from './store
 export type { SessionStore, SessionRecord, RecordUpdate, IndexEntry, StoreStats } from './store/types.ts'
 export { SessionError, errorTable, type SessionErrorCode } from './errors.ts'
 export { generateEncryptionKey } from './crypto/field-cipher.ts'
-export { hashPassword, verifyPassword, needsRehash, createPasswords, type Passwords } from './password/index.ts'
+export {
+  hashPassword, verifyPassword, needsRehash, verifyAndUpgrade, createPasswords, sharedPasswords,
+  type Passwords, type PasswordLogger, type VerifyAndUpgradeResult, type ResolvedPasswordOptions,
+} from './password/index.ts'
 export type {
   SessionData, SessionKey, SessionValue, SessionEvent, SessionEventType, SessionInfo, PasswordOptions,
   EncryptionKey, EncryptionOptions, CookieOptions, HardenedSessionOptions, RedisConnection, RedisConnectOptions,

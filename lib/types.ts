@@ -41,9 +41,9 @@ export interface SessionInfo {
 }
 
 export interface PasswordOptions {
-  /** argon2 memory cost in KiB (default 19456 = 19 MiB, OWASP's minimum for argon2id). */
+  /** argon2 memory cost in KiB (default 65536 = 64 MiB, RFC 9106 §4; OWASP's minimum is 19 MiB). */
   memoryCost?: number
-  /** argon2 iterations (default 2). */
+  /** argon2 iterations (default 3). */
   timeCost?: number
   /** argon2 lanes (default 1). */
   parallelism?: number

@@ -160,13 +160,13 @@ describe('input limits', () => {
     assert.equal(passwords.operations, 0)
   })
 
-  test('hash: a non-string or ill-formed (lone surrogate) password is rejected with FST_PASSWORD_EMPTY', async () => {
+  test('hash: a non-string or ill-formed (lone surrogate) password is rejected with FST_PASSWORD_INVALID', async () => {
     const passwords = createPasswords(FAST)
     for (const bad of [undefined, null, 42, { toString: () => 'pw' }, Buffer.from('pw')]) {
-      await assert.rejects(passwords.hash(bad as unknown as string), isCode('FST_PASSWORD_EMPTY'))
+      await assert.rejects(passwords.hash(bad as unknown as string), isCode('FST_PASSWORD_INVALID'))
     }
     // '\uD800' and '\uDBFF' would both encode to U+FFFD and collide.
-    await assert.rejects(passwords.hash('a\ud800'), isCode('FST_PASSWORD_EMPTY'))
+    await assert.rejects(passwords.hash('a\ud800'), isCode('FST_PASSWORD_INVALID'))
     assert.equal(passwords.operations, 0)
   })
 
@@ -178,7 +178,7 @@ describe('input limits', () => {
     assert.equal(await passwords.verify(stored, ''), false)
     assert.equal(await passwords.verify(stored, '\udc00'), false)
     assert.equal(passwords.operations - before, 2)
-    await assert.rejects(passwords.verify(stored, undefined as unknown as string), isCode('FST_PASSWORD_EMPTY'))
+    await assert.rejects(passwords.verify(stored, undefined as unknown as string), isCode('FST_PASSWORD_INVALID'))
   })
 })
 

@@ -26,12 +26,12 @@ const ILL_FORMED: PreparedPassword = Object.freeze({ ok: false, problem: 'ill-fo
 const LONE_SURROGATE = /\p{Cs}/u
 
 /**
- * Checks and normalises a password. Throws `FST_PASSWORD_EMPTY` for a non-string (a caller bug)
+ * Checks and normalises a password. Throws `FST_PASSWORD_INVALID` for a non-string (a caller bug)
  * and `FST_PASSWORD_TOO_LONG` when it exceeds `maxLength` UTF-8 bytes before or after NFKC.
  * Empty and ill-formed strings are reported, not thrown, so `verify` can answer `false` for them.
  */
 export function preparePassword (input: unknown, maxLength: number): PreparedPassword {
-  if (typeof input !== 'string') throw sessionError('FST_PASSWORD_EMPTY', 'password must be a string')
+  if (typeof input !== 'string') throw sessionError('FST_PASSWORD_INVALID')
   // O(1) guard first: UTF-8 bytes >= UTF-16 code units, so this rejects a 10 MB body for free.
   if (input.length > maxLength) throw sessionError('FST_PASSWORD_TOO_LONG')
   // O(n) with n <= maxLength from here on.

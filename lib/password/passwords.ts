@@ -127,7 +127,7 @@ export function createPasswordsFrom (validated: ValidatedPasswordOptions, contex
   async function hash (password: string): Promise<string> {
     const prepared = preparePassword(password, options.maxLength)
     if (!prepared.ok) {
-      throw sessionError('FST_PASSWORD_EMPTY', prepared.problem === 'empty' ? undefined : 'password must be well-formed Unicode')
+      throw sessionError(prepared.problem === 'empty' ? 'FST_PASSWORD_EMPTY' : 'FST_PASSWORD_INVALID')
     }
     return await runHash(prepared.password)
   }
@@ -171,7 +171,7 @@ export function createPasswordsFrom (validated: ValidatedPasswordOptions, contex
 
   function preparedOrThrow (password: string): string {
     const prepared = preparePassword(password, options.maxLength)
-    if (!prepared.ok) throw sessionError('FST_PASSWORD_EMPTY')
+    if (!prepared.ok) throw sessionError(prepared.problem === 'empty' ? 'FST_PASSWORD_EMPTY' : 'FST_PASSWORD_INVALID')
     return prepared.password
   }
 
