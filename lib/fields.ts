@@ -9,6 +9,7 @@
  * value) is rejected the same way.
  */
 import { refOf } from './crypto/ids.ts'
+import { sessionError } from './errors.ts'
 import type { Manager } from './manager.ts'
 import type { SessionRecord } from './store/types.ts'
 
@@ -73,4 +74,17 @@ export function recordBytes (record: SessionRecord): number {
   let bytes = 96 + (record.userId?.length ?? 0)
   for (const [key, value] of record.fields) bytes += key.length + value.length + 4
   return bytes
+}
+
+/** JSON text of a session value; undefined for `undefined`; throws for what JSON cannot hold. */
+export function toJson (key: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch {
+    throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
+  }
+  if (text === undefined) throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
+  return text
 }

@@ -23,6 +23,11 @@ export function isLive (record: SessionRecord, now: number): boolean {
   return now < record.idleExpiry && now < record.absoluteExpiry
 }
 
+/** TTL of a record's store key: until its first deadline, at least 1 ms. */
+export function ttlOf (record: SessionRecord, now: number): number {
+  return Math.max(1, Math.min(record.idleExpiry, record.absoluteExpiry) - now)
+}
+
 export class Manager {
   readonly config: Config
   readonly store: SessionStore

@@ -16,10 +16,10 @@ import type { FastifyReply } from 'fastify'
 import { generateId, refOf, storageHash } from './crypto/ids.ts'
 import type { VerifiedCookie } from './crypto/signer.ts'
 import { sessionError } from './errors.ts'
-import type { Manager } from './manager.ts'
+import { ttlOf, type Manager } from './manager.ts'
 import type { SessionRecord } from './store/types.ts'
 import type { SessionKey, SessionValue } from './types.ts'
-import { encodeFields, plainFields, recordBytes, readField, staleFields } from './fields.ts'
+import { encodeFields, plainFields, recordBytes, readField, staleFields, toJson } from './fields.ts'
 
 const NONE = 0
 const SET = 1
@@ -162,15 +162,8 @@ export class Session {
       await m.guard(m.store.destroy(m.sessionKey(oldHash)))
       if (old?.userId !== undefined) await m.guard(m.store.indexRemove(m.indexKey(old.userId), [oldHash]))
     }
-    if (this.#raw !== undefined) m.signer.forget(this.#raw)
-    this.#raw = undefined
-    this.#verified = undefined
-    this.#id = id
-    this.#hash = hash
-    this.#dirty = undefined
-    this.#values = undefined
+    this.#rebind(id, hash, needsStore ? record : undefined)
     if (!needsStore) return
-    this.#record = record
     this.#cookie = SET
     if (record.userId !== undefined) await m.indexSession(record.userId, hash, record)
     m.emit(bind !== undefined ? 'login' : 'regenerated', record.userId, refOf(hash))
@@ -208,16 +201,21 @@ export class Session {
       if (old.userId !== undefined) await m.guard(m.store.indexRemove(m.indexKey(old.userId), [hash]))
       m.emit(type, old.userId, refOf(hash))
     }
-    if (this.#raw !== undefined) m.signer.forget(this.#raw)
     // What follows in this request starts a new, empty session.
+    this.#rebind(undefined, undefined, undefined)
+    this.#cookie = CLEAR
+  }
+
+  /** Points this request at another session (or none): the old cookie's memo is forgotten. */
+  #rebind (id: string | undefined, hash: string | undefined, record: SessionRecord | undefined): void {
+    if (this.#raw !== undefined) this.#m.signer.forget(this.#raw)
     this.#raw = undefined
     this.#verified = undefined
-    this.#record = undefined
-    this.#id = undefined
-    this.#hash = undefined
+    this.#id = id
+    this.#hash = hash
+    this.#record = record
     this.#dirty = undefined
     this.#values = undefined
-    this.#cookie = CLEAR
   }
 
   #checkSize (bytes: number): void {
@@ -313,21 +311,4 @@ export class Session {
     if (reply.getHeader('cache-control') === undefined) reply.header('cache-control', 'no-store')
     if (this.#clearSite) reply.header('clear-site-data', this.#m.config.clearSiteData)
   }
-}
-
-/** JSON text of a session value; undefined for `undefined`; throws for what JSON cannot hold. */
-function toJson (key: string, value: unknown): string | undefined {
-  if (value === undefined) return undefined
-  let text: string | undefined
-  try {
-    text = JSON.stringify(value)
-  } catch {
-    throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
-  }
-  if (text === undefined) throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
-  return text
-}
-
-function ttlOf (record: SessionRecord, now: number): number {
-  return Math.max(1, Math.min(record.idleExpiry, record.absoluteExpiry) - now)
 }
