@@ -19,19 +19,37 @@ function unreadable (m: Manager, record: SessionRecord, hash: string, key: strin
   return undefined
 }
 
+/**
+ * Decrypted fields of the records held in the process-local cache, so a busy session pays each
+ * decryption once per version of its record, not once per request (a record object is never
+ * mutated: any change in the store replaces it, and this entry goes with it). `null` marks a
+ * field that failed, so it is reported once per record version. Plaintext lives here only as
+ * long as the record object does, in the same process that serves it to handlers anyway: the
+ * encryption protects data at rest in the store.
+ */
+const decrypted = new WeakMap<SessionRecord, Map<string, string | null>>()
+
 /** The JSON text of one stored field, decrypted; undefined if absent or unreadable. */
 export function readField (m: Manager, record: SessionRecord, hash: string, key: string): string | undefined {
   const raw = record.fields.get(key)
   const cipher = m.cipher
   if (raw === undefined || cipher === undefined) return raw
+  let memo = decrypted.get(record)
+  const known = memo?.get(key)
+  if (known !== undefined) return known ?? undefined
+  let text: string | undefined
   if (cipher.isCiphertext(raw)) {
     try {
-      return cipher.decrypt(raw, hash, key)
+      text = cipher.decrypt(raw, hash, key)
     } catch {
-      return unreadable(m, record, hash, key)
+      text = unreadable(m, record, hash, key)
     }
+  } else {
+    text = cipher.covers(key) ? unreadable(m, record, hash, key) : raw
   }
-  return cipher.covers(key) ? unreadable(m, record, hash, key) : raw
+  if (memo === undefined) decrypted.set(record, memo = new Map())
+  memo.set(key, text ?? null)
+  return text
 }
 
 /** Every readable stored field as JSON text. */
@@ -45,11 +63,14 @@ export function plainFields (m: Manager, record: SessionRecord, hash: string): M
 }
 
 /** JSON text → stored value, encrypting (bound to `hash` and the field) where configured. */
-export function encodeFields (m: Manager, plain: ReadonlyMap<string, string>, hash: string): Map<string, string> {
+export function encodeField (m: Manager, key: string, text: string, hash: string): string {
   const cipher = m.cipher
-  if (cipher === undefined) return new Map(plain)
+  return cipher !== undefined && cipher.covers(key) ? cipher.encrypt(text, hash, key) : text
+}
+
+export function encodeFields (m: Manager, plain: ReadonlyMap<string, string>, hash: string): Map<string, string> {
   const out = new Map<string, string>()
-  for (const [key, text] of plain) out.set(key, cipher.covers(key) ? cipher.encrypt(text, hash, key) : text)
+  for (const [key, text] of plain) out.set(key, encodeField(m, key, text, hash))
   return out
 }
 

@@ -19,7 +19,7 @@ import { sessionError } from './errors.ts'
 import { ttlOf, type Manager } from './manager.ts'
 import type { SessionRecord } from './store/types.ts'
 import type { SessionKey, SessionValue } from './types.ts'
-import { encodeFields, plainFields, recordBytes, readField, staleFields, toJson } from './fields.ts'
+import { encodeField, encodeFields, plainFields, recordBytes, readField, staleFields, toJson } from './fields.ts'
 
 const NONE = 0
 const SET = 1
@@ -246,7 +246,7 @@ export class Session {
       else if (reply.getHeader('cache-control') === undefined) reply.header('cache-control', 'no-store')
       return undefined
     }
-    return this.#update(reply, record, now, dirty, stale)
+    return this.#update(reply, record, now, dirty, touch, stale)
   }
 
   async #create (reply: FastifyReply): Promise<void> {
@@ -268,23 +268,29 @@ export class Session {
     this.#headers(reply, this.#setCookie(record, now))
   }
 
-  async #update (reply: FastifyReply, record: SessionRecord, now: number, dirty: boolean, stale: Map<string, string> | undefined): Promise<void> {
+  /**
+   * Writes the dirty (and stale-key) fields. The idle deadline, the key's TTL and the cookie's
+   * Max-Age slide only when a touch is due (once per `touchInterval`), like on reads: a write
+   * between two touches leaves them as they are and sends no cookie.
+   */
+  async #update (reply: FastifyReply, record: SessionRecord, now: number, dirty: boolean, touch: boolean, stale: Map<string, string> | undefined): Promise<void> {
     const m = this.#m
     const hash = this.#storageHash
     const set = new Map(stale)
     const del: string[] = []
     for (const [key, text] of this.#dirty ?? []) {
       if (text === undefined) del.push(key)
-      else set.set(key, encodeFields(m, new Map([[key, text]]), hash).get(key) as string)
+      else set.set(key, encodeField(m, key, text, hash))
     }
     const fields = new Map(record.fields)
     for (const key of del) fields.delete(key)
     for (const [key, value] of set) fields.set(key, value)
-    const next: SessionRecord = { ...record, idleExpiry: now + m.config.idleTimeout, fields }
+    const idleExpiry = touch ? now + m.config.idleTimeout : undefined
+    const next: SessionRecord = { ...record, idleExpiry: idleExpiry ?? record.idleExpiry, fields }
     this.#checkSize(recordBytes(next))
     let applied: boolean
     try {
-      applied = await m.guard(m.store.update(m.sessionKey(hash), { set, del, idleExpiry: next.idleExpiry }, ttlOf(next, now)))
+      applied = await m.guard(m.store.update(m.sessionKey(hash), { set, del, idleExpiry }, touch ? ttlOf(next, now) : 0))
     } catch (err) {
       // A failed touch alone does not fail a read: the session just slides later.
       if (!dirty) return
@@ -296,7 +302,8 @@ export class Session {
       return
     }
     this.#record = next
-    this.#headers(reply, this.#setCookie(next, now))
+    if (touch || this.#cookie === SET || this.#verified?.stale === true) this.#headers(reply, this.#setCookie(next, now))
+    else if (reply.getHeader('cache-control') === undefined) reply.header('cache-control', 'no-store')
   }
 
   #setCookie (record: SessionRecord, now: number): string {

@@ -24,7 +24,7 @@ export function encodeRecord (record: SessionRecord): string[] {
 }
 
 export function encodeUpdate (update: RecordUpdate): { set: string[], del: string[] } {
-  const set = [IDLE, String(update.idleExpiry)]
+  const set = update.idleExpiry === undefined ? [] : [IDLE, String(update.idleExpiry)]
   for (const [name, value] of update.set) set.push(DATA + name, value)
   return { set, del: update.del.map((name) => DATA + name) }
 }
@@ -59,5 +59,5 @@ export function applyUpdate (record: SessionRecord, update: RecordUpdate): Sessi
   const fields = new Map(record.fields)
   for (const [name, value] of update.set) fields.set(name, value)
   for (const name of update.del) fields.delete(name)
-  return { ...record, idleExpiry: update.idleExpiry, fields }
+  return { ...record, idleExpiry: update.idleExpiry ?? record.idleExpiry, fields }
 }

@@ -79,7 +79,8 @@ export class MemoryStore implements SessionStore {
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {
     const record = this.#live(key)
     if (record === undefined) return false
-    this.#sessions.set(key, { value: applyUpdate(record, update), expiresAt: Date.now() + ttlMs })
+    const expiresAt = update.idleExpiry === undefined ? (this.#sessions.get(key) as Entry<SessionRecord>).expiresAt : Date.now() + ttlMs
+    this.#sessions.set(key, { value: applyUpdate(record, update), expiresAt })
     return true
   }
 

@@ -64,14 +64,14 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`)
 
-// ARGV: ttl, n, n field/value pairs, then fields to delete. Writes nothing if the key is gone,
-// so a concurrent logout is never undone by a late write of the same session.
+// ARGV: ttl (0: keep the TTL), n, n field/value pairs, then fields to delete. Writes nothing if
+// the key is gone, so a concurrent logout is never undone by a late write of the same session.
 const UPDATE = new Script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n = tonumber(ARGV[2])
 if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + 2 * n)) end
 if #ARGV > 2 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 3 + 2 * n)) end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1`)
 
 // ARGV: member, score, now, ttl. Prunes members past their absolute deadline.

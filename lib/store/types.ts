@@ -22,7 +22,8 @@ export interface SessionRecord {
 export interface RecordUpdate {
   readonly set: ReadonlyMap<string, string>
   readonly del: readonly string[]
-  readonly idleExpiry: number
+  /** New idle deadline when the session slides; `undefined` keeps the deadline and the TTL. */
+  readonly idleExpiry: number | undefined
 }
 
 export interface IndexEntry {
@@ -45,7 +46,10 @@ export interface SessionStore {
   get (key: string): Promise<SessionRecord | undefined>
   /** Writes a whole new record with a TTL in ms. */
   create (key: string, record: SessionRecord, ttlMs: number): Promise<void>
-  /** Applies dirty fields to an existing record; `false` (and no write) if it no longer exists. */
+  /**
+   * Applies dirty fields to an existing record and, when `update.idleExpiry` is set, sets the
+   * TTL to `ttlMs`; `false` (and no write) if the record no longer exists.
+   */
   update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean>
   /** Deletes a record; `true` if it existed. */
   destroy (key: string): Promise<boolean>

@@ -176,6 +176,19 @@ export function behaviourSuite (name: string, fixture: StoreFixture): void {
       assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, null)
     })
 
+    test('expiry: a write slides the TTL and re-sends the cookie only when a touch is due', async () => {
+      const app = await make({ idleTimeout: 2000, touchInterval: 300, absoluteTimeout: 60_000 })
+      const cookie = await login(app)
+      const early = await app.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { a: 1 } })
+      assert.equal(early.headers['set-cookie'], undefined, 'no cookie for a write right after the last touch')
+      await sleep(350)
+      const late = await app.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { a: 2 } })
+      assert.match(setCookieHeader(late) ?? '', /^__Host-sid=[^;]+; Max-Age=2; /, 'the cookie slides with the touch')
+      // Idle 2 s from the touch at ~350 ms: still alive at ~2.1 s after login.
+      await sleep(1800)
+      assert.deepEqual((await app.inject({ url: '/get/a', headers: { cookie } })).json(), { value: 2 })
+    })
+
     test('expiry: the absolute timeout ends a session however active', async () => {
       const app = await make({ idleTimeout: 1000, touchInterval: 100, absoluteTimeout: 1500 })
       const cookie = await login(app)
