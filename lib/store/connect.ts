@@ -9,6 +9,7 @@ import { sessionError } from '../errors.ts'
 import type { Config } from '../options.ts'
 import type { RedisConnectOptions, RedisConnection } from '../types.ts'
 import { RedisStore } from './redis.ts'
+import { TrackingOnlyCache } from './tracking.ts'
 
 function isConnection (value: object): value is RedisConnection {
   return typeof (value as { connect?: unknown }).connect === 'function' &&
@@ -32,7 +33,7 @@ export async function openRedisStore (
   const client = createClient({
     ...redis,
     RESP: 3,
-    clientSideCache: { maxEntries: config.cacheSize },
+    clientSideCache: new TrackingOnlyCache(),
     // Fail fast while disconnected instead of queueing writes that would land after a 503.
     disableOfflineQueue: true,
     // No per-command AbortSignal: `storeTimeout` is enforced by one timer per store call.

@@ -34,8 +34,12 @@ interface Connection {
   eval (script: string, options: { keys: string[], arguments: string[] }): Promise<unknown>
 }
 
-/** A read in flight: an invalidation of its key while it runs makes its result uncacheable. */
-interface Ticket { stale: boolean, readers: number }
+/**
+ * A read in flight, shared by every `get` of its key until it settles or the key is
+ * invalidated; an invalidation (or disconnect) while it runs makes its result uncacheable, and
+ * later `get`s start a new read rather than join one that may predate the change.
+ */
+interface Ticket { stale: boolean, read: Promise<SessionRecord | undefined> }
 
 const ABSENT: SessionRecord = Object.freeze({
   createdAt: 0, absoluteExpiry: 0, idleExpiry: 0, userId: undefined, authenticatedAt: undefined, fields: new Map(),
@@ -163,23 +167,23 @@ export class RedisStore implements SessionStore {
     return record === ABSENT ? null : record
   }
 
-  async get (key: string): Promise<SessionRecord | undefined> {
+  get (key: string): Promise<SessionRecord | undefined> {
     this.#misses++
-    if (this.#cache === undefined) return decodeRecord(await this.#conn.hGetAll(key))
-    let ticket = this.#pending.get(key)
-    if (ticket === undefined) {
-      ticket = { stale: false, readers: 0 }
-      this.#pending.set(key, ticket)
-    }
-    ticket.readers++
-    try {
-      const record = decodeRecord(await this.#conn.hGetAll(key))
+    const cache = this.#cache
+    if (cache === undefined) return this.#conn.hGetAll(key).then(decodeRecord)
+    const pending = this.#pending.get(key)
+    if (pending !== undefined) return pending.read
+    const ticket: Ticket = { stale: false, read: undefined as unknown as Promise<SessionRecord | undefined> }
+    ticket.read = this.#conn.hGetAll(key).then((hash) => {
+      const record = decodeRecord(hash)
       // Cache only if no invalidation (or disconnect) reached us while the read was in flight.
-      if (!ticket.stale && this.#connected) this.#cache.set(key, record ?? ABSENT)
+      if (!ticket.stale && this.#connected) cache.set(key, record ?? ABSENT)
       return record
-    } finally {
-      if (--ticket.readers === 0 && this.#pending.get(key) === ticket) this.#pending.delete(key)
-    }
+    }).finally(() => {
+      if (this.#pending.get(key) === ticket) this.#pending.delete(key)
+    })
+    this.#pending.set(key, ticket)
+    return ticket.read
   }
 
   async create (key: string, record: SessionRecord, ttlMs: number): Promise<void> {
