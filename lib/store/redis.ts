@@ -8,6 +8,14 @@
  * any connection error the whole local cache is dropped and nothing is served from it until the
  * connection is ready again (a revocation may have been missed meanwhile).
  *
+ * Writes return the session as it is right after them (the scripts end with HGETALL, which also
+ * keeps the key tracked for this connection), so a session stays a cache hit across its own
+ * writes; with the plugin's own client, tracking is NOLOOP and Redis does not echo our writes
+ * back as invalidations. Replies can reach the cache out of order (reads and writes resolve
+ * through promise chains of different depth), so every snapshot carries a sequence number and
+ * per key only a snapshot newer than the newest already applied, and newer than the last
+ * invalidation of that key, is cached.
+ *
  * Layout (Cluster-safe: every command or script touches exactly one key):
  *   <prefix><sha256(id)>      hash: m:c m:a m:i [m:u m:t] d:<field>…, PEXPIRE ≤ idle/absolute
  *   <prefix>u:<sha256(user)>  sorted set: session hash → absolute deadline, PEXPIRE absolute
@@ -35,15 +43,21 @@ interface Connection {
 }
 
 /**
- * A read in flight, shared by every `get` of its key until it settles or the key is
- * invalidated; an invalidation (or disconnect) while it runs makes its result uncacheable, and
- * later `get`s start a new read rather than join one that may predate the change.
+ * The snapshots of one key in flight. `staleBefore`: snapshots sent at or before this sequence
+ * number predate an invalidation and are not cached; `newest`: the newest snapshot settled so far.
  */
-interface Ticket { stale: boolean, read: Promise<SessionRecord | undefined> }
+interface Flight { pending: number, newest: number, staleBefore: number }
 
 const ABSENT: SessionRecord = Object.freeze({
   createdAt: 0, absoluteExpiry: 0, idleExpiry: 0, userId: undefined, authenticatedAt: undefined, fields: new Map(),
 })
+
+/** A flat `[field, value, …]` script reply as an object. */
+function pairs (flat: unknown[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = String(flat[i + 1])
+  return out
+}
 
 class Script {
   readonly sha: string
@@ -62,21 +76,22 @@ class Script {
   }
 }
 
-// ARGV: ttl, field, value, …
+// ARGV: ttl, field, value, … Returns the new hash.
 const CREATE = new Script(`
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1`)
+return redis.call('HGETALL', KEYS[1])`)
 
 // ARGV: ttl (0: keep the TTL), n, n field/value pairs, then fields to delete. Writes nothing if
 // the key is gone, so a concurrent logout is never undone by a late write of the same session.
+// Returns the updated hash, or 0 when the key is gone.
 const UPDATE = new Script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n = tonumber(ARGV[2])
 if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + 2 * n)) end
 if #ARGV > 2 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 3 + 2 * n)) end
 if ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return 1`)
+return redis.call('HGETALL', KEYS[1])`)
 
 // ARGV: member, score, now, ttl. Prunes members past their absolute deadline.
 const INDEX_ADD = new Script(`
@@ -94,9 +109,12 @@ export interface RedisStoreOptions {
 export class RedisStore implements SessionStore {
   readonly #conn: Connection
   readonly #cache: BoundedCache<string, SessionRecord> | undefined
-  readonly #pending = new Map<string, Ticket>()
+  readonly #flights = new Map<string, Flight>()
+  /** Reads in flight, joined by concurrent `get`s of the same key until it is invalidated. */
+  readonly #reads = new Map<string, Promise<SessionRecord | undefined>>()
   readonly #onStatus: ((up: boolean, err?: unknown) => void) | undefined
   readonly #detach: Array<() => void> = []
+  #seq = 0
   #connected: boolean
   #hits = 0
   #misses = 0
@@ -146,17 +164,36 @@ export class RedisStore implements SessionStore {
 
   #drop (key: string): void {
     this.#cache?.delete(key)
-    const ticket = this.#pending.get(key)
-    if (ticket !== undefined) {
-      ticket.stale = true
-      this.#pending.delete(key)
-    }
+    this.#reads.delete(key)
+    const flight = this.#flights.get(key)
+    if (flight !== undefined) flight.staleBefore = this.#seq
   }
 
   #dropAll (): void {
     this.#cache?.clear()
-    for (const ticket of this.#pending.values()) ticket.stale = true
-    this.#pending.clear()
+    this.#reads.clear()
+    for (const flight of this.#flights.values()) flight.staleBefore = this.#seq
+  }
+
+  /** A snapshot of `key` is about to be requested: its sequence number and the key's flight. */
+  #send (key: string): [Flight, number] {
+    let flight = this.#flights.get(key)
+    if (flight === undefined) {
+      flight = { pending: 0, newest: 0, staleBefore: 0 }
+      this.#flights.set(key, flight)
+    }
+    flight.pending++
+    return [flight, ++this.#seq]
+  }
+
+  /** A snapshot arrived (`null`: none, the call failed): cache it if it is the newest valid one. */
+  #settle (key: string, flight: Flight, seq: number, record: SessionRecord | undefined | null): void {
+    const cache = this.#cache
+    if (record !== null && cache !== undefined && this.#connected && seq > flight.staleBefore && seq > flight.newest) {
+      cache.set(key, record ?? ABSENT)
+    }
+    if (seq > flight.newest) flight.newest = seq
+    if (--flight.pending === 0) this.#flights.delete(key)
   }
 
   peek (key: string): SessionRecord | null | undefined {
@@ -169,35 +206,57 @@ export class RedisStore implements SessionStore {
 
   get (key: string): Promise<SessionRecord | undefined> {
     this.#misses++
-    const cache = this.#cache
-    if (cache === undefined) return this.#conn.hGetAll(key).then(decodeRecord)
-    const pending = this.#pending.get(key)
-    if (pending !== undefined) return pending.read
-    const ticket: Ticket = { stale: false, read: undefined as unknown as Promise<SessionRecord | undefined> }
-    ticket.read = this.#conn.hGetAll(key).then((hash) => {
+    const joined = this.#reads.get(key)
+    if (joined !== undefined) return joined
+    const [flight, seq] = this.#send(key)
+    const read = this.#conn.hGetAll(key).then((hash) => {
       const record = decodeRecord(hash)
-      // Cache only if no invalidation (or disconnect) reached us while the read was in flight.
-      if (!ticket.stale && this.#connected) cache.set(key, record ?? ABSENT)
+      this.#settle(key, flight, seq, record)
       return record
-    }).finally(() => {
-      if (this.#pending.get(key) === ticket) this.#pending.delete(key)
+    }, (err: unknown) => {
+      this.#settle(key, flight, seq, null)
+      throw err
     })
-    this.#pending.set(key, ticket)
-    return ticket.read
+    this.#reads.set(key, read)
+    const forget = (): void => { if (this.#reads.get(key) === read) this.#reads.delete(key) }
+    read.then(forget, forget)
+    return read
+  }
+
+  /** Runs a write script whose reply is the hash after the write (or 0 if the key is gone). */
+  async #write (script: Script, key: string, args: string[]): Promise<SessionRecord | undefined> {
+    const [flight, seq] = this.#send(key)
+    let reply: unknown
+    try {
+      reply = await script.run(this.#conn, key, args)
+    } catch (err) {
+      this.#settle(key, flight, seq, null)
+      this.#drop(key) // the write may or may not have happened
+      throw err
+    }
+    const record = Array.isArray(reply) ? decodeRecord(pairs(reply)) : undefined
+    this.#settle(key, flight, seq, record)
+    // A read sent before this write must not be joined by requests that start after it.
+    this.#reads.delete(key)
+    return record
   }
 
   async create (key: string, record: SessionRecord, ttlMs: number): Promise<void> {
-    await CREATE.run(this.#conn, key, [String(ttlMs), ...encodeRecord(record)])
+    await this.#write(CREATE, key, [String(ttlMs), ...encodeRecord(record)])
   }
 
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {
     const { set, del } = encodeUpdate(update)
-    const applied = await UPDATE.run(this.#conn, key, [String(ttlMs), String(set.length / 2), ...set, ...del])
-    return applied === 1
+    return (await this.#write(UPDATE, key, [String(ttlMs), String(set.length / 2), ...set, ...del])) !== undefined
   }
 
   async destroy (key: string): Promise<boolean> {
-    return (await this.#conn.del(key)) > 0
+    try {
+      return (await this.#conn.del(key)) > 0
+    } finally {
+      // Our own DEL is not echoed back (NOLOOP): forget the key here.
+      this.#drop(key)
+    }
   }
 
   async indexAdd (indexKey: string, member: string, score: number, ttlMs: number): Promise<void> {

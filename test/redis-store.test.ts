@@ -1,0 +1,109 @@
+/**
+ * RedisStore's local cache against a real Redis, with replies held back to force the orderings
+ * that promise chains of different depth can produce under load: a late read reply must never
+ * overwrite a newer snapshot, nor resurrect a key invalidated while the read was in flight.
+ */
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createClient } from 'redis'
+import { RedisStore } from '../lib/store/redis.ts'
+import { TrackingOnlyCache } from '../lib/store/tracking.ts'
+import type { SessionRecord } from '../lib/store/types.ts'
+import { eventually } from './helpers/app.ts'
+import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+
+let redis: RedisServer
+before(async () => { redis = await startRedis() })
+after(async () => { await redis.stop() })
+
+function record (fields: Record<string, string>): SessionRecord {
+  const now = Date.now()
+  return { createdAt: now, absoluteExpiry: now + 60_000, idleExpiry: now + 60_000, userId: undefined, authenticatedAt: undefined, fields: new Map(Object.entries(fields)) }
+}
+
+/** A real client whose HGETALL replies are delivered only when the test releases them. */
+async function heldClient () {
+  const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache() })
+  await client.connect()
+  const held: Array<() => void> = []
+  let holding = false
+  const conn = new Proxy(client, {
+    get (target, prop, receiver) {
+      if (prop === 'hGetAll') {
+        return async (key: string) => {
+          const reply = await target.hGetAll(key)
+          if (holding) await new Promise<void>((resolve) => held.push(resolve))
+          return reply
+        }
+      }
+      const value = Reflect.get(target, prop, receiver)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return {
+    client,
+    store: new RedisStore(conn as never, { cacheSize: 100 }),
+    hold: () => { holding = true },
+    release: () => { holding = false; for (const r of held.splice(0)) r() },
+    waiting: () => held.length,
+  }
+}
+
+test('redis store: a read reply that arrives after a newer write snapshot is not cached', async () => {
+  const h = await heldClient()
+  try {
+    await h.store.create('order:a', record({ x: '"old"' }), 60_000)
+    h.hold()
+    const late = h.store.get('order:a') // HGETALL runs now (sees "old"), its reply is held
+    await eventually(async () => h.waiting() === 1, 1000, 'read held')
+    assert.equal(await h.store.update('order:a', { set: new Map([['x', '"new"']]), del: [], idleExpiry: undefined }, 0), true)
+    assert.equal(h.store.peek('order:a')?.fields.get('x'), '"new"', 'the write snapshot is cached')
+    h.release()
+    assert.equal((await late)?.fields.get('x'), '"old"', 'the late read itself saw the old value')
+    assert.equal(h.store.peek('order:a')?.fields.get('x'), '"new"', 'and did not overwrite the newer snapshot')
+  } finally {
+    await h.store.close()
+    await h.client.close()
+  }
+})
+
+test('redis store: a read in flight when its key is invalidated by another client is not cached', async () => {
+  const h = await heldClient()
+  const other = createClient({ url: redis.url })
+  await other.connect()
+  try {
+    await other.hSet('inv:a', { 'm:c': '1', 'm:a': String(Date.now() + 60_000), 'm:i': String(Date.now() + 60_000), 'd:x': '"v1"' })
+    h.hold()
+    const late = h.store.get('inv:a')
+    await eventually(async () => h.waiting() === 1, 1000, 'read held')
+    await other.hSet('inv:a', 'd:x', '"v2"') // Redis pushes an invalidation to the store's connection
+    await h.client.ping() // replies arrive in order: the invalidation push came before this one
+    h.release()
+    assert.equal((await late)?.fields.get('x'), '"v1"')
+    assert.equal(h.store.peek('inv:a'), undefined, 'the pre-invalidation read was not cached')
+    assert.equal((await h.store.get('inv:a'))?.fields.get('x'), '"v2"')
+    assert.equal(h.store.peek('inv:a')?.fields.get('x'), '"v2"')
+  } finally {
+    await h.store.close()
+    await h.client.close()
+    await other.close()
+  }
+})
+
+test('redis store: own writes are not echoed back (NOLOOP) yet other clients still invalidate the key', async () => {
+  const h = await heldClient()
+  const other = createClient({ url: redis.url })
+  await other.connect()
+  try {
+    await h.store.create('loop:a', record({ x: '"1"' }), 60_000)
+    await h.store.update('loop:a', { set: new Map([['x', '"2"']]), del: [], idleExpiry: undefined }, 0)
+    await h.client.ping() // any echo of our own write would have arrived before this reply
+    assert.equal(h.store.peek('loop:a')?.fields.get('x'), '"2"', 'still cached after our own write')
+    await other.hSet('loop:a', 'd:x', '"3"')
+    await eventually(async () => h.store.peek('loop:a') === undefined, 1000, 'invalidated by the other client')
+  } finally {
+    await h.store.close()
+    await h.client.close()
+    await other.close()
+  }
+})
