@@ -38,8 +38,7 @@ interface Connection {
   del (key: string): Promise<number>
   zRem (key: string, members: string[]): Promise<number>
   zRangeWithScores (key: string, start: number, stop: number): Promise<Array<{ value: string, score: number }>>
-  evalSha (sha: string, options: { keys: string[], arguments: string[] }): Promise<unknown>
-  eval (script: string, options: { keys: string[], arguments: string[] }): Promise<unknown>
+  sendCommand (...args: any[]): Promise<unknown>
 }
 
 /**
@@ -59,18 +58,28 @@ function pairs (flat: unknown[]): Record<string, string> {
   return out
 }
 
+/** Sends a raw command addressed by `key` (a cluster routes it by the key's slot). */
+type Send = (key: string, args: string[]) => Promise<unknown>
+
+function sender (conn: Connection): Send {
+  const send = conn.sendCommand.bind(conn) as (...args: unknown[]) => Promise<unknown>
+  return 'masters' in conn
+    ? (key, args) => send(key, false, args)
+    : (_key, args) => send(args)
+}
+
 class Script {
   readonly sha: string
   constructor (readonly source: string) {
     this.sha = createHash('sha1').update(source).digest('hex')
   }
 
-  async run (conn: Connection, key: string, args: string[]): Promise<unknown> {
-    const options = { keys: [key], arguments: args }
+  /** EVALSHA (raw, no per-command parsing layers), loading the script once if Redis lacks it. */
+  async run (send: Send, key: string, args: string[]): Promise<unknown> {
     try {
-      return await conn.evalSha(this.sha, options)
+      return await send(key, ['EVALSHA', this.sha, '1', key, ...args])
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await conn.eval(this.source, options)
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await send(key, ['EVAL', this.source, '1', key, ...args])
       throw err
     }
   }
@@ -108,6 +117,7 @@ export interface RedisStoreOptions {
 
 export class RedisStore implements SessionStore {
   readonly #conn: Connection
+  readonly #command: Send
   readonly #cache: BoundedCache<string, SessionRecord> | undefined
   readonly #flights = new Map<string, Flight>()
   /** Reads in flight, joined by concurrent `get`s of the same key until it is invalidated. */
@@ -121,6 +131,7 @@ export class RedisStore implements SessionStore {
 
   constructor (conn: Connection, options: RedisStoreOptions) {
     this.#conn = conn
+    this.#command = sender(conn)
     this.#onStatus = options.onStatus
     this.#connected = conn.isReady !== false
     const csc = conn.clientSideCache
@@ -228,7 +239,7 @@ export class RedisStore implements SessionStore {
     const [flight, seq] = this.#send(key)
     let reply: unknown
     try {
-      reply = await script.run(this.#conn, key, args)
+      reply = await script.run(this.#command, key, args)
     } catch (err) {
       this.#settle(key, flight, seq, null)
       this.#drop(key) // the write may or may not have happened
@@ -260,7 +271,7 @@ export class RedisStore implements SessionStore {
   }
 
   async indexAdd (indexKey: string, member: string, score: number, ttlMs: number): Promise<void> {
-    await INDEX_ADD.run(this.#conn, indexKey, [member, String(score), String(Date.now()), String(ttlMs)])
+    await INDEX_ADD.run(this.#command, indexKey, [member, String(score), String(Date.now()), String(ttlMs)])
   }
 
   async indexRemove (indexKey: string, members: readonly string[]): Promise<void> {
