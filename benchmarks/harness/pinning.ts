@@ -1,7 +1,10 @@
 /**
- * CPU pinning with `taskset` (util-linux): the server under test (and its Redis) on one CPU,
- * the load generator on another, so neither steals the other's cycles. Off when `taskset` is
- * missing, when the machine has a single CPU, or with `--no-pin`.
+ * CPU pinning with `taskset` (util-linux): the server under test on one CPU, the load generator
+ * on another, so neither steals the other's cycles. The harness's redis-server goes on its own
+ * CPU when asked, by default beside the load generator: in production Redis does not run on the
+ * application's cores, so its CPU time must not count against the server's req/s (it is
+ * reported separately as Redis CPU µs/request). Off when `taskset` is missing, when the machine
+ * has a single CPU, or with `--no-pin`.
  */
 import { spawnSync } from 'node:child_process'
 import { availableParallelism } from 'node:os'
@@ -12,8 +15,8 @@ export interface Pinning {
   readonly server: string[]
   /** Command prefix for the load generator. */
   readonly load: string[]
-  /** Moves a running process (all its threads) to the server CPU. */
-  pinServerPid (pid: number): void
+  /** Moves the running redis-server (all its threads) to the Redis CPU. */
+  pinRedisPid (pid: number): void
   readonly description: string
 }
 
@@ -22,7 +25,7 @@ export function hasCommand (command: string): boolean {
   return probe.status === 0
 }
 
-export function pinning (wanted: boolean, serverCpu: number, loadCpu: number): Pinning {
+export function pinning (wanted: boolean, serverCpu: number, loadCpu: number, redisCpu = loadCpu): Pinning {
   const cpus = availableParallelism()
   const reason = !wanted
     ? 'off (--no-pin)'
@@ -30,19 +33,19 @@ export function pinning (wanted: boolean, serverCpu: number, loadCpu: number): P
         ? 'off (taskset not found)'
         : cpus < 2
           ? 'off (single CPU)'
-          : Math.max(serverCpu, loadCpu) >= cpus || serverCpu === loadCpu
-            ? `off (CPUs ${serverCpu}/${loadCpu} not distinct on a ${cpus}-CPU machine)`
+          : Math.max(serverCpu, loadCpu, redisCpu) >= cpus || serverCpu === loadCpu
+            ? `off (CPUs ${serverCpu}/${loadCpu}/${redisCpu} not valid and distinct on a ${cpus}-CPU machine)`
             : undefined
   if (reason !== undefined) {
-    return { enabled: false, server: [], load: [], pinServerPid: () => {}, description: reason }
+    return { enabled: false, server: [], load: [], pinRedisPid: () => {}, description: reason }
   }
   return {
     enabled: true,
     server: ['taskset', '-c', String(serverCpu)],
     load: ['taskset', '-c', String(loadCpu)],
-    pinServerPid (pid) {
-      spawnSync('taskset', ['-a', '-p', '-c', String(serverCpu), String(pid)], { stdio: 'ignore' })
+    pinRedisPid (pid) {
+      spawnSync('taskset', ['-a', '-p', '-c', String(redisCpu), String(pid)], { stdio: 'ignore' })
     },
-    description: `server + redis on CPU ${serverCpu}, load generator on CPU ${loadCpu} (taskset)`,
+    description: `server on CPU ${serverCpu}, load generator on CPU ${loadCpu}, redis-server on CPU ${redisCpu} (taskset)`,
   }
 }

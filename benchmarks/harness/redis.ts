@@ -1,6 +1,6 @@
 /**
- * The harness's own throw-away redis-server (started with the tests' helper, pinned to the
- * server CPU): command counts from `INFO commandstats` and its CPU time, for per-request costs.
+ * The harness's own throw-away redis-server (started with the tests' helper, pinned to
+ * `--redis-cpu`): command counts from `INFO commandstats` and its CPU time, for per-request costs.
  */
 import { startRedis, type RedisServer } from '../../test/helpers/redis-server.ts'
 import { cpuTimeUs } from './cpu.ts'
@@ -11,8 +11,8 @@ export interface BenchRedis {
   readonly url: string
   /** Raw RESP reply of one command (for correctness checks). */
   command (...args: string[]): Promise<string>
-  /** Calls of every command so far except `info` and `ping`. */
-  calls (): Promise<number>
+  /** Calls per command so far (`INFO commandstats`; commands run inside scripts included), without `info` and `ping`. */
+  calls (): Promise<Map<string, number>>
   cpuUs (): number | undefined
   flush (): Promise<void>
   stop (): Promise<void>
@@ -22,11 +22,16 @@ export async function startBenchRedis (pin: Pinning): Promise<BenchRedis> {
   const server: RedisServer = await startRedis()
   const pid = server.pid
   track(pid, 'redis-server')
-  pin.pinServerPid(pid)
+  pin.pinRedisPid(pid)
   return {
     url: server.url,
     command: (...args) => server.command(...args),
-    calls: () => server.totalCalls(['info', 'ping']),
+    async calls () {
+      const stats = await server.commandStats()
+      stats.delete('info')
+      stats.delete('ping')
+      return stats
+    },
     cpuUs: () => cpuTimeUs(pid),
     async flush () {
       await server.command('FLUSHALL')

@@ -3,7 +3,7 @@
  * timed load with the server's CPU time, Redis command count and Redis CPU time read before
  * and after. The server is always stopped, whatever happens.
  */
-import { cpuTimeUs } from './cpu.ts'
+import { cpuTimeUs, selfAndReapedChildrenUs, systemBusyUs } from './cpu.ts'
 import { json, send } from './http.ts'
 import type { LoadGenerator, LoadPlan, LoadResult } from './load/types.ts'
 import type { Pinning } from './pinning.ts'
@@ -31,9 +31,17 @@ export interface Run {
   readonly cpuUsPerRequest?: number | undefined
   /** Redis commands per request (INFO commandstats delta, without info/ping). */
   readonly redisCommandsPerRequest?: number | undefined
+  /** The same, per command name (commands run inside Lua scripts are counted by Redis too). */
+  readonly redisCommandMix?: Readonly<Record<string, number>> | undefined
   /** redis-server CPU time per request, µs. */
   readonly redisCpuUsPerRequest?: number | undefined
   readonly cache?: { readonly hits: number, readonly misses: number } | undefined
+  /**
+   * CPU used during the timed load by processes that are not part of the measurement (not the
+   * server, its Redis, the load generator or the harness), plus hypervisor steal time, in % of
+   * one CPU: other work on the machine. Above a few % the numbers are disturbed.
+   */
+  readonly foreignCpuPct?: number | undefined
 }
 
 /** Failing responses or socket errors under load make a run FAILED (more than 0.1 %). */
@@ -45,8 +53,32 @@ async function readStats (origin: string, path: string | undefined): Promise<{ h
   return { hits: Number(body['cacheHits']), misses: Number(body['cacheMisses']) }
 }
 
+function commandMix (before: Map<string, number> | undefined, after: Map<string, number> | undefined, requests: number): Record<string, number> | undefined {
+  if (before === undefined || after === undefined || requests === 0) return undefined
+  const mix: Record<string, number> = {}
+  for (const [name, calls] of after) {
+    const delta = calls - (before.get(name) ?? 0)
+    if (delta > 0) mix[name] = Math.round((delta / requests) * 1000) / 1000
+  }
+  return mix
+}
+
+function sum (stats: Map<string, number> | undefined): number | undefined {
+  if (stats === undefined) return undefined
+  let total = 0
+  for (const calls of stats.values()) total += calls
+  return total
+}
+
 function perRequest (before: number | undefined, after: number | undefined, requests: number): number | undefined {
   return before === undefined || after === undefined || requests === 0 ? undefined : (after - before) / requests
+}
+
+function foreign (busy0: number | undefined, busy1: number | undefined, ours: Array<[number | undefined, number | undefined]>, elapsedUs: number): number | undefined {
+  if (busy0 === undefined || busy1 === undefined) return undefined
+  let rest = busy1 - busy0
+  for (const [a, b] of ours) if (a !== undefined && b !== undefined) rest -= b - a
+  return Math.max(0, (rest / elapsedUs) * 100)
 }
 
 export async function runVariant (variant: Variant, round: number, s: RunSettings): Promise<Run> {
@@ -73,6 +105,9 @@ export async function runVariant (variant: Variant, round: number, s: RunSetting
     if (s.warmupS > 0) await s.generator.run(plan, { ...settings, durationS: s.warmupS })
 
     const stats0 = await readStats(server.origin, variant.statsPath)
+    const busy0 = systemBusyUs()
+    const own0 = selfAndReapedChildrenUs()
+    const started = performance.now()
     const cpu0 = cpuTimeUs(server.pid)
     const redisCpu0 = counted?.cpuUs()
     const calls0 = await counted?.calls()
@@ -80,6 +115,9 @@ export async function runVariant (variant: Variant, round: number, s: RunSetting
     const cpu1 = cpuTimeUs(server.pid)
     const redisCpu1 = counted?.cpuUs()
     const calls1 = await counted?.calls()
+    const elapsedUs = (performance.now() - started) * 1000
+    const own1 = selfAndReapedChildrenUs()
+    const busy1 = systemBusyUs()
     const stats1 = await readStats(server.origin, variant.statsPath)
 
     const failures = load.badStatus + load.socketErrors
@@ -89,8 +127,10 @@ export async function runVariant (variant: Variant, round: number, s: RunSetting
       status: 'ok',
       load,
       cpuUsPerRequest: perRequest(cpu0, cpu1, load.requests),
-      redisCommandsPerRequest: perRequest(calls0, calls1, load.requests),
+      redisCommandsPerRequest: perRequest(sum(calls0), sum(calls1), load.requests),
+      redisCommandMix: commandMix(calls0, calls1, load.requests),
       redisCpuUsPerRequest: redis === undefined ? undefined : perRequest(redisCpu0, redisCpu1, load.requests),
+      foreignCpuPct: foreign(busy0, busy1, [[own0, own1], [cpu0, cpu1], [redisCpu0, redisCpu1]], elapsedUs),
       cache: stats0 === undefined || stats1 === undefined ? undefined : { hits: stats1.hits - stats0.hits, misses: stats1.misses - stats0.misses },
     }
     if (load.requests === 0 || failures > load.requests * ERROR_TOLERANCE) {

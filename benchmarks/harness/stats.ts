@@ -12,6 +12,10 @@ export function median (values: readonly number[]): number | undefined {
   return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
 }
 
+function range (values: readonly number[]): [number, number] | undefined {
+  return values.length === 0 ? undefined : [Math.min(...values), Math.max(...values)]
+}
+
 function defined (values: ReadonlyArray<number | undefined>): number[] {
   return values.filter((v): v is number => v !== undefined && Number.isFinite(v))
 }
@@ -26,15 +30,31 @@ export interface Summary {
   readonly rounds: number
   readonly rps: number | undefined
   readonly ratioToBaseline: number | undefined
+  /** Lowest and highest per-round ratio: the spread the median hides. */
+  readonly ratioRange: readonly [number, number] | undefined
   readonly p50Ms: number | undefined
   readonly p99Ms: number | undefined
   readonly p99RatioToBaseline: number | undefined
+  readonly p99RatioRange: readonly [number, number] | undefined
   readonly cpuUsPerRequest: number | undefined
   readonly redisCommandsPerRequest: number | undefined
   readonly redisCpuUsPerRequest: number | undefined
+  /** Median calls per request of each Redis command (script-internal commands included). */
+  readonly redisCommandMix: Readonly<Record<string, number>> | undefined
   readonly cacheHitRate: number | undefined
+  /** Highest CPU use of unrelated processes during this variant's timed runs, % of one CPU. */
+  readonly foreignCpuPctMax: number | undefined
   /** Per-round req/s, for spread. */
   readonly rpsByRound: readonly number[]
+}
+
+function mixMedian (runs: readonly Run[]): Record<string, number> | undefined {
+  const mixes = runs.map((r) => r.redisCommandMix).filter((m) => m !== undefined)
+  if (mixes.length === 0) return undefined
+  const names = new Set(mixes.flatMap((m) => Object.keys(m)))
+  const out: Record<string, number> = {}
+  for (const name of [...names].sort()) out[name] = median(mixes.map((m) => m[name] ?? 0)) ?? 0
+  return out
 }
 
 export function summarise (variants: readonly Variant[], runs: readonly Run[]): Summary[] {
@@ -65,13 +85,17 @@ export function summarise (variants: readonly Variant[], runs: readonly Run[]): 
       rounds: good.length,
       rps: median(good.map((r) => r.load?.rps ?? 0)),
       ratioToBaseline: median(ratios),
+      ratioRange: range(ratios),
       p50Ms: median(defined(good.map((r) => r.load?.latencyMs.p50))),
       p99Ms: median(defined(good.map((r) => r.load?.latencyMs.p99))),
       p99RatioToBaseline: median(p99Ratios),
+      p99RatioRange: range(p99Ratios),
       cpuUsPerRequest: median(defined(good.map((r) => r.cpuUsPerRequest))),
       redisCommandsPerRequest: median(defined(good.map((r) => r.redisCommandsPerRequest))),
       redisCpuUsPerRequest: median(defined(good.map((r) => r.redisCpuUsPerRequest))),
+      redisCommandMix: mixMedian(good),
       cacheHitRate: hits + misses === 0 ? undefined : hits / (hits + misses),
+      foreignCpuPctMax: good.some((r) => r.foreignCpuPct !== undefined) ? Math.max(...defined(good.map((r) => r.foreignCpuPct))) : undefined,
       rpsByRound: good.map((r) => r.load?.rps ?? 0),
     }
   })
