@@ -138,11 +138,16 @@ export class Manager {
     const indexKey = this.indexKey(userId)
     await this.guard(this.store.indexAdd(indexKey, hash, record.absoluteExpiry, this.config.absoluteTimeout))
     if (this.config.maxSessionsPerUser === Number.MAX_SAFE_INTEGER) return
-    const entries = await this.guard(this.store.indexRead(indexKey))
-    const excess = entries.filter((e) => e.member !== hash).slice(0, Math.max(0, entries.length - this.config.maxSessionsPerUser))
-    if (excess.length === 0) return
+    const others = (await this.guard(this.store.indexRead(indexKey))).filter((e) => e.member !== hash)
+    if (others.length < this.config.maxSessionsPerUser) return
+    // Count only live sessions: members whose session ended are pruned, not "revoked".
+    const now = Date.now()
+    const records = await Promise.all(others.map((e) => this.guard(this.store.get(this.sessionKey(e.member)))))
+    const live = others.filter((_e, i) => { const r = records[i]; return r !== undefined && isLive(r, now) })
+    const excess = live.slice(0, Math.max(0, live.length + 1 - this.config.maxSessionsPerUser))
+    const dead = others.filter((e) => !live.includes(e))
     await Promise.all(excess.map((e) => this.guard(this.store.destroy(this.sessionKey(e.member)))))
-    await this.guard(this.store.indexRemove(indexKey, excess.map((e) => e.member)))
+    if (excess.length + dead.length > 0) await this.guard(this.store.indexRemove(indexKey, [...excess, ...dead].map((e) => e.member)))
     for (const e of excess) this.emit('revoked', userId, refOf(e.member))
   }
 
@@ -151,7 +156,8 @@ export class Manager {
     const indexKey = this.indexKey(userId)
     const entries = await this.guard(this.store.indexRead(indexKey))
     const existed = await Promise.all(entries.map((e) => this.guard(this.store.destroy(this.sessionKey(e.member)))))
-    await this.guard(this.store.indexDestroy(indexKey))
+    // Only the members read: a session indexed meanwhile by a concurrent login stays findable.
+    await this.guard(this.store.indexRemove(indexKey, entries.map((e) => e.member)))
     let count = 0
     entries.forEach((e, i) => {
       if (existed[i] === true) {

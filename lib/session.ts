@@ -134,6 +134,12 @@ export class Session {
   async #move (bind?: { userId: string, data?: object }): Promise<void> {
     const m = this.#m
     const old = this.#record
+    if (old === undefined && bind === undefined) {
+      // Nothing stored yet: a new id is all it takes, and this request's data goes with it.
+      this.#id = generateId()
+      this.#hash = undefined
+      return
+    }
     const oldHash = old === undefined ? undefined : this.#storageHash
     const plain = this.#plain()
     if (bind?.data !== undefined) {
@@ -156,16 +162,17 @@ export class Session {
       fields: encodeFields(m, plain, hash),
     }
     this.#checkSize(recordBytes(record))
-    const needsStore = old !== undefined || bind !== undefined
-    if (needsStore) await m.guard(m.store.create(m.sessionKey(hash), record, ttlOf(record, now)))
+    // Indexed before it exists, so a concurrent revokeUser cannot miss it (a member whose
+    // session was never created is pruned when the index is read).
+    if (record.userId !== undefined) await m.indexSession(record.userId, hash, record)
+    await m.guard(m.store.create(m.sessionKey(hash), record, ttlOf(record, now)))
     if (oldHash !== undefined) {
       await m.guard(m.store.destroy(m.sessionKey(oldHash)))
       if (old?.userId !== undefined) await m.guard(m.store.indexRemove(m.indexKey(old.userId), [oldHash]))
     }
-    this.#rebind(id, hash, needsStore ? record : undefined)
-    if (!needsStore) return
+    this.#rebind(id, hash, record)
+    // Only now that every step succeeded is the new session announced.
     this.#cookie = SET
-    if (record.userId !== undefined) await m.indexSession(record.userId, hash, record)
     m.emit(bind !== undefined ? 'login' : 'regenerated', record.userId, refOf(hash))
   }
 
@@ -240,12 +247,13 @@ export class Session {
     const now = Date.now()
     const config = m.config
     const touch = record.idleExpiry < record.absoluteExpiry && now - (record.idleExpiry - config.idleTimeout) >= config.touchInterval
-    const stale = m.cipher === undefined ? undefined : staleFields(m, record, this.#storageHash, this.#dirty)
-    if (!dirty && !touch && stale === undefined) {
+    if (!dirty && !touch) {
       if (this.#cookie === SET || this.#verified?.stale === true) this.#headers(reply, this.#setCookie(record, now))
       else if (reply.getHeader('cache-control') === undefined) reply.header('cache-control', 'no-store')
       return undefined
     }
+    // Fields under an older key ride along with a write that happens anyway (never a write of their own).
+    const stale = m.cipher === undefined ? undefined : staleFields(m, record, this.#storageHash, this.#dirty)
     return this.#update(reply, record, now, dirty, touch, stale)
   }
 
@@ -276,8 +284,10 @@ export class Session {
   async #update (reply: FastifyReply, record: SessionRecord, now: number, dirty: boolean, touch: boolean, stale: Map<string, string> | undefined): Promise<void> {
     const m = this.#m
     const hash = this.#storageHash
-    const set = new Map(stale)
+    const set = new Map<string, string>()
     const del: string[] = []
+    const replace = new Map<string, { from: string, to: string }>()
+    for (const [key, to] of stale ?? []) replace.set(key, { from: record.fields.get(key) as string, to })
     for (const [key, text] of this.#dirty ?? []) {
       if (text === undefined) del.push(key)
       else set.set(key, encodeField(m, key, text, hash))
@@ -285,16 +295,18 @@ export class Session {
     const fields = new Map(record.fields)
     for (const key of del) fields.delete(key)
     for (const [key, value] of set) fields.set(key, value)
+    for (const [key, { to }] of replace) fields.set(key, to)
     const idleExpiry = touch ? now + m.config.idleTimeout : undefined
     const next: SessionRecord = { ...record, idleExpiry: idleExpiry ?? record.idleExpiry, fields }
     this.#checkSize(recordBytes(next))
     let applied: boolean
     try {
-      applied = await m.guard(m.store.update(m.sessionKey(hash), { set, del, idleExpiry }, touch ? ttlOf(next, now) : 0))
+      applied = await m.guard(m.store.update(m.sessionKey(hash), { set, del, replace, idleExpiry }, touch ? ttlOf(next, now) : 0))
     } catch (err) {
       // A failed touch alone does not fail a read: the session just slides later.
-      if (!dirty) return
-      throw err
+      if (dirty) throw err
+      if (reply.getHeader('cache-control') === undefined) reply.header('cache-control', 'no-store')
+      return
     }
     if (!applied) {
       // Revoked or expired while this request ran: its writes are dropped with it.

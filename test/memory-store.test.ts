@@ -76,3 +76,13 @@ test('memory store: bad options throw TypeError', () => {
   assert.throws(() => createMemoryStore({ maxEntries: 0 }), TypeError)
   assert.throws(() => createMemoryStore({ sweepInterval: 1 }), TypeError)
 })
+
+test('memory store: replace is a compare-and-set (a field changed meanwhile is left alone)', async () => {
+  const store = createMemoryStore()
+  await store.create('k', record({ x: 'A', y: 'A' }), 1000)
+  await store.update('k', { set: new Map(), del: [], idleExpiry: undefined, replace: new Map([['x', { from: 'B', to: 'C' }], ['y', { from: 'A', to: 'C' }]]) }, 0)
+  const r = await store.get('k')
+  assert.equal(r?.fields.get('x'), 'A')
+  assert.equal(r?.fields.get('y'), 'C')
+  await store.close()
+})

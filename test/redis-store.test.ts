@@ -107,3 +107,21 @@ test('redis store: own writes are not echoed back (NOLOOP) yet other clients sti
     await other.close()
   }
 })
+
+test('redis store: replace is a compare-and-set inside the write script', async () => {
+  const h = await heldClient()
+  try {
+    await h.store.create('cas:a', record({ x: '"A"', y: '"A"' }), 60_000)
+    assert.equal(await h.store.update('cas:a', {
+      set: new Map([['z', '"Z"']]),
+      del: [],
+      idleExpiry: undefined,
+      replace: new Map([['x', { from: '"B"', to: '"C"' }], ['y', { from: '"A"', to: '"C"' }]]),
+    }, 0), true)
+    const stored = await h.client.hGetAll('cas:a')
+    assert.deepEqual([stored['d:x'], stored['d:y'], stored['d:z']], ['"A"', '"C"', '"Z"'])
+  } finally {
+    await h.store.close()
+    await h.client.close()
+  }
+})

@@ -19,6 +19,12 @@ async function app () {
     return { ok: true }
   })
   a.get('/flash', async (req) => ({ flash: req.session.get('flash') ?? null }))
+  a.post('/set-then-regenerate', async (req) => {
+    req.session.set('flash', 'kept')
+    const before = req.session.id
+    await req.session.regenerate()
+    return { changed: req.session.id !== before, flash: req.session.get('flash') }
+  })
   await a.ready()
   return a
 }
@@ -59,5 +65,38 @@ test('session: data set after destroy() starts a new session with a new cookie',
   assert.ok(next && next !== cookie)
   assert.deepEqual((await a.inject({ url: '/flash', headers: { cookie: next } })).json(), { flash: 'bye' })
   assert.deepEqual((await a.inject({ url: '/flash', headers: { cookie } })).json(), { flash: null })
+  await a.close()
+})
+
+test('session: regenerate() before the session is stored keeps this request\'s data under the new id', async () => {
+  const a = await app()
+  const res = await a.inject({ method: 'POST', url: '/set-then-regenerate' })
+  assert.deepEqual(res.json(), { changed: true, flash: 'kept' })
+  const cookie = sessionCookie(res)
+  assert.ok(cookie)
+  assert.deepEqual((await a.inject({ url: '/flash', headers: { cookie } })).json(), { flash: 'kept' })
+  await a.close()
+})
+
+test('session: a touch that fails leaves the read answered, without a cookie, and still no-store', async () => {
+  const store = createMemoryStore()
+  let failUpdates = false
+  const failing = new Proxy(store, {
+    get (target, prop, receiver) {
+      if (prop === 'update' && failUpdates) return async () => { throw new Error('store down') }
+      const value = Reflect.get(target, prop, receiver)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  const a = Fastify()
+  await a.register(hardenedSession, { secrets: [SECRET], store: failing, idleTimeout: 10_000, touchInterval: 0 })
+  a.post('/login', async (req) => { await req.session.login('u'); return 'ok' })
+  a.get('/me', async (req) => ({ user: req.session.userId ?? null }))
+  const cookie = sessionCookie(await a.inject({ method: 'POST', url: '/login' }))
+  failUpdates = true
+  const res = await a.inject({ url: '/me', headers: { cookie } })
+  assert.deepEqual(res.json(), { user: 'u' })
+  assert.equal(res.headers['set-cookie'], undefined)
+  assert.equal(res.headers['cache-control'], 'no-store')
   await a.close()
 })

@@ -143,6 +143,19 @@ const suite: Variant[] = [
     },
   },
   {
+    name: 'hardened-encrypted-write',
+    label: "hardened-session: write one field, encryption fields '*'",
+    group: 'plugin',
+    baseline: 'bare-write',
+    server: server('hardened.ts', '--redis-url', '{redisUrl}', '--encryption'),
+    usesRedis: true,
+    statsPath: '/__bench/stats',
+    prepare: writePlan(async (ctx, cookie) => {
+      const stored = bulkString(await needRedis(ctx).command('HGET', hardenedKey(cookie), 'd:n'))
+      expect(stored?.startsWith('~1.') === true && !stored.includes(String(PROBE_N)), `d:n is not stored encrypted: ${stored}`)
+    }),
+  },
+  {
     name: 'hardened-memory-read',
     label: 'hardened-session: cached read (memory store)',
     group: 'plugin',

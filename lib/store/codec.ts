@@ -23,10 +23,12 @@ export function encodeRecord (record: SessionRecord): string[] {
   return out
 }
 
-export function encodeUpdate (update: RecordUpdate): { set: string[], del: string[] } {
+export function encodeUpdate (update: RecordUpdate): { set: string[], cas: string[], del: string[] } {
   const set = update.idleExpiry === undefined ? [] : [IDLE, String(update.idleExpiry)]
   for (const [name, value] of update.set) set.push(DATA + name, value)
-  return { set, del: update.del.map((name) => DATA + name) }
+  const cas: string[] = []
+  for (const [name, { from, to }] of update.replace ?? []) cas.push(DATA + name, from, to)
+  return { set, cas, del: update.del.map((name) => DATA + name) }
 }
 
 function toInt (value: string | undefined): number | undefined {
@@ -59,5 +61,6 @@ export function applyUpdate (record: SessionRecord, update: RecordUpdate): Sessi
   const fields = new Map(record.fields)
   for (const [name, value] of update.set) fields.set(name, value)
   for (const name of update.del) fields.delete(name)
+  for (const [name, { from, to }] of update.replace ?? []) if (fields.get(name) === from) fields.set(name, to)
   return { ...record, idleExpiry: update.idleExpiry ?? record.idleExpiry, fields }
 }

@@ -45,6 +45,9 @@ export async function openRedisStore (
     },
   } as Parameters<typeof createClient>[0])
   const store = new RedisStore(client as any, { cacheSize: config.cacheSize, onStatus })
+  // The store reports errors; this listener only guarantees one exists until the client is
+  // gone, so an error while closing can never become an uncaught exception.
+  client.on('error', () => {})
   try {
     await connectWithin(client, Math.max(config.storeTimeout, 5000))
   } catch (err) {
@@ -55,8 +58,8 @@ export async function openRedisStore (
   return {
     store,
     close: async () => {
-      await store.close()
       if (client.isOpen) await client.close()
+      await store.close()
     },
   }
 }

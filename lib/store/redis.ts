@@ -91,14 +91,21 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return redis.call('HGETALL', KEYS[1])`)
 
-// ARGV: ttl (0: keep the TTL), n, n field/value pairs, then fields to delete. Writes nothing if
-// the key is gone, so a concurrent logout is never undone by a late write of the same session.
+// ARGV: ttl (0: keep the TTL), n, c, n field/value pairs, c field/expected/new triples
+// (compare-and-set), then fields to delete. Writes nothing if the key is gone, so a concurrent
+// logout is never undone by a late write of the same session.
 // Returns the updated hash, or 0 when the key is gone.
 const UPDATE = new Script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n = tonumber(ARGV[2])
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + 2 * n)) end
-if #ARGV > 2 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 3 + 2 * n)) end
+local c = tonumber(ARGV[3])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + 2 * n)) end
+local i = 4 + 2 * n
+for _ = 1, c do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+  i = i + 3
+end
+if #ARGV >= i then redis.call('HDEL', KEYS[1], unpack(ARGV, i)) end
 if ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return redis.call('HGETALL', KEYS[1])`)
 
@@ -134,8 +141,10 @@ export class RedisStore implements SessionStore {
     this.#command = sender(conn)
     this.#onStatus = options.onStatus
     this.#connected = conn.isReady !== false
-    const csc = conn.clientSideCache
     // Without client-side caching there are no invalidations, so nothing may be cached locally.
+    // A cluster reports connection loss per shard (`node-*` events) and moves slots between
+    // nodes; until that is handled, a cluster is used without the local cache.
+    const csc = 'masters' in conn ? undefined : conn.clientSideCache
     this.#cache = csc === undefined ? undefined : new BoundedCache(options.cacheSize)
     if (csc !== undefined) {
       const onInvalidate = (key: Buffer | string | null): void => {
@@ -146,8 +155,10 @@ export class RedisStore implements SessionStore {
       this.#detach.push(() => csc.off('invalidate', onInvalidate))
     }
     this.#listen('error', (err: unknown) => {
+      // Invalidations may have been lost with whatever failed: drop everything. Whether to
+      // cache again right away depends on whether the connection itself survived.
       this.#dropAll()
-      this.#connected = false
+      this.#connected = conn.isReady === true
       this.#onStatus?.(false, err)
     })
     this.#listen('end', () => { this.#dropAll(); this.#connected = false })
@@ -257,8 +268,8 @@ export class RedisStore implements SessionStore {
   }
 
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {
-    const { set, del } = encodeUpdate(update)
-    return (await this.#write(UPDATE, key, [String(ttlMs), String(set.length / 2), ...set, ...del])) !== undefined
+    const { set, cas, del } = encodeUpdate(update)
+    return (await this.#write(UPDATE, key, [String(ttlMs), String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del])) !== undefined
   }
 
   async destroy (key: string): Promise<boolean> {

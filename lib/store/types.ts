@@ -22,6 +22,11 @@ export interface SessionRecord {
 export interface RecordUpdate {
   readonly set: ReadonlyMap<string, string>
   readonly del: readonly string[]
+  /**
+   * Compare-and-set: each field is replaced by `to` only if it still holds `from` (re-encryption
+   * under a newer key must never overwrite a value another request wrote meanwhile).
+   */
+  readonly replace?: ReadonlyMap<string, { readonly from: string, readonly to: string }>
   /** New idle deadline when the session slides; `undefined` keeps the deadline and the TTL. */
   readonly idleExpiry: number | undefined
 }
