@@ -52,6 +52,18 @@ export function readField (m: Manager, record: SessionRecord, hash: string, key:
   return text
 }
 
+/**
+ * The JSON text of a stored field if it is known without decrypting (plain, or already
+ * decrypted for this record version); undefined otherwise.
+ */
+export function knownField (m: Manager, record: SessionRecord, key: string): string | undefined {
+  const raw = record.fields.get(key)
+  const cipher = m.cipher
+  if (raw === undefined || cipher === undefined) return raw
+  if (!cipher.isCiphertext(raw)) return cipher.covers(key) ? undefined : raw
+  return decrypted.get(record)?.get(key) ?? undefined
+}
+
 /** Every readable stored field as JSON text. */
 export function plainFields (m: Manager, record: SessionRecord, hash: string): Map<string, string> {
   const out = new Map<string, string>()

@@ -19,7 +19,7 @@ import { sessionError } from './errors.ts'
 import { ttlOf, type Manager } from './manager.ts'
 import type { SessionRecord } from './store/types.ts'
 import type { SessionKey, SessionValue } from './types.ts'
-import { encodeField, encodeFields, plainFields, recordBytes, readField, staleFields, toJson } from './fields.ts'
+import { encodeField, encodeFields, knownField, plainFields, recordBytes, readField, staleFields, toJson } from './fields.ts'
 
 const NONE = 0
 const SET = 1
@@ -102,8 +102,11 @@ export class Session {
     const text = toJson(key, value)
     if (text === undefined) throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
     ;(this.#values ??= new Map()).set(key, value)
-    // Setting the value already stored is not a change: no write.
-    if (this.#dirty?.has(key) !== true && this.#stored(key) === text) return
+    // Setting the value already stored is not a change: no write. (Compared only against what is
+    // known without work: an encrypted field not yet read in this record version is not decrypted
+    // just to compare, so a blind set of an encrypted field is always written.)
+    const record = this.#record
+    if (this.#dirty?.has(key) !== true && record !== undefined && knownField(this.#m, record, key) === text) return
     ;(this.#dirty ??= new Map()).set(key, text)
   }
 
