@@ -121,9 +121,6 @@ export class MemoryStore implements SessionStore {
     return [...index].map(([member, score]) => ({ member, score })).sort((a, b) => a.score - b.score)
   }
 
-  async indexDestroy (indexKey: string): Promise<void> {
-    this.#indexes.delete(indexKey)
-  }
 
   /** Removes every expired session and index now. */
   sweep (): void {

@@ -294,9 +294,6 @@ export class RedisStore implements SessionStore {
     return rows.map((row) => ({ member: String(row.value), score: Number(row.score) }))
   }
 
-  async indexDestroy (indexKey: string): Promise<void> {
-    await this.#conn.del(indexKey)
-  }
 
   stats (): StoreStats {
     return { cacheHits: this.#hits, cacheMisses: this.#misses }
