@@ -121,7 +121,6 @@ export class MemoryStore implements SessionStore {
     return [...index].map(([member, score]) => ({ member, score })).sort((a, b) => a.score - b.score)
   }
 
-
   /** Removes every expired session and index now. */
   sweep (): void {
     const now = Date.now()

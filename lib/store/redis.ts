@@ -294,7 +294,6 @@ export class RedisStore implements SessionStore {
     return rows.map((row) => ({ member: String(row.value), score: Number(row.score) }))
   }
 
-
   stats (): StoreStats {
     return { cacheHits: this.#hits, cacheMisses: this.#misses }
   }
