@@ -27,7 +27,6 @@ export class MemoryStore implements SessionStore {
   #hits = 0
   #misses = 0
   #evictions = 0
-  readonly ready = true
 
   constructor (options: MemoryStoreOptions = {}) {
     const maxEntries = options.maxEntries ?? 10_000

@@ -170,10 +170,6 @@ export class RedisStore implements SessionStore {
     })
   }
 
-  get ready (): boolean {
-    return this.#connected
-  }
-
   /** Whether reads can be served locally (the connection has client-side caching). */
   get caching (): boolean {
     return this.#cache !== undefined

@@ -62,8 +62,6 @@ export interface SessionStore {
   indexAdd (indexKey: string, member: string, score: number, ttlMs: number): Promise<void>
   indexRemove (indexKey: string, members: readonly string[]): Promise<void>
   indexRead (indexKey: string): Promise<IndexEntry[]>
-  /** Whether the store is connected (a disconnected store must not serve `peek` hits). */
-  readonly ready: boolean
   stats (): StoreStats
   close (): Promise<void>
 }
