@@ -23,7 +23,7 @@ const quick = process.argv.includes('--quick')
 const time = quick ? 200 : 1000
 
 // Fixtures, built once.
-const signer = new Signer(['s'.repeat(32)])
+const signer = new Signer(['s'.repeat(32)], 10_000)
 const POOL = 50_000 // several times the verify memo (10 000): a cyclic walk never hits it
 const distinct = Array.from({ length: POOL }, () => signer.sign(generateId()))
 const same = signer.sign(generateId())
@@ -43,8 +43,14 @@ const record: SessionRecord = {
   createdAt: now,
   absoluteExpiry: now + 12 * 3600_000,
   idleExpiry: now + 1800_000,
-  userId: 'user-1',
+  ref: 'rrrrrrrrrrrr',
+  epoch: '0',
+  user: 'p:user-1',
+  userKey: 'k'.repeat(43),
   authenticatedAt: now,
+  userAgent: undefined,
+  ip: undefined,
+  seal: 's'.repeat(43),
   fields: new Map([['theme', small], ['locale', '"en-GB"'], ['cart', large]]),
 }
 const flat = encodeRecord(record)

@@ -7,14 +7,17 @@
  */
 import type { CookieConfig } from './options.ts'
 
-/** Every value of cookie `name` in `header`, in order (usually one; more if a name is shadowed). */
-export function cookieValues (header: string, name: string): string[] {
+/**
+ * The first `max` values of cookie `name` in `header`, in order (usually one; more if a name is
+ * shadowed). Bounded so that a header stuffed with forged cookies costs a few HMACs, not hundreds.
+ */
+export function cookieValues (header: string, name: string, max: number): string[] {
   const out: string[] = []
   const needle = name + '='
   let from = 0
   for (;;) {
     const at = header.indexOf(needle, from)
-    if (at === -1) return out
+    if (at === -1 || out.length === max) return out
     from = at + needle.length
     // Must start a cookie-pair: at the start, or after ';' and optional spaces.
     let before = at - 1

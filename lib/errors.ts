@@ -14,6 +14,7 @@ export const errorTable = {
   FST_SESSION_COOKIE_OPTION: { statusCode: 500, message: 'Invalid session cookie option' },
   FST_SESSION_STORE_OPTION: { statusCode: 500, message: 'Exactly one of `redis` or `store` must be given' },
   FST_SESSION_ENCRYPTION_OPTION: { statusCode: 500, message: 'Invalid session encryption option' },
+  FST_SESSION_INVALID_ARGUMENT: { statusCode: 500, message: 'Invalid argument to a session method' },
   // --- per request --------------------------------------------------------------------------
   FST_SESSION_STORE_UNAVAILABLE: { statusCode: 503, message: 'Session store unavailable' },
   FST_SESSION_UNAUTHENTICATED: { statusCode: 401, message: 'Authentication required' },
@@ -21,6 +22,9 @@ export const errorTable = {
   FST_SESSION_TOO_LARGE: { statusCode: 500, message: 'Session exceeds maxSessionBytes and was not saved' },
   FST_SESSION_NOT_SERIALIZABLE: { statusCode: 500, message: 'Session values must be JSON-serialisable' },
   FST_SESSION_DECRYPT: { statusCode: 500, message: 'Encrypted session field could not be read' },
+  FST_SESSION_ENDED: { statusCode: 409, message: 'The session ended while this request ran; its changes were not saved' },
+  // --- reported in events only ----------------------------------------------------------------
+  FST_SESSION_RECORD_INVALID: { statusCode: 500, message: 'Session record failed its integrity check' },
   // --- passwords ----------------------------------------------------------------------------
   FST_PASSWORD_TOO_LONG: { statusCode: 400, message: 'Password is too long' },
   FST_PASSWORD_EMPTY: { statusCode: 400, message: 'Password must not be empty' },

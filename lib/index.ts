@@ -5,10 +5,12 @@ import hardenedSession from './plugin.ts'
 
 export default hardenedSession
 export { hardenedSession }
-export type { SessionDecorator } from './plugin.ts'
-export type { Session } from './session.ts'
+export type { SessionDecorator } from './admin.ts'
+export type { Session, LoginOptions } from './session.ts'
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from './store/memory.ts'
-export type { SessionStore, SessionRecord, RecordUpdate, IndexEntry, StoreStats } from './store/types.ts'
+export type {
+  SessionStore, SessionRecord, RecordUpdate, IndexEntry, AdmitOptions, AdmitResult, StoreStats,
+} from './store/types.ts'
 export { SessionError, errorTable, type SessionErrorCode } from './errors.ts'
 export { generateEncryptionKey } from './crypto/field-cipher.ts'
 export {

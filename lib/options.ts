@@ -1,14 +1,20 @@
 /**
- * Register-time validation: options are checked once, normalised and frozen; the per-request
- * path never checks an option again. Every failure is a SessionError with an FST_SESSION_* code
- * and a detail naming the option — never its value (it may be a secret).
+ * Register-time validation: every option is checked here, once, with one vocabulary, then
+ * normalised into a frozen `Config`; the per-request path never checks an option again.
+ * Unknown keys are refused by name (a misspelt `idletimeout` silently keeping the default would
+ * be a security bug), with a hint for names other session libraries use. Every failure is a
+ * SessionError with an FST_SESSION_* code and a detail naming the option — never its value (it
+ * may be a secret).
  */
 import { sessionError, type SessionErrorCode } from './errors.ts'
 import type { CookieOptions, HardenedSessionOptions, SessionEvent } from './types.ts'
 
-const MINUTE = 60_000
+const SECOND = 1000
+const MINUTE = 60 * SECOND
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // RFC 6265 §4.1.1 cookie-name = token (RFC 9110 §5.6.2)
 const COOKIE_ATTR = /^[\x21-\x3a\x3c-\x7e]+$/ // no controls, spaces or ';' (RFC 6265 §4.1.1)
+// Clear-Site-Data directives (W3C Clear Site Data §3.1), quoted.
+const CLEAR_SITE_DIRECTIVE = /^"(cache|cookies|storage|executionContexts|clientHints|prefetchCache|prerenderCache|\*)"$/
 
 export interface CookieConfig {
   readonly name: string
@@ -28,29 +34,83 @@ export interface Config {
   readonly cookie: CookieConfig
   readonly maxSessionBytes: number
   readonly storeTimeout: number
+  readonly connectTimeout: number
   readonly maxSessionsPerUser: number
   readonly cacheSize: number
-  readonly clearSiteData: string
+  readonly cacheBytes: number
+  /** Directives sent on logout; `clearSiteDataWithCookie`: those safe beside a new session cookie. */
+  readonly clearSiteData: string | undefined
+  readonly clearSiteDataWithCookie: string | undefined
+  readonly sessionInfo: { readonly userAgent: boolean, readonly ip: boolean }
   readonly onEvent: ((event: SessionEvent) => void) | undefined
+  readonly clock: () => number
 }
 
-function fail (code: SessionErrorCode, option: string): never {
-  throw sessionError(code, option)
+/** Option names of other session libraries, and where their meaning lives here. */
+const HINTS: Record<string, string> = {
+  secret: "use 'secrets' (an array, newest first)",
+  cookieName: "use 'cookie.name'",
+  saveUninitialized: 'sessions are saved only when a handler sets data',
+  rolling: "the expiry slides by itself; see 'touchInterval'",
+  resave: 'only changed fields are written',
+  ttl: "use 'idleTimeout' and 'absoluteTimeout'",
+  maxAge: "the cookie follows the session: use 'idleTimeout' and 'absoluteTimeout'",
+  expires: "the cookie follows the session: use 'idleTimeout' and 'absoluteTimeout'",
+  httpOnly: 'HttpOnly is always on',
+  signed: 'the session cookie is always signed',
+  encode: 'the cookie value is always the signed id',
+  prefix: "use 'keyPrefix'",
 }
 
-function duration (value: unknown, fallback: number, option: string, min = 1): number {
+function fail (code: SessionErrorCode, detail: string): never {
+  throw sessionError(code, detail)
+}
+
+/** Refuses keys of `value` not in `known`, naming the first with a hint. */
+export function onlyKnown (value: object, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue
+    const name = path === '' ? key : `${path}.${key}`
+    const alike = known.find((k) => k.toLowerCase() === key.toLowerCase())
+    const hint = alike !== undefined ? `did you mean '${path === '' ? alike : `${path}.${alike}`}'?` : HINTS[key]
+    fail(code, `unknown option '${name}'${hint === undefined ? '' : ` (${hint})`}`)
+  }
+}
+
+export function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false
+  const proto: unknown = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** An optional plain object option (`undefined` → `{}`). */
+export function objectOption (value: unknown, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'): Record<string, unknown> {
+  if (value === undefined) return {}
+  if (!isPlainObject(value)) fail(code, `${path} must be an object`)
+  onlyKnown(value, path, known, code)
+  return value
+}
+
+export function integer (value: unknown, path: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    fail('FST_SESSION_INVALID_OPTION', `${option} must be an integer number of ms ≥ ${min}`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    fail('FST_SESSION_INVALID_OPTION', `${path} must be an integer from ${min} to ${max}`)
   }
   return value
 }
 
-function positiveInt (value: unknown, fallback: number, option: string): number {
+/** A duration in milliseconds. */
+export function ms (value: unknown, path: string, fallback: number, min: number): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    fail('FST_SESSION_INVALID_OPTION', `${option} must be a positive integer`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    fail('FST_SESSION_INVALID_OPTION', `${path} must be an integer number of milliseconds ≥ ${min}`)
   }
+  return value
+}
+
+export function boolean (value: unknown, path: string, fallback: boolean, code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') fail(code, `${path} must be a boolean`)
   return value
 }
 
@@ -64,50 +124,70 @@ function secretsOf (secrets: unknown): Buffer[] {
   })
 }
 
-function cookieOf (cookie: CookieOptions | undefined): CookieConfig {
-  if (cookie !== undefined && (typeof cookie !== 'object' || cookie === null)) fail('FST_SESSION_COOKIE_OPTION', 'cookie must be an object')
-  const name = cookie?.name ?? '__Host-sid'
-  const sameSite = cookie?.sameSite ?? 'lax'
-  const secure = cookie?.secure ?? true
-  const domain = cookie?.domain
-  const path = cookie?.path ?? '/'
-  const partitioned = cookie?.partitioned ?? false
-  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) fail('FST_SESSION_COOKIE_OPTION', 'cookie.name must be an RFC 6265 token')
-  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') fail('FST_SESSION_COOKIE_OPTION', "cookie.sameSite must be 'lax', 'strict' or 'none'")
-  if (typeof secure !== 'boolean') fail('FST_SESSION_COOKIE_OPTION', 'cookie.secure must be a boolean')
-  if (typeof partitioned !== 'boolean') fail('FST_SESSION_COOKIE_OPTION', 'cookie.partitioned must be a boolean')
-  if (domain !== undefined && (typeof domain !== 'string' || !COOKIE_ATTR.test(domain))) fail('FST_SESSION_COOKIE_OPTION', 'cookie.domain')
-  if (typeof path !== 'string' || !path.startsWith('/') || !COOKIE_ATTR.test(path)) fail('FST_SESSION_COOKIE_OPTION', 'cookie.path must start with /')
+function cookieOf (value: CookieOptions | undefined): CookieConfig {
+  const code = 'FST_SESSION_COOKIE_OPTION'
+  const cookie = objectOption(value, 'cookie', ['name', 'sameSite', 'secure', 'domain', 'path', 'partitioned'], code)
+  const name = cookie['name'] ?? '__Host-sid'
+  const sameSite = cookie['sameSite'] ?? 'lax'
+  const secure = boolean(cookie['secure'], 'cookie.secure', true, code)
+  const partitioned = boolean(cookie['partitioned'], 'cookie.partitioned', false, code)
+  const domain = cookie['domain']
+  const path = cookie['path'] ?? '/'
+  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) fail(code, 'cookie.name must be an RFC 6265 token')
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') fail(code, "cookie.sameSite must be 'lax', 'strict' or 'none'")
+  if (domain !== undefined && (typeof domain !== 'string' || !COOKIE_ATTR.test(domain))) fail(code, 'cookie.domain')
+  if (typeof path !== 'string' || !path.startsWith('/') || !COOKIE_ATTR.test(path)) fail(code, 'cookie.path must start with /')
   // RFC 6265bis §4.1.3: __Host- cookies must be Secure, Path=/ and carry no Domain.
   if (name.startsWith('__Host-') && (domain !== undefined || path !== '/' || !secure)) {
-    fail('FST_SESSION_COOKIE_OPTION', 'a __Host- cookie needs secure: true, path "/" and no domain')
+    fail(code, 'a __Host- cookie needs secure: true, path "/" and no domain')
   }
-  if (name.startsWith('__Secure-') && !secure) fail('FST_SESSION_COOKIE_OPTION', 'a __Secure- cookie needs secure: true')
+  if (name.startsWith('__Secure-') && !secure) fail(code, 'a __Secure- cookie needs secure: true')
   // Browsers reject SameSite=None and Partitioned without Secure.
-  if ((sameSite === 'none' || partitioned) && !secure) fail('FST_SESSION_COOKIE_OPTION', "sameSite 'none' and partitioned need secure: true")
-  return Object.freeze({ name, sameSite, secure, domain, path, partitioned })
+  if ((sameSite === 'none' || partitioned) && !secure) fail(code, "sameSite 'none' and partitioned need secure: true")
+  return Object.freeze({ name, sameSite, secure, domain: domain as string | undefined, path, partitioned })
 }
 
+/** The `clearSiteData` directives, and the subset that does not wipe a session cookie set beside it. */
+function clearSiteDataOf (value: unknown): [string | undefined, string | undefined] {
+  if (value === false) return [undefined, undefined]
+  const text = value ?? '"cache"'
+  const directives = typeof text === 'string' ? text.split(',').map((d) => d.trim()) : []
+  if (directives.length === 0 || !directives.every((d) => CLEAR_SITE_DIRECTIVE.test(d))) {
+    fail('FST_SESSION_INVALID_OPTION', 'clearSiteData must be false or quoted directives, e.g. \'"cache", "storage"\'')
+  }
+  const safe = directives.filter((d) => d !== '"cookies"' && d !== '"*"')
+  return [directives.join(', '), safe.length === 0 ? undefined : safe.join(', ')]
+}
+
+const TOP_LEVEL = [
+  'secrets', 'redis', 'store', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'cookie', 'encryption',
+  'maxSessionBytes', 'storeTimeout', 'connectTimeout', 'maxSessionsPerUser', 'cacheSize', 'cacheBytes', 'clearSiteData',
+  'sessionInfo', 'onEvent', 'password', 'clock',
+] as const
+
 export function normaliseOptions (options: HardenedSessionOptions): Config {
-  if (typeof options !== 'object' || options === null) fail('FST_SESSION_INVALID_OPTION', 'options must be an object')
+  if (!isPlainObject(options)) fail('FST_SESSION_INVALID_OPTION', 'options must be an object')
+  onlyKnown(options, '', TOP_LEVEL)
   const hasRedis = options.redis !== undefined
   const hasStore = options.store !== undefined
   if (hasRedis === hasStore) fail('FST_SESSION_STORE_OPTION', hasRedis ? 'both given' : 'neither given')
   const secrets = secretsOf(options.secrets)
   const keyPrefix = options.keyPrefix ?? 'sess:'
-  if (typeof keyPrefix !== 'string' || keyPrefix.length > 64) fail('FST_SESSION_INVALID_OPTION', 'keyPrefix must be a string of at most 64 characters')
-  const idleTimeout = duration(options.idleTimeout, 30 * MINUTE, 'idleTimeout', 1000)
-  const absoluteTimeout = duration(options.absoluteTimeout, 12 * 60 * MINUTE, 'absoluteTimeout', 1000)
+  if (typeof keyPrefix !== 'string' || keyPrefix.length > 64 || /[\s{}]/.test(keyPrefix)) {
+    fail('FST_SESSION_INVALID_OPTION', 'keyPrefix must be a string of at most 64 characters without spaces or braces')
+  }
+  const idleTimeout = ms(options.idleTimeout, 'idleTimeout', 30 * MINUTE, SECOND)
+  const absoluteTimeout = ms(options.absoluteTimeout, 'absoluteTimeout', 12 * 60 * MINUTE, SECOND)
   if (absoluteTimeout < idleTimeout) fail('FST_SESSION_INVALID_OPTION', 'absoluteTimeout must be ≥ idleTimeout')
-  const touchDefault = Math.min(MINUTE, Math.floor(idleTimeout / 2))
-  const touchInterval = duration(options.touchInterval, touchDefault, 'touchInterval', 0)
+  const touchInterval = ms(options.touchInterval, 'touchInterval', Math.min(MINUTE, Math.floor(idleTimeout / 2)), 0)
   if (touchInterval > idleTimeout / 2) fail('FST_SESSION_INVALID_OPTION', 'touchInterval must be ≤ idleTimeout / 2')
   const onEvent = options.onEvent
   if (onEvent !== undefined && typeof onEvent !== 'function') fail('FST_SESSION_INVALID_OPTION', 'onEvent must be a function')
-  const clearSiteData = options.clearSiteData ?? '"cookies"'
-  if (typeof clearSiteData !== 'string' || !/^"[a-z*]+"(, *"[a-z*]+")*$/.test(clearSiteData)) {
-    fail('FST_SESSION_INVALID_OPTION', 'clearSiteData must be a list of quoted directives, e.g. \'"cookies", "storage"\'')
-  }
+  const clock = options.clock ?? Date.now
+  if (typeof clock !== 'function') fail('FST_SESSION_INVALID_OPTION', 'clock must be a function returning milliseconds')
+  const info = objectOption(options.sessionInfo, 'sessionInfo', ['userAgent', 'ip'])
+  const [clearSiteData, clearSiteDataWithCookie] = clearSiteDataOf(options.clearSiteData)
+  const cacheSize = integer(options.cacheSize, 'cacheSize', 10_000, 1)
   return Object.freeze({
     secrets: Object.freeze(secrets),
     keyPrefix,
@@ -115,11 +195,16 @@ export function normaliseOptions (options: HardenedSessionOptions): Config {
     absoluteTimeout,
     touchInterval,
     cookie: cookieOf(options.cookie),
-    maxSessionBytes: positiveInt(options.maxSessionBytes, 64 * 1024, 'maxSessionBytes'),
-    storeTimeout: duration(options.storeTimeout, 1000, 'storeTimeout', 1),
-    maxSessionsPerUser: positiveInt(options.maxSessionsPerUser, Number.MAX_SAFE_INTEGER, 'maxSessionsPerUser'),
-    cacheSize: positiveInt(options.cacheSize, 10_000, 'cacheSize'),
+    maxSessionBytes: integer(options.maxSessionBytes, 'maxSessionBytes', 64 * 1024, 256),
+    storeTimeout: ms(options.storeTimeout, 'storeTimeout', SECOND, 1),
+    connectTimeout: ms(options.connectTimeout, 'connectTimeout', 10 * SECOND, 1),
+    maxSessionsPerUser: integer(options.maxSessionsPerUser, 'maxSessionsPerUser', Number.MAX_SAFE_INTEGER, 1),
+    cacheSize,
+    cacheBytes: integer(options.cacheBytes, 'cacheBytes', 64 * 1024 * 1024, 64 * 1024),
     clearSiteData,
+    clearSiteDataWithCookie,
+    sessionInfo: Object.freeze({ userAgent: boolean(info['userAgent'], 'sessionInfo.userAgent', false), ip: boolean(info['ip'], 'sessionInfo.ip', false) }),
     onEvent,
+    clock,
   })
 }

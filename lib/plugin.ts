@@ -1,30 +1,37 @@
 /**
- * Fastify wiring: validates options once, opens the store, and adds the two per-route hooks
- * (load the session at `onRequest`, commit it at `onSend`) to every route that does not opt out
- * with `config: { session: false }` — opted-out routes carry no session hook at all.
+ * Fastify wiring, and nothing else: validates options once, assembles the services, opens the
+ * store, and adds the two per-route hooks (load the session at `onRequest`, commit it at
+ * `onSend`) to every route that does not opt out with `config: { session: false }` —
+ * opted-out routes carry no session hook at all.
  *
- * A request travels cookie → verified id → store (or its local cache) → `request.session`;
- * see manager.ts for those four stops and session.ts for the commit.
+ * A request travels cookie → verified id → store (or its local cache) → `request.session`
+ * (resolve.ts); its changes go back through the lifecycle service (lifecycle.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preHandlerHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import { createAdmin, type SessionDecorator } from './admin.ts'
+import { createFieldCodec } from './codec.ts'
 import { cookieWriter } from './cookie.ts'
+import type { Core } from './core.ts'
 import { createFieldCipher } from './crypto/field-cipher.ts'
+import { RecordSealer } from './crypto/record-seal.ts'
 import { Signer } from './crypto/signer.ts'
 import { sessionError } from './errors.ts'
-import { Manager } from './manager.ts'
+import { Events } from './events.ts'
+import { Guard } from './guard.ts'
+import { ResponseHeaders } from './headers.ts'
+import { KeyNames } from './keys.ts'
+import { Lifecycle } from './lifecycle.ts'
 import { normaliseOptions } from './options.ts'
 import { createPasswords } from './password/index.ts'
-import { Session } from './session.ts'
+import { Resolver } from './resolve.ts'
+import { Session, stateOf } from './session.ts'
+import type { SessionState } from './state.ts'
 import { openRedisStore } from './store/connect.ts'
 import type { SessionStore } from './store/types.ts'
-import type { HardenedSessionOptions, SessionInfo } from './types.ts'
+import type { HardenedSessionOptions } from './types.ts'
 
-export interface SessionDecorator {
-  revokeUser (userId: string): Promise<number>
-  listUserSessions (userId: string): Promise<SessionInfo[]>
-  stats (): { cacheHits: number, cacheMisses: number }
-}
+export type { SessionDecorator } from './admin.ts'
 
 function appendHook<T> (existing: T | T[] | undefined, hook: T): T[] {
   if (existing === undefined) return [hook]
@@ -35,40 +42,57 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   const config = normaliseOptions(options)
   const cipher = options.encryption === undefined ? undefined : createFieldCipher(options.encryption)
   const passwords = createPasswords(options.password, { log: fastify.log })
+  const events = new Events(config.onEvent, fastify.log)
+  const guard = new Guard(config.storeTimeout, fastify.log, events)
 
   let store: SessionStore
   let closeStore: () => Promise<void>
-  // Outage reports go to the manager, which exists only once the store does.
-  const late: { manager?: Manager } = {}
   if (options.store !== undefined) {
     store = options.store
     closeStore = async () => {}
   } else {
     const opened = await openRedisStore(options.redis as NonNullable<typeof options.redis>, config, fastify.log, (up, err) => {
-      if (up) late.manager?.storeUp()
-      else late.manager?.storeDown(err)
+      if (up) guard.up()
+      else guard.down(err)
     })
     store = opened.store
     closeStore = opened.close
   }
-  const m = new Manager(config, store, new Signer(config.secrets), cipher, cookieWriter(config.cookie), fastify.log)
-  late.manager = m
+  guard.attach(store)
+
+  const codec = createFieldCodec(cipher, (record, _hash, field) => {
+    fastify.log.warn({ sessionRef: record.ref, field }, 'encrypted session field could not be read')
+    events.emit('decrypt_error', undefined, record.ref, 'FST_SESSION_DECRYPT')
+  })
+  const core: Core = {
+    config,
+    store,
+    keys: new KeyNames(config.keyPrefix, config.secrets),
+    signer: new Signer(config.secrets, config.cacheSize),
+    sealer: new RecordSealer(config.secrets),
+    codec,
+    guard,
+    events,
+    log: fastify.log,
+  }
+  const resolver = new Resolver(core)
+  const lifecycle = new Lifecycle(core, new ResponseHeaders(config, cookieWriter(config.cookie)))
 
   const onRequest: onRequestHookHandler = function (request, _reply, done) {
-    let begun: Session | Promise<Session>
+    let begun: SessionState | Promise<SessionState>
     try {
-      begun = m.begin(request.headers.cookie)
+      begun = resolver.begin(request.headers.cookie, request)
     } catch (err) {
       done(err as Error)
       return
     }
-    if (begun instanceof Session) {
-      request.session = begun
+    if (!(begun instanceof Promise)) {
+      request.session = new Session(lifecycle, begun)
       done()
       return
     }
-    begun.then((session) => {
-      request.session = session
+    begun.then((state) => {
+      request.session = new Session(lifecycle, state)
       done()
     }, done)
   }
@@ -81,7 +105,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     }
     let pending: Promise<void> | undefined
     try {
-      pending = session.commit(reply)
+      pending = lifecycle.commit(stateOf(session), reply)
     } catch (err) {
       done(err as Error)
       return
@@ -91,11 +115,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   }
 
   fastify.decorateRequest('session', null as unknown as Session)
-  fastify.decorate('session', {
-    revokeUser: (userId: string) => m.revokeUser(userId),
-    listUserSessions: (userId: string) => m.listUserSessions(userId),
-    stats: () => m.stats(),
-  } satisfies SessionDecorator)
+  fastify.decorate('session', createAdmin(core, resolver) satisfies SessionDecorator)
   fastify.decorate('passwords', passwords)
 
   const requireLogin: preHandlerHookHandler = function (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
@@ -104,7 +124,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   }
   fastify.decorate('requireLogin', requireLogin)
   fastify.decorate('requireFreshLogin', (maxAgeMs: number): preHandlerHookHandler => {
-    if (!Number.isSafeInteger(maxAgeMs) || maxAgeMs < 0) throw new TypeError('requireFreshLogin: maxAgeMs must be a non-negative integer')
+    if (!Number.isSafeInteger(maxAgeMs) || maxAgeMs < 0) throw sessionError('FST_SESSION_INVALID_ARGUMENT', 'requireFreshLogin: maxAgeMs must be a non-negative integer')
     return function (request, _reply, done) {
       const session = request.session
       if (session?.userId === undefined) {
@@ -112,7 +132,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
         return
       }
       const at = session.authenticatedAt
-      if (at === undefined || Date.now() - at.getTime() > maxAgeMs) done(sessionError('FST_SESSION_REAUTH_REQUIRED'))
+      if (at === undefined || config.clock() - at.getTime() > maxAgeMs) done(sessionError('FST_SESSION_REAUTH_REQUIRED'))
       else done()
     }
   })

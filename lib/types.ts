@@ -8,6 +8,7 @@
  * ```
  */
 import type { RedisClientType, RedisClusterType, RedisClientOptions } from 'redis'
+import type { SessionErrorCode } from './errors.ts'
 import type { SessionStore } from './store/types.ts'
 
 /** Application session data; extend it by declaration merging. Values must be JSON-serialisable. */
@@ -18,8 +19,8 @@ export type SessionKey = keyof SessionData extends never ? string : keyof Sessio
 export type SessionValue<K extends string> = K extends keyof SessionData ? SessionData[K] : unknown
 
 export type SessionEventType =
-  | 'created' | 'login' | 'logout' | 'regenerated' | 'destroyed' | 'expired' | 'revoked'
-  | 'invalid_cookie' | 'store_error' | 'decrypt_error'
+  | 'created' | 'login' | 'logout' | 'regenerated' | 'destroyed' | 'expired' | 'revoked' | 'revoked_all'
+  | 'invalid_cookie' | 'invalid_record' | 'store_error' | 'decrypt_error'
 
 export interface SessionEvent {
   type: SessionEventType
@@ -27,17 +28,21 @@ export interface SessionEvent {
   userId?: string
   /** Short non-reversible reference to the session (never the id itself). */
   sessionRef?: string
-  /** For `store_error` and `decrypt_error`: the error code, never a message with data in it. */
-  code?: string
+  /** For `store_error`, `decrypt_error` and `invalid_record`: the error code, never data. */
+  code?: SessionErrorCode
 }
 
 export interface SessionInfo {
-  /** Same short reference as in events; not the id, not usable as a cookie. */
+  /** Same short reference as in events and `request.session.ref`; not the id, not usable as a cookie. */
   ref: string
   createdAt: Date
   lastSeenAt: Date
   expiresAt: Date
   authenticatedAt: Date | undefined
+  /** The login's User-Agent, when `sessionInfo.userAgent` is on. */
+  userAgent?: string
+  /** The login's `request.ip`, when `sessionInfo.ip` is on. */
+  ip?: string
 }
 
 export interface PasswordOptions {
@@ -98,10 +103,18 @@ export interface HardenedSessionOptions {
   maxSessionBytes?: number
   storeTimeout?: number
   maxSessionsPerUser?: number
+  /** ms `register` waits for the store at start-up (default 10 s). */
+  connectTimeout?: number
   /** Entries in the process-local cache of decoded sessions (default 10 000). */
   cacheSize?: number
-  /** Value of `Clear-Site-Data` sent on logout (default `"cookies"`). */
-  clearSiteData?: string
+  /** Estimated heap bytes the process-local cache may hold (default 64 MiB). */
+  cacheBytes?: number
+  /** `Clear-Site-Data` directives sent on logout (default `'"cache"'`); `false` sends none. */
+  clearSiteData?: string | false
+  /** What `listUserSessions` may show: the login's user agent and IP (default both false). */
+  sessionInfo?: { userAgent?: boolean, ip?: boolean }
   onEvent?: (event: SessionEvent) => void
   password?: PasswordOptions
+  /** Milliseconds since the epoch (default `Date.now`). For tests that move time. */
+  clock?: () => number
 }

@@ -132,17 +132,30 @@ describe('encryption: key rotation', () => {
     await v2.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { other: 2 } })
     assert.match(await hget(key, 'd:secret'), /^~1\.k2\./)
 
+    assert.match(await hget(key, 'm:u'), /^~1\.k2\./, 'the user id was re-encrypted under K2 with the first request')
+
     const v3 = await make({ keys: [K2], fields: ['secret'] }, 'rot:')
     assert.deepEqual((await v3.inject({ url: '/get/secret', headers: { cookie } })).json(), { value: 'kept' })
+    assert.equal((await v3.inject({ url: '/private', headers: { cookie } })).statusCode, 200)
   })
 
   test('rotation: a field under a key no longer listed is unreadable, the rest of the session works', async () => {
     const v1 = await make({ keys: [K1], fields: ['secret'] }, 'rot2:')
-    const cookie = await login(v1, 'u-rot2', { secret: 'lost', plain: 'ok' })
+    const cookie = sessionCookie(await v1.inject({ method: 'POST', url: '/set', payload: { secret: 'lost', plain: 'ok' } }))
+    assert.ok(cookie)
     const v2 = await make({ keys: [K2], fields: ['secret'] }, 'rot2:')
     assert.deepEqual((await v2.inject({ url: '/get/secret', headers: { cookie } })).json(), { value: null })
     assert.deepEqual((await v2.inject({ url: '/get/plain', headers: { cookie } })).json(), { value: 'ok' })
-    assert.equal((await v2.inject({ url: '/private', headers: { cookie } })).statusCode, 200)
+  })
+
+  test('rotation: a login whose user id is encrypted under a key no longer listed is no session (fails closed)', async () => {
+    const events: SessionEvent[] = []
+    const v1 = await make({ keys: [K1], fields: ['secret'] }, 'rot3:')
+    const cookie = await login(v1, 'u-rot3', { plain: 'ok' })
+    assert.doesNotMatch(await hget(keyOf('rot3:', cookie), 'm:u'), /u-rot3/, 'the user id is stored encrypted')
+    const v2 = await make({ keys: [K2], fields: ['secret'] }, 'rot3:', (e) => { events.push(e) })
+    assert.equal((await v2.inject({ url: '/private', headers: { cookie } })).statusCode, 401)
+    assert.deepEqual(events.map((e) => [e.type, e.code]), [['invalid_record', 'FST_SESSION_RECORD_INVALID']])
   })
 
   test('register: encryption keys of the wrong size fail register without echoing the key', async () => {

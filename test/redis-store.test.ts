@@ -8,18 +8,26 @@ import assert from 'node:assert/strict'
 import { createClient } from 'redis'
 import { RedisStore } from '../lib/store/redis.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
-import type { SessionRecord } from '../lib/store/types.ts'
 import { eventually } from './helpers/app.ts'
 import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { record, storeContract } from './helpers/store-contract.ts'
 
 let redis: RedisServer
+const clients: Array<{ close (): Promise<void> }> = []
 before(async () => { redis = await startRedis() })
-after(async () => { await redis.stop() })
+after(async () => {
+  await Promise.all(clients.map((c) => c.close()))
+  await redis.stop()
+})
 
-function record (fields: Record<string, string>): SessionRecord {
-  const now = Date.now()
-  return { createdAt: now, absoluteExpiry: now + 60_000, idleExpiry: now + 60_000, userId: undefined, authenticatedAt: undefined, fields: new Map(Object.entries(fields)) }
-}
+const OPTIONS = { cacheSize: 100, cacheBytes: 1 << 20, storeTimeout: 1000, probeInterval: 1000 }
+
+storeContract('redis store', async () => {
+  const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache() })
+  await client.connect()
+  clients.push(client)
+  return new RedisStore(client as never, OPTIONS)
+})
 
 /** A real client whose HGETALL replies are delivered only when the test releases them. */
 async function heldClient () {
@@ -42,7 +50,7 @@ async function heldClient () {
   })
   return {
     client,
-    store: new RedisStore(conn as never, { cacheSize: 100 }),
+    store: new RedisStore(conn as never, OPTIONS),
     hold: () => { holding = true },
     release: () => { holding = false; for (const r of held.splice(0)) r() },
     waiting: () => held.length,
@@ -56,7 +64,7 @@ test('redis store: a read reply that arrives after a newer write snapshot is not
     h.hold()
     const late = h.store.get('order:a') // HGETALL runs now (sees "old"), its reply is held
     await eventually(async () => h.waiting() === 1, 1000, 'read held')
-    assert.equal(await h.store.update('order:a', { set: new Map([['x', '"new"']]), del: [], idleExpiry: undefined }, 0), true)
+    assert.equal(await h.store.update('order:a', { set: new Map([['x', '"new"']]), del: [] }, 0), true)
     assert.equal(h.store.peek('order:a')?.fields.get('x'), '"new"', 'the write snapshot is cached')
     h.release()
     assert.equal((await late)?.fields.get('x'), '"old"', 'the late read itself saw the old value')
@@ -72,7 +80,7 @@ test('redis store: a read in flight when its key is invalidated by another clien
   const other = createClient({ url: redis.url })
   await other.connect()
   try {
-    await other.hSet('inv:a', { 'm:c': '1', 'm:a': String(Date.now() + 60_000), 'm:i': String(Date.now() + 60_000), 'd:x': '"v1"' })
+    await other.hSet('inv:a', { 'm:c': '1', 'm:a': String(Date.now() + 60_000), 'm:i': String(Date.now() + 60_000), 'm:r': 'r', 'm:g': '0', 'm:s': 's', 'd:x': '"v1"' })
     h.hold()
     const late = h.store.get('inv:a')
     await eventually(async () => h.waiting() === 1, 1000, 'read held')
@@ -96,7 +104,7 @@ test('redis store: own writes are not echoed back (NOLOOP) yet other clients sti
   await other.connect()
   try {
     await h.store.create('loop:a', record({ x: '"1"' }), 60_000)
-    await h.store.update('loop:a', { set: new Map([['x', '"2"']]), del: [], idleExpiry: undefined }, 0)
+    await h.store.update('loop:a', { set: new Map([['x', '"2"']]), del: [] }, 0)
     await h.client.ping() // any echo of our own write would have arrived before this reply
     assert.equal(h.store.peek('loop:a')?.fields.get('x'), '"2"', 'still cached after our own write')
     await other.hSet('loop:a', 'd:x', '"3"')
@@ -115,7 +123,6 @@ test('redis store: replace is a compare-and-set inside the write script', async 
     assert.equal(await h.store.update('cas:a', {
       set: new Map([['z', '"Z"']]),
       del: [],
-      idleExpiry: undefined,
       replace: new Map([['x', { from: '"B"', to: '"C"' }], ['y', { from: '"A"', to: '"C"' }]]),
     }, 0), true)
     const stored = await h.client.hGetAll('cas:a')

@@ -21,23 +21,22 @@ test('ids: 256 random bits in base64url, distinct', () => {
 test('signer: signature is HMAC-SHA256 of the id under secrets[0] (known answer)', () => {
   const id = 'A'.repeat(43)
   const expected = createHmac('sha256', A).update(id).digest('base64url')
-  assert.equal(new Signer([A, B]).sign(id), `${id}.${expected}`)
-  assert.equal(new Signer([A]).sign(id).length, COOKIE_VALUE_LENGTH)
+  assert.equal(new Signer([A, B], 100).sign(id), `${id}.${expected}`)
+  assert.equal(new Signer([A], 100).sign(id).length, COOKIE_VALUE_LENGTH)
 })
 
 test('signer: verify returns the id and its storage hash for a cookie it signed', () => {
-  const signer = new Signer([A])
+  const signer = new Signer([A], 100)
   const id = generateId()
   const v = signer.verify(signer.sign(id))
   assert.ok(v)
   assert.equal(v.id, id)
   assert.equal(v.hash, storageHash(id))
   assert.equal(v.stale, false)
-  assert.ok(!v.ref.includes(id.slice(0, 8)))
 })
 
 test('signer: every single-character change of a cookie is rejected', () => {
-  const signer = new Signer([A])
+  const signer = new Signer([A], 100)
   const cookie = signer.sign(generateId())
   for (let i = 0; i < cookie.length; i++) {
     const c = cookie[i] === 'A' ? 'B' : 'A'
@@ -47,7 +46,7 @@ test('signer: every single-character change of a cookie is rejected', () => {
 })
 
 test('signer: malformed and oversized values are rejected', () => {
-  const signer = new Signer([A])
+  const signer = new Signer([A], 100)
   const good = signer.sign(generateId())
   for (const bad of ['', '.', good + 'x', good.slice(0, -1), good.replace('.', '!'), 'x'.repeat(10_000), good.replace(/^./, '=')]) {
     assert.equal(signer.verify(bad), undefined)
@@ -56,17 +55,17 @@ test('signer: malformed and oversized values are rejected', () => {
 
 test('signer: an older secret still verifies (flagged stale) and dies once removed', () => {
   const id = generateId()
-  const old = new Signer([A]).sign(id)
-  const rotated = new Signer([B, A])
+  const old = new Signer([A], 100).sign(id)
+  const rotated = new Signer([B, A], 100)
   const v = rotated.verify(old)
   assert.ok(v)
   assert.equal(v.stale, true)
   assert.notEqual(rotated.sign(id), old)
-  assert.equal(new Signer([B]).verify(old), undefined)
+  assert.equal(new Signer([B], 100).verify(old), undefined)
 })
 
 test('signer: failures are not memoised and forget() drops a memoised success', () => {
-  const signer = new Signer([A])
+  const signer = new Signer([A], 100)
   const cookie = signer.sign(generateId())
   const first = signer.verify(cookie)
   assert.equal(signer.verify(cookie), first, 'memoised: same object')

@@ -28,12 +28,12 @@ export function storageHash (id: string): string {
   return createHash('sha256').update(id).digest('base64url')
 }
 
-/** Short reference for logs, events and `listUserSessions`: a prefix of the storage hash. */
-export function refOf (hash: string): string {
-  return hash.slice(0, 12)
+/**
+ * A session's lineage reference for logs, events and `listUserSessions`: 72 random bits,
+ * unrelated to the id (knowing it grants nothing), stable across regenerate and re-login.
+ */
+export function generateRef (): string {
+  return randomBytes(9).toString('base64url')
 }
 
-/** One-way name of a user's session index, so user ids (often e-mails) never appear as keys. */
-export function userHash (userId: string): string {
-  return createHash('sha256').update('user\0').update(userId).digest('base64url')
-}
+export const REF_PATTERN = /^[A-Za-z0-9_-]{12}$/

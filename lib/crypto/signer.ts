@@ -9,7 +9,7 @@
  */
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { BoundedCache } from '../lru.ts'
-import { ID_LENGTH, isWellFormedId, refOf, storageHash } from './ids.ts'
+import { ID_LENGTH, isWellFormedId, storageHash } from './ids.ts'
 
 const SIG_LENGTH = 43 // 32-byte HMAC-SHA256 in base64url without padding
 export const COOKIE_VALUE_LENGTH = ID_LENGTH + 1 + SIG_LENGTH
@@ -19,7 +19,6 @@ export interface VerifiedCookie {
   readonly id: string
   /** Storage hash of the id (see ids.ts); computed once per distinct cookie. */
   readonly hash: string
-  readonly ref: string
   /** True when an older secret verified it: the cookie should be re-issued with `secrets[0]`. */
   readonly stale: boolean
 }
@@ -28,7 +27,7 @@ export class Signer {
   readonly #keys: KeyObject[]
   readonly #memo: BoundedCache<string, VerifiedCookie>
 
-  constructor (secrets: ReadonlyArray<string | Buffer>, memoSize = 10_000) {
+  constructor (secrets: ReadonlyArray<string | Buffer>, memoSize: number) {
     this.#keys = secrets.map((s) => createSecretKey(typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s)))
     this.#memo = new BoundedCache(memoSize)
   }
@@ -55,7 +54,7 @@ export class Signer {
       // Constant-time comparison of equal-length values (OWASP: avoid timing oracles on MACs).
       if (timingSafeEqual(expected, given)) {
         const hash = storageHash(id)
-        const verified: VerifiedCookie = Object.freeze({ id, hash, ref: refOf(hash), stale: i > 0 })
+        const verified: VerifiedCookie = Object.freeze({ id, hash, stale: i > 0 })
         this.#memo.set(value, verified)
         return verified
       }

@@ -1,30 +1,57 @@
 /**
- * Maps a SessionRecord to the flat field/value pairs of a Redis hash and back.
+ * Maps records and index entries to the strings a store keeps, and back.
  *
- * Deadlines travel with the data (`m:a`, `m:i`), so a copy served from any cache can be checked
- * locally; data fields are `d:<name>` so that only changed fields need writing. Decoding is
- * strict: a hash without both deadlines (e.g. a partial write to a key that had expired) is
- * not a session.
+ * A session is one hash: meta fields `m:*` (deadlines, lineage, epoch, user, seal) and data
+ * fields `d:<name>`, so that only changed fields need writing. Decoding is strict: a hash
+ * without every required meta field (e.g. a partial write to a key that had expired, or a
+ * record of an older format) is not a session. Nothing here trusts what it decodes: the seal is
+ * checked by the plugin (crypto/record-seal.ts).
  */
-import type { RecordUpdate, SessionRecord } from './types.ts'
+import type { IndexEntry, RecordUpdate, SessionRecord } from './types.ts'
 
 const CREATED = 'm:c'
 const ABSOLUTE = 'm:a'
 const IDLE = 'm:i'
+const REF = 'm:r'
+const EPOCH = 'm:g'
 const USER = 'm:u'
+const USER_KEY = 'm:k'
 const AUTH = 'm:t'
-const DATA = 'd:'
+const AGENT = 'm:ua'
+const IP = 'm:ip'
+const SEAL = 'm:s'
+export const DATA = 'd:'
+/** The hash fields a touch rewrites. */
+export const IDLE_FIELD = IDLE
+export const SEAL_FIELD = SEAL
+
+function optional (out: string[], name: string, value: string | number | undefined): void {
+  if (value !== undefined) out.push(name, String(value))
+}
 
 export function encodeRecord (record: SessionRecord): string[] {
-  const out = [CREATED, String(record.createdAt), ABSOLUTE, String(record.absoluteExpiry), IDLE, String(record.idleExpiry)]
-  if (record.userId !== undefined) out.push(USER, record.userId)
-  if (record.authenticatedAt !== undefined) out.push(AUTH, String(record.authenticatedAt))
+  const out = [
+    CREATED, String(record.createdAt), ABSOLUTE, String(record.absoluteExpiry), IDLE, String(record.idleExpiry),
+    REF, record.ref, EPOCH, record.epoch, SEAL, record.seal,
+  ]
+  optional(out, USER, record.user)
+  optional(out, USER_KEY, record.userKey)
+  optional(out, AUTH, record.authenticatedAt)
+  optional(out, AGENT, record.userAgent)
+  optional(out, IP, record.ip)
   for (const [name, value] of record.fields) out.push(DATA + name, value)
   return out
 }
 
+/** An update as flat arguments: field/value pairs to set, field/from/to triples, fields to delete. */
 export function encodeUpdate (update: RecordUpdate): { set: string[], cas: string[], del: string[] } {
-  const set = update.idleExpiry === undefined ? [] : [IDLE, String(update.idleExpiry)]
+  const touch = update.touch
+  const set = touch === undefined ? [] : [IDLE, String(touch.idleExpiry), SEAL, touch.seal]
+  if (touch?.meta !== undefined) {
+    optional(set, USER, touch.meta.user)
+    optional(set, AGENT, touch.meta.userAgent)
+    optional(set, IP, touch.meta.ip)
+  }
   for (const [name, value] of update.set) set.push(DATA + name, value)
   const cas: string[] = []
   for (const [name, { from, to }] of update.replace ?? []) cas.push(DATA + name, from, to)
@@ -38,10 +65,16 @@ function toInt (value: string | undefined): number | undefined {
 }
 
 export function decodeRecord (hash: Record<string, string>): SessionRecord | undefined {
+  const createdAt = toInt(hash[CREATED])
   const absoluteExpiry = toInt(hash[ABSOLUTE])
   const idleExpiry = toInt(hash[IDLE])
-  const createdAt = toInt(hash[CREATED])
-  if (absoluteExpiry === undefined || idleExpiry === undefined || createdAt === undefined) return undefined
+  const ref = hash[REF]
+  const epoch = hash[EPOCH]
+  const seal = hash[SEAL]
+  if (createdAt === undefined || absoluteExpiry === undefined || idleExpiry === undefined ||
+    ref === undefined || epoch === undefined || seal === undefined) return undefined
+  const authenticatedAt = toInt(hash[AUTH])
+  if (hash[AUTH] !== undefined && authenticatedAt === undefined) return undefined
   const fields = new Map<string, string>()
   for (const name in hash) {
     if (name.startsWith(DATA)) fields.set(name.slice(DATA.length), hash[name] as string)
@@ -50,8 +83,14 @@ export function decodeRecord (hash: Record<string, string>): SessionRecord | und
     createdAt,
     absoluteExpiry,
     idleExpiry,
-    userId: hash[USER],
-    authenticatedAt: toInt(hash[AUTH]),
+    ref,
+    epoch,
+    user: hash[USER],
+    userKey: hash[USER_KEY],
+    authenticatedAt,
+    userAgent: hash[AGENT],
+    ip: hash[IP],
+    seal,
     fields,
   }
 }
@@ -62,5 +101,28 @@ export function applyUpdate (record: SessionRecord, update: RecordUpdate): Sessi
   for (const [name, value] of update.set) fields.set(name, value)
   for (const name of update.del) fields.delete(name)
   for (const [name, { from, to }] of update.replace ?? []) if (fields.get(name) === from) fields.set(name, to)
-  return { ...record, idleExpiry: update.idleExpiry ?? record.idleExpiry, fields }
+  const touch = update.touch
+  return touch === undefined ? { ...record, fields } : { ...record, ...touch.meta, idleExpiry: touch.idleExpiry, seal: touch.seal, fields }
+}
+
+/** Index entry value: `<hash> <expiresAt> <loginAt>` (a storage hash never contains a space). */
+export function encodeEntry (entry: IndexEntry): string {
+  return `${entry.hash} ${entry.expiresAt} ${entry.loginAt}`
+}
+
+export function decodeEntry (ref: string, value: string): IndexEntry | undefined {
+  const parts = value.split(' ')
+  if (parts.length !== 3) return undefined
+  const expiresAt = toInt(parts[1])
+  const loginAt = toInt(parts[2])
+  if (expiresAt === undefined || loginAt === undefined || parts[0] === '') return undefined
+  return { ref, hash: parts[0] as string, expiresAt, loginAt }
+}
+
+/** Approximate heap bytes of a record held in a local cache (UTF-16 strings, map overhead). */
+export function heapBytes (record: SessionRecord): number {
+  let bytes = 400 + 2 * (record.ref.length + record.epoch.length + record.seal.length +
+    (record.user?.length ?? 0) + (record.userKey?.length ?? 0) + (record.userAgent?.length ?? 0) + (record.ip?.length ?? 0))
+  for (const [name, value] of record.fields) bytes += 80 + 2 * (name.length + value.length)
+  return bytes
 }

@@ -8,8 +8,19 @@ import { createClient } from 'redis'
 import { sessionError } from '../errors.ts'
 import type { Config } from '../options.ts'
 import type { RedisConnectOptions, RedisConnection } from '../types.ts'
-import { RedisStore } from './redis.ts'
+import { RedisStore, type RedisStoreOptions } from './redis.ts'
 import { TrackingOnlyCache } from './tracking.ts'
+
+function storeOptions (config: Config, onStatus: (up: boolean, err?: unknown) => void): RedisStoreOptions {
+  return {
+    cacheSize: config.cacheSize,
+    cacheBytes: config.cacheBytes,
+    storeTimeout: config.storeTimeout,
+    // An idle link is probed often enough that a stall is noticed within about storeTimeout.
+    probeInterval: Math.max(50, Math.min(1000, config.storeTimeout)),
+    onStatus,
+  }
+}
 
 function isConnection (value: object): value is RedisConnection {
   return typeof (value as { connect?: unknown }).connect === 'function' &&
@@ -25,7 +36,7 @@ export async function openRedisStore (
   if (typeof redis !== 'object' || redis === null) throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
   if (isConnection(redis)) {
     const conn = redis as any
-    const store = new RedisStore(conn, { cacheSize: config.cacheSize, onStatus })
+    const store = new RedisStore(conn, storeOptions(config, onStatus))
     if (!store.caching) log.warn('session redis client has no clientSideCache: every authenticated request will read from Redis')
     if (conn.isOpen !== true) await conn.connect()
     return { store, close: () => store.close() }
@@ -44,12 +55,12 @@ export async function openRedisStore (
       ...redis.socket,
     },
   } as Parameters<typeof createClient>[0])
-  const store = new RedisStore(client as any, { cacheSize: config.cacheSize, onStatus })
+  const store = new RedisStore(client as any, storeOptions(config, onStatus))
   // The store reports errors; this listener only guarantees one exists until the client is
   // gone, so an error while closing can never become an uncaught exception.
   client.on('error', () => {})
   try {
-    await connectWithin(client, Math.max(config.storeTimeout, 5000))
+    await connectWithin(client, config.connectTimeout)
   } catch (err) {
     await store.close()
     client.destroy()

@@ -1,39 +1,50 @@
 /**
- * The embedded memory store: same semantics as the Redis store (TTL per record, deadlines
- * checked by the plugin, only dirty fields applied, user index with its own TTL) inside one
- * process. For the demo, for tests, and for single-process apps without Redis.
+ * The embedded memory store: the same semantics as the Redis store (TTL per record, only dirty
+ * fields applied, user indexes with the same atomic admit/dismiss rules, a global epoch) inside
+ * one process. For the demo, for tests, and for single-process apps without Redis.
  *
  * Protects against unbounded growth: at most `maxEntries` sessions; beyond that the least
  * recently used session is evicted (its user must log in again). Expired entries are removed
  * lazily on access and by a periodic sweep that does not keep the process alive.
  */
+import { sessionError } from '../errors.ts'
 import { applyUpdate } from './codec.ts'
-import type { IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 export interface MemoryStoreOptions {
   /** Most sessions held; the least recently used is evicted beyond it (default 10 000). */
   maxEntries?: number
   /** How often expired entries are swept, ms (default 60 000). */
   sweepInterval?: number
+  /** Milliseconds since the epoch (default `Date.now`); tests pass the plugin's clock. */
+  clock?: () => number
 }
 
 interface Entry<T> { value: T, expiresAt: number }
 
 export class MemoryStore implements SessionStore {
   readonly #sessions = new Map<string, Entry<SessionRecord>>()
-  readonly #indexes = new Map<string, Entry<Map<string, number>>>()
+  readonly #indexes = new Map<string, Entry<Map<string, IndexEntry>>>()
+  readonly #epochs = new Map<string, string>()
   readonly #maxEntries: number
   readonly #sweeper: NodeJS.Timeout
+  readonly #now: () => number
   #hits = 0
   #misses = 0
   #evictions = 0
 
   constructor (options: MemoryStoreOptions = {}) {
+    const known = new Set(['maxEntries', 'sweepInterval', 'clock'])
+    for (const name of Object.keys(options)) {
+      if (!known.has(name)) throw sessionError('FST_SESSION_INVALID_OPTION', `createMemoryStore: unknown option '${name}'`)
+    }
     const maxEntries = options.maxEntries ?? 10_000
     const sweepInterval = options.sweepInterval ?? 60_000
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new TypeError('createMemoryStore: maxEntries must be a positive integer')
-    if (!Number.isFinite(sweepInterval) || sweepInterval < 10) throw new TypeError('createMemoryStore: sweepInterval must be at least 10 ms')
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw sessionError('FST_SESSION_INVALID_OPTION', 'createMemoryStore: maxEntries must be a positive integer')
+    if (!Number.isFinite(sweepInterval) || sweepInterval < 10) throw sessionError('FST_SESSION_INVALID_OPTION', 'createMemoryStore: sweepInterval must be at least 10 ms')
+    if (options.clock !== undefined && typeof options.clock !== 'function') throw sessionError('FST_SESSION_INVALID_OPTION', 'createMemoryStore: clock must be a function')
     this.#maxEntries = maxEntries
+    this.#now = options.clock ?? Date.now
     this.#sweeper = setInterval(() => this.sweep(), sweepInterval)
     this.#sweeper.unref()
   }
@@ -41,7 +52,7 @@ export class MemoryStore implements SessionStore {
   #live (key: string): SessionRecord | undefined {
     const entry = this.#sessions.get(key)
     if (entry === undefined) return undefined
-    if (entry.expiresAt <= Date.now()) {
+    if (entry.expiresAt <= this.#now()) {
       this.#sessions.delete(key)
       return undefined
     }
@@ -65,6 +76,11 @@ export class MemoryStore implements SessionStore {
     return this.peek(key) ?? undefined
   }
 
+  async read (key: string): Promise<SessionRecord | undefined> {
+    const entry = this.#sessions.get(key)
+    return entry === undefined || entry.expiresAt <= this.#now() ? undefined : entry.value
+  }
+
   async create (key: string, record: SessionRecord, ttlMs: number): Promise<void> {
     this.#sessions.delete(key)
     while (this.#sessions.size >= this.#maxEntries) {
@@ -72,14 +88,14 @@ export class MemoryStore implements SessionStore {
       this.#sessions.delete(oldest)
       this.#evictions++
     }
-    this.#sessions.set(key, { value: record, expiresAt: Date.now() + ttlMs })
+    this.#sessions.set(key, { value: record, expiresAt: this.#now() + ttlMs })
   }
 
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {
-    const record = this.#live(key)
-    if (record === undefined) return false
-    const expiresAt = update.idleExpiry === undefined ? (this.#sessions.get(key) as Entry<SessionRecord>).expiresAt : Date.now() + ttlMs
-    this.#sessions.set(key, { value: applyUpdate(record, update), expiresAt })
+    const entry = this.#sessions.get(key)
+    if (this.#live(key) === undefined || entry === undefined) return false
+    const expiresAt = update.touch === undefined ? entry.expiresAt : this.#now() + ttlMs
+    this.#sessions.set(key, { value: applyUpdate(entry.value, update), expiresAt })
     return true
   }
 
@@ -89,40 +105,86 @@ export class MemoryStore implements SessionStore {
     return existed
   }
 
-  #index (indexKey: string): Map<string, number> | undefined {
+  #index (indexKey: string): Map<string, IndexEntry> | undefined {
     const entry = this.#indexes.get(indexKey)
     if (entry === undefined) return undefined
-    if (entry.expiresAt <= Date.now()) {
+    if (entry.expiresAt <= this.#now()) {
       this.#indexes.delete(indexKey)
       return undefined
     }
     return entry.value
   }
 
-  async indexAdd (indexKey: string, member: string, score: number, ttlMs: number): Promise<void> {
-    const members = this.#index(indexKey) ?? new Map<string, number>()
-    const now = Date.now()
-    for (const [m, s] of members) if (s < now) members.delete(m)
-    members.set(member, score)
-    this.#indexes.set(indexKey, { value: members, expiresAt: now + ttlMs })
+  peekMember (indexKey: string, ref: string): IndexEntry | null {
+    return this.#index(indexKey)?.get(ref) ?? null
   }
 
-  async indexRemove (indexKey: string, members: readonly string[]): Promise<void> {
-    const index = this.#index(indexKey)
-    if (index === undefined) return
-    for (const m of members) index.delete(m)
-    if (index.size === 0) this.#indexes.delete(indexKey)
+  async getMember (indexKey: string, ref: string): Promise<IndexEntry | null> {
+    return this.peekMember(indexKey, ref)
   }
 
-  async indexRead (indexKey: string): Promise<IndexEntry[]> {
+  async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
+    const members = this.#index(indexKey) ?? new Map<string, IndexEntry>()
+    if (options.expect !== undefined && members.get(entry.ref)?.hash !== options.expect) return { admitted: false, evicted: [] }
+    members.set(entry.ref, entry)
+    for (const [ref, e] of members) if (e.expiresAt <= options.now) members.delete(ref)
+    const evicted: IndexEntry[] = []
+    if (members.size > options.max) {
+      const oldest = [...members.values()].filter((e) => e.ref !== entry.ref).sort((a, b) => a.loginAt - b.loginAt)
+      for (const e of oldest.slice(0, members.size - options.max)) {
+        members.delete(e.ref)
+        evicted.push(e)
+      }
+    }
+    this.#indexes.set(indexKey, { value: members, expiresAt: this.#now() + options.ttlMs })
+    return { admitted: true, evicted }
+  }
+
+  async dismiss (indexKey: string, members: ReadonlyArray<{ ref: string, hash: string | undefined }>): Promise<IndexEntry[]> {
     const index = this.#index(indexKey)
     if (index === undefined) return []
-    return [...index].map(([member, score]) => ({ member, score })).sort((a, b) => a.score - b.score)
+    const removed: IndexEntry[] = []
+    for (const { ref, hash } of members) {
+      const entry = index.get(ref)
+      if (entry !== undefined && (hash === undefined || entry.hash === hash)) {
+        index.delete(ref)
+        removed.push(entry)
+      }
+    }
+    if (index.size === 0) this.#indexes.delete(indexKey)
+    return removed
+  }
+
+  async dismissAll (indexKey: string, keepRef?: string): Promise<IndexEntry[]> {
+    const index = this.#index(indexKey)
+    if (index === undefined) return []
+    const removed = [...index.values()].filter((e) => e.ref !== keepRef)
+    for (const e of removed) index.delete(e.ref)
+    if (index.size === 0) this.#indexes.delete(indexKey)
+    return removed
+  }
+
+  async members (indexKey: string): Promise<IndexEntry[]> {
+    return [...(this.#index(indexKey)?.values() ?? [])]
+  }
+
+  peekEpoch (key: string): string {
+    return this.#epochs.get(key) ?? '0'
+  }
+
+  async getEpoch (key: string): Promise<string> {
+    return this.peekEpoch(key)
+  }
+
+  async bumpEpoch (key: string): Promise<string> {
+    const next = String(Number(this.peekEpoch(key)) + 1)
+    this.#epochs.set(key, next)
+    return next
   }
 
   /** Removes every expired session and index now. */
   sweep (): void {
-    const now = Date.now()
+    const now = this.#now()
     for (const [key, entry] of this.#sessions) if (entry.expiresAt <= now) this.#sessions.delete(key)
     for (const [key, entry] of this.#indexes) if (entry.expiresAt <= now) this.#indexes.delete(key)
   }

@@ -1,32 +1,33 @@
 /**
- * Session store on Redis (node-redis, RESP3) with a process-local cache of decoded sessions kept
- * coherent by the client-side-caching invalidations Redis pushes to this connection.
+ * Session store on Redis (node-redis, RESP3) with a process-local cache kept coherent by the
+ * client-side-caching invalidations Redis pushes to this connection.
  *
- * Protects against serving what another instance revoked: every key this process has read is
- * tracked by Redis (`CLIENT TRACKING ON`, issued by node-redis's client-side cache), any change
- * or expiry elsewhere pushes an invalidation that drops the local entry synchronously, and on
- * any connection error the whole local cache is dropped and nothing is served from it until the
- * connection is ready again (a revocation may have been missed meanwhile).
+ * Protects against serving what another instance revoked or changed: every key this process
+ * caches (session records, user index entries, the global epoch) is tracked by Redis, any change
+ * or expiry elsewhere pushes an invalidation that drops the local entry synchronously, and
+ * nothing is served locally while the connection is down, reconnecting or stalled (health.ts):
+ * a revocation may have been missed meanwhile, so the whole cache is dropped then.
  *
- * Writes return the session as it is right after them (the scripts end with HGETALL, which also
- * keeps the key tracked for this connection), so a session stays a cache hit across its own
- * writes; with the plugin's own client, tracking is NOLOOP and Redis does not echo our writes
- * back as invalidations. Replies can reach the cache out of order (reads and writes resolve
- * through promise chains of different depth), so every snapshot carries a sequence number and
- * per key only a snapshot newer than the newest already applied, and newer than the last
- * invalidation of that key, is cached.
+ * Session writes return the session as it is right after them (the scripts end with HGETALL),
+ * and with the plugin's own client tracking is NOLOOP, so a session stays a cache hit across its
+ * own writes. Index and epoch writes are not cached: the local entry is dropped instead. Replies
+ * can reach the cache out of order (reads and writes resolve through promise chains of
+ * different depth), so every snapshot carries a sequence number: per key, only a snapshot sent
+ * after the key's last invalidation, and (for sessions) newer than the newest applied, is cached.
  *
- * Layout (Cluster-safe: every command or script touches exactly one key):
- *   <prefix><sha256(id)>      hash: m:c m:a m:i [m:u m:t] d:<field>…, PEXPIRE ≤ idle/absolute
- *   <prefix>u:<sha256(user)>  sorted set: session hash → absolute deadline, PEXPIRE absolute
+ * Layout (every command or script touches exactly one key):
+ *   <prefix><sha256(id)>   hash: m:* meta, d:<field> data; PEXPIRE ≤ idle/absolute deadline
+ *   <prefix>u:<hmac(user)> hash: lineage ref → '<hash> <deadline> <loginAt>'; PEXPIRE absolute
+ *   <prefix>epoch          string: the global revocation epoch
  */
-import { createHash } from 'node:crypto'
 import { BoundedCache } from '../lru.ts'
-import { decodeRecord, encodeRecord, encodeUpdate } from './codec.ts'
-import type { IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
+import { LinkHealth } from './health.ts'
+import { ADMIT, BUMP, CREATE, DISMISS, DISMISS_ALL, UPDATE, type Script, type Send } from './scripts.ts'
+import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 /** The subset of a node-redis client or cluster this store uses. */
-interface Connection {
+export interface Connection {
   isReady?: boolean
   clientSideCache?: {
     on (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
@@ -35,9 +36,6 @@ interface Connection {
   on (event: string, listener: (...args: any[]) => void): unknown
   off (event: string, listener: (...args: any[]) => void): unknown
   hGetAll (key: string): Promise<Record<string, string>>
-  del (key: string): Promise<number>
-  zRem (key: string, members: string[]): Promise<number>
-  zRangeWithScores (key: string, start: number, stop: number): Promise<Array<{ value: string, score: number }>>
   sendCommand (...args: any[]): Promise<unknown>
 }
 
@@ -47,19 +45,32 @@ interface Connection {
  */
 interface Flight { pending: number, newest: number, staleBefore: number }
 
-const ABSENT: SessionRecord = Object.freeze({
-  createdAt: 0, absoluteExpiry: 0, idleExpiry: 0, userId: undefined, authenticatedAt: undefined, fields: new Map(),
-})
+/** A user index as far as this process has read it: ref → entry, or null when known absent. */
+type Members = Map<string, IndexEntry | null>
+
+const ABSENT = Symbol('absent')
+type Cached = SessionRecord | typeof ABSENT | Members | string
 
 /** A flat `[field, value, …]` script reply as an object. */
-function pairs (flat: unknown[]): Record<string, string> {
+function pairs (flat: unknown[], from = 0): Record<string, string> {
   const out: Record<string, string> = {}
-  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = String(flat[i + 1])
+  for (let i = from; i + 1 < flat.length; i += 2) out[String(flat[i])] = String(flat[i + 1])
   return out
 }
 
-/** Sends a raw command addressed by `key` (a cluster routes it by the key's slot). */
-type Send = (key: string, args: string[]) => Promise<unknown>
+/** Index entries from a flat script reply (`from` skips a status) or an HGETALL map reply. */
+function entries (reply: unknown, from = 0): IndexEntry[] {
+  const out: IndexEntry[] = []
+  const map = Array.isArray(reply)
+    ? pairs(reply, from)
+    : reply instanceof Map ? Object.fromEntries(reply) : typeof reply === 'object' && reply !== null ? reply : {}
+  for (const [ref, value] of Object.entries(map as Record<string, unknown>)) {
+    if (typeof value !== 'string') continue
+    const entry = decodeEntry(ref, value)
+    if (entry !== undefined) out.push(entry)
+  }
+  return out
+}
 
 function sender (conn: Connection): Send {
   const send = conn.sendCommand.bind(conn) as (...args: unknown[]) => Promise<unknown>
@@ -68,56 +79,14 @@ function sender (conn: Connection): Send {
     : (_key, args) => send(args)
 }
 
-class Script {
-  readonly sha: string
-  constructor (readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex')
-  }
-
-  /** EVALSHA (raw, no per-command parsing layers), loading the script once if Redis lacks it. */
-  async run (send: Send, key: string, args: string[]): Promise<unknown> {
-    try {
-      return await send(key, ['EVALSHA', this.sha, '1', key, ...args])
-    } catch (err) {
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await send(key, ['EVAL', this.source, '1', key, ...args])
-      throw err
-    }
-  }
-}
-
-// ARGV: ttl, field, value, … Returns the new hash.
-const CREATE = new Script(`
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return redis.call('HGETALL', KEYS[1])`)
-
-// ARGV: ttl (0: keep the TTL), n, c, n field/value pairs, c field/expected/new triples
-// (compare-and-set), then fields to delete. Writes nothing if the key is gone, so a concurrent
-// logout is never undone by a late write of the same session.
-// Returns the updated hash, or 0 when the key is gone.
-const UPDATE = new Script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local n = tonumber(ARGV[2])
-local c = tonumber(ARGV[3])
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + 2 * n)) end
-local i = 4 + 2 * n
-for _ = 1, c do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
-  i = i + 3
-end
-if #ARGV >= i then redis.call('HDEL', KEYS[1], unpack(ARGV, i)) end
-if ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return redis.call('HGETALL', KEYS[1])`)
-
-// ARGV: member, score, now, ttl. Prunes members past their absolute deadline.
-const INDEX_ADD = new Script(`
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1`)
-
 export interface RedisStoreOptions {
   cacheSize: number
+  /** Upper bound of the local cache's estimated heap use. */
+  cacheBytes: number
+  /** ms: a probe or call slower than this marks the link stalled. */
+  storeTimeout: number
+  /** ms between liveness probes of an idle connection. */
+  probeInterval: number
   /** Called on every connection state change; the plugin logs once per outage. */
   onStatus?: (up: boolean, err?: unknown) => void
 }
@@ -125,12 +94,13 @@ export interface RedisStoreOptions {
 export class RedisStore implements SessionStore {
   readonly #conn: Connection
   readonly #command: Send
-  readonly #cache: BoundedCache<string, SessionRecord> | undefined
+  readonly #cache: BoundedCache<string, Cached> | undefined
   readonly #flights = new Map<string, Flight>()
   /** Reads in flight, joined by concurrent `get`s of the same key until it is invalidated. */
   readonly #reads = new Map<string, Promise<SessionRecord | undefined>>()
   readonly #onStatus: ((up: boolean, err?: unknown) => void) | undefined
   readonly #detach: Array<() => void> = []
+  readonly #health: LinkHealth
   #seq = 0
   #connected: boolean
   #hits = 0
@@ -145,7 +115,7 @@ export class RedisStore implements SessionStore {
     // A cluster reports connection loss per shard (`node-*` events) and moves slots between
     // nodes; until that is handled, a cluster is used without the local cache.
     const csc = 'masters' in conn ? undefined : conn.clientSideCache
-    this.#cache = csc === undefined ? undefined : new BoundedCache(options.cacheSize)
+    this.#cache = csc === undefined ? undefined : new BoundedCache(options.cacheSize, options.cacheBytes)
     if (csc !== undefined) {
       const onInvalidate = (key: Buffer | string | null): void => {
         if (key === null) this.#dropAll()
@@ -154,6 +124,16 @@ export class RedisStore implements SessionStore {
       csc.on('invalidate', onInvalidate)
       this.#detach.push(() => csc.off('invalidate', onInvalidate))
     }
+    this.#health = new LinkHealth({
+      interval: options.probeInterval,
+      timeout: options.storeTimeout,
+      ping: () => this.#command('', ['PING']),
+      connected: () => this.#connected,
+      onChange: (up) => {
+        this.#dropAll()
+        this.#onStatus?.(up, up ? undefined : new Error('no reply within storeTimeout'))
+      },
+    })
     this.#listen('error', (err: unknown) => {
       // Invalidations may have been lost with whatever failed: drop everything. Whether to
       // cache again right away depends on whether the connection itself survived.
@@ -165,6 +145,7 @@ export class RedisStore implements SessionStore {
     this.#listen('reconnecting', () => { this.#dropAll(); this.#connected = false })
     this.#listen('ready', () => {
       this.#dropAll()
+      this.#health.reset()
       this.#connected = true
       this.#onStatus?.(true)
     })
@@ -178,6 +159,10 @@ export class RedisStore implements SessionStore {
   #listen (event: string, listener: (...args: any[]) => void): void {
     this.#conn.on(event, listener)
     this.#detach.push(() => this.#conn.off(event, listener))
+  }
+
+  get #serving (): boolean {
+    return this.#connected && !this.#health.stalled
   }
 
   #drop (key: string): void {
@@ -204,36 +189,45 @@ export class RedisStore implements SessionStore {
     return [flight, ++this.#seq]
   }
 
-  /** A snapshot arrived (`null`: none, the call failed): cache it if it is the newest valid one. */
-  #settle (key: string, flight: Flight, seq: number, record: SessionRecord | undefined | null): void {
-    const cache = this.#cache
-    if (record !== null && cache !== undefined && this.#connected && seq > flight.staleBefore && seq > flight.newest) {
-      cache.set(key, record ?? ABSENT)
-    }
+  /**
+   * A snapshot arrived (or the call failed): whether it may be cached — sent after the key's last
+   * invalidation and, with `newest`, newer than every snapshot settled before it.
+   */
+  #settle (key: string, flight: Flight, seq: number, ok: boolean, newest: boolean): boolean {
+    const fresh = ok && this.#cache !== undefined && this.#serving && seq > flight.staleBefore && (!newest || seq > flight.newest)
     if (seq > flight.newest) flight.newest = seq
     if (--flight.pending === 0) this.#flights.delete(key)
+    return fresh
+  }
+
+  /** Runs `call` as a snapshot of `key`; `cache` stores the value when it may be cached. */
+  async #snapshot<T> (key: string, newest: boolean, call: () => Promise<T>, cache: (value: T) => void): Promise<T> {
+    const [flight, seq] = this.#send(key)
+    let value: T
+    try {
+      value = await call()
+    } catch (err) {
+      this.#settle(key, flight, seq, false, newest)
+      throw err
+    }
+    if (this.#settle(key, flight, seq, true, newest)) cache(value)
+    return value
   }
 
   peek (key: string): SessionRecord | null | undefined {
-    if (!this.#connected || this.#cache === undefined) return undefined
+    if (this.#cache === undefined || !this.#serving) return undefined
     const record = this.#cache.get(key)
     if (record === undefined) return undefined
     this.#hits++
-    return record === ABSENT ? null : record
+    return record === ABSENT ? null : record as SessionRecord
   }
 
   get (key: string): Promise<SessionRecord | undefined> {
     this.#misses++
     const joined = this.#reads.get(key)
     if (joined !== undefined) return joined
-    const [flight, seq] = this.#send(key)
-    const read = this.#conn.hGetAll(key).then((hash) => {
-      const record = decodeRecord(hash)
-      this.#settle(key, flight, seq, record)
-      return record
-    }, (err: unknown) => {
-      this.#settle(key, flight, seq, null)
-      throw err
+    const read = this.#snapshot(key, true, async () => decodeRecord(await this.#conn.hGetAll(key)), (record) => {
+      this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record))
     })
     this.#reads.set(key, read)
     const forget = (): void => { if (this.#reads.get(key) === read) this.#reads.delete(key) }
@@ -241,22 +235,23 @@ export class RedisStore implements SessionStore {
     return read
   }
 
-  /** Runs a write script whose reply is the hash after the write (or 0 if the key is gone). */
+  async read (key: string): Promise<SessionRecord | undefined> {
+    return decodeRecord(await this.#conn.hGetAll(key))
+  }
+
+  /** Runs a session write script whose reply is the hash after the write (or 0 if the key is gone). */
   async #write (script: Script, key: string, args: string[]): Promise<SessionRecord | undefined> {
-    const [flight, seq] = this.#send(key)
-    let reply: unknown
+    // A read sent before this write must not be joined by requests that start after it.
+    this.#reads.delete(key)
     try {
-      reply = await script.run(this.#command, key, args)
+      return await this.#snapshot(key, true, async () => {
+        const reply = await script.run(this.#command, key, args)
+        return Array.isArray(reply) ? decodeRecord(pairs(reply)) : undefined
+      }, (record) => { this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record)) })
     } catch (err) {
-      this.#settle(key, flight, seq, null)
       this.#drop(key) // the write may or may not have happened
       throw err
     }
-    const record = Array.isArray(reply) ? decodeRecord(pairs(reply)) : undefined
-    this.#settle(key, flight, seq, record)
-    // A read sent before this write must not be joined by requests that start after it.
-    this.#reads.delete(key)
-    return record
   }
 
   async create (key: string, record: SessionRecord, ttlMs: number): Promise<void> {
@@ -265,29 +260,86 @@ export class RedisStore implements SessionStore {
 
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {
     const { set, cas, del } = encodeUpdate(update)
-    return (await this.#write(UPDATE, key, [String(ttlMs), String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del])) !== undefined
+    const ttl = update.touch === undefined ? '0' : String(ttlMs)
+    return (await this.#write(UPDATE, key, [ttl, String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del])) !== undefined
   }
 
   async destroy (key: string): Promise<boolean> {
     try {
-      return (await this.#conn.del(key)) > 0
+      return Number(await this.#command(key, ['DEL', key])) > 0
     } finally {
       // Our own DEL is not echoed back (NOLOOP): forget the key here.
       this.#drop(key)
     }
   }
 
-  async indexAdd (indexKey: string, member: string, score: number, ttlMs: number): Promise<void> {
-    await INDEX_ADD.run(this.#command, indexKey, [member, String(score), String(Date.now()), String(ttlMs)])
+  /** Runs a write to an index or the epoch: never cached, the local entry is dropped after it. */
+  async #own<T> (key: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call()
+    } finally {
+      this.#drop(key)
+    }
   }
 
-  async indexRemove (indexKey: string, members: readonly string[]): Promise<void> {
-    if (members.length > 0) await this.#conn.zRem(indexKey, [...members])
+  peekMember (indexKey: string, ref: string): IndexEntry | null | undefined {
+    if (this.#cache === undefined || !this.#serving) return undefined
+    const members = this.#cache.get(indexKey) as Members | undefined
+    return members?.get(ref)
   }
 
-  async indexRead (indexKey: string): Promise<IndexEntry[]> {
-    const rows = await this.#conn.zRangeWithScores(indexKey, 0, -1)
-    return rows.map((row) => ({ member: String(row.value), score: Number(row.score) }))
+  getMember (indexKey: string, ref: string): Promise<IndexEntry | null> {
+    return this.#snapshot(indexKey, false, async () => {
+      const value = await this.#command(indexKey, ['HGET', indexKey, ref])
+      return typeof value === 'string' ? decodeEntry(ref, value) ?? null : null
+    }, (entry) => {
+      const cache = this.#cache as BoundedCache<string, Cached>
+      let members = cache.get(indexKey) as Members | undefined
+      if (members === undefined) cache.set(indexKey, members = new Map(), 256)
+      members.set(ref, entry)
+    })
+  }
+
+  async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
+    const reply = await this.#own(indexKey, () => ADMIT.run(this.#command, indexKey, [
+      entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max), String(options.ttlMs),
+    ]))
+    const flat = reply as unknown[]
+    return { admitted: Number(flat[0]) === 1, evicted: entries(flat, 1) }
+  }
+
+  async dismiss (indexKey: string, members: ReadonlyArray<{ ref: string, hash: string | undefined }>): Promise<IndexEntry[]> {
+    if (members.length === 0) return []
+    const args = members.flatMap((m) => [m.ref, m.hash ?? ''])
+    return entries(await this.#own(indexKey, () => DISMISS.run(this.#command, indexKey, args)))
+  }
+
+  async dismissAll (indexKey: string, keepRef?: string): Promise<IndexEntry[]> {
+    return entries(await this.#own(indexKey, () => DISMISS_ALL.run(this.#command, indexKey, [keepRef ?? ''])))
+  }
+
+  async members (indexKey: string): Promise<IndexEntry[]> {
+    return entries(await this.#command(indexKey, ['HGETALL', indexKey]))
+  }
+
+  peekEpoch (key: string): string | undefined {
+    if (this.#cache === undefined || !this.#serving) return undefined
+    return this.#cache.get(key) as string | undefined
+  }
+
+  getEpoch (key: string): Promise<string> {
+    return this.#snapshot(key, false, async () => {
+      const value = await this.#command(key, ['GET', key])
+      return typeof value === 'string' ? value : '0'
+    }, (epoch) => { this.#cache?.set(key, epoch, 64) })
+  }
+
+  async bumpEpoch (key: string): Promise<string> {
+    return String(await this.#own(key, () => BUMP.run(this.#command, key, [])))
+  }
+
+  suspect (): void {
+    this.#health.suspect()
   }
 
   stats (): StoreStats {
@@ -295,6 +347,7 @@ export class RedisStore implements SessionStore {
   }
 
   async close (): Promise<void> {
+    this.#health.close()
     for (const detach of this.#detach) detach()
     this.#dropAll()
   }

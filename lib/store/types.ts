@@ -1,20 +1,42 @@
 /**
  * The store contract shared by the Redis store and the embedded memory store.
  *
- * Keys handed to a store are already one-way names (see crypto/ids.ts): a store never sees a
- * raw session id. Values are strings (JSON text, or ciphertext for encrypted fields).
+ * A store keeps three kinds of data, all under names the plugin chooses (see keys.ts; a store
+ * never sees a raw session id, user id or IP):
+ *   - session records, one per session, with a TTL;
+ *   - one index per user: lineage reference → the storage hash currently holding that lineage.
+ *     The index is the authority for logged-in sessions: a record whose (ref, hash) is not in
+ *     its user's index is no session, so removing an entry revokes, atomically and at once;
+ *   - one global revocation epoch: every record carries the epoch it was issued under, and a
+ *     record from an older epoch is no session (`revokeAll`).
+ * Every operation touches exactly one key, so the layout works unchanged on Redis Cluster.
+ *
+ * `peek*` methods are synchronous reads of what the store holds locally and knows to be current
+ * (a client-side cache hit); `undefined` means "ask the `get*` method".
  */
 
-/** A decoded session as it lives in a store. Immutable: stores replace, never mutate, records. */
+/** A session as it lives in a store. Immutable: stores replace, never mutate, records. */
 export interface SessionRecord {
   readonly createdAt: number
-  /** Deadline from creation (or last login): `absoluteTimeout`. */
+  /** Deadline from creation or the last login: `absoluteTimeout`. */
   readonly absoluteExpiry: number
-  /** Deadline from the last touch or write: `idleTimeout`. */
+  /** Deadline from the last touch: `idleTimeout`. */
   readonly idleExpiry: number
-  readonly userId: string | undefined
+  /** Lineage reference: random, stable across regenerate and same-user re-login. */
+  readonly ref: string
+  /** The global revocation epoch the session was issued under. */
+  readonly epoch: string
+  /** The user id as stored (a ciphertext when encryption is configured). */
+  readonly user: string | undefined
+  /** Suffix of the user's index key (a keyed hash of the user id). */
+  readonly userKey: string | undefined
   readonly authenticatedAt: number | undefined
-  /** Session data: field name → encoded value. */
+  /** Login user agent and IP as stored (ciphertexts when encryption is configured). */
+  readonly userAgent: string | undefined
+  readonly ip: string | undefined
+  /** MAC over the storage hash and every field above (crypto/record-seal.ts). */
+  readonly seal: string
+  /** Session data: field name → encoded value (JSON text or ciphertext). */
   readonly fields: ReadonlyMap<string, string>
 }
 
@@ -27,13 +49,44 @@ export interface RecordUpdate {
    * under a newer key must never overwrite a value another request wrote meanwhile).
    */
   readonly replace?: ReadonlyMap<string, { readonly from: string, readonly to: string }>
-  /** New idle deadline when the session slides; `undefined` keeps the deadline and the TTL. */
-  readonly idleExpiry: number | undefined
+  /** When the session slides: the new idle deadline, the seal that covers it, and re-encrypted meta values. */
+  readonly touch?: {
+    readonly idleExpiry: number
+    readonly seal: string
+    readonly meta?: Pick<SessionRecord, 'user' | 'userAgent' | 'ip'>
+  }
 }
 
+/** One lineage in a user's index. */
 export interface IndexEntry {
-  readonly member: string
-  readonly score: number
+  readonly ref: string
+  /** Storage hash of the session currently holding this lineage. */
+  readonly hash: string
+  /** Absolute deadline of that session (ms). */
+  readonly expiresAt: number
+  /** When the lineage was last logged in (ms): the oldest are evicted first. */
+  readonly loginAt: number
+}
+
+export interface AdmitOptions {
+  /**
+   * Compare-and-set: the entry is written only if the lineage currently points at this hash
+   * (regenerate, same-user re-login). `undefined`: a new lineage, written unconditionally.
+   */
+  readonly expect: string | undefined
+  /** Most live lineages the user may have; the oldest others are removed beyond it. */
+  readonly max: number
+  /** Now (ms): entries past their deadline are pruned. */
+  readonly now: number
+  /** TTL of the index key (ms). */
+  readonly ttlMs: number
+}
+
+export interface AdmitResult {
+  /** false: `expect` did not match (the lineage was revoked or moved meanwhile); nothing written. */
+  readonly admitted: boolean
+  /** Lineages removed to respect `max`. */
+  readonly evicted: readonly IndexEntry[]
 }
 
 export interface StoreStats {
@@ -42,26 +95,47 @@ export interface StoreStats {
 }
 
 export interface SessionStore {
-  /**
-   * The record if it is held locally and known to be current (a client-side cache hit), with
-   * no I/O; `null` when it is known not to exist; `undefined` means "ask `get`". Synchronous so
-   * that a cached read stays synchronous.
-   */
+  /** A record held locally and known to be current; `null`: known absent; `undefined`: ask `get`. */
   peek (key: string): SessionRecord | null | undefined
   get (key: string): Promise<SessionRecord | undefined>
+  /** A read that leaves no trace in any local cache (listings, operations). */
+  read (key: string): Promise<SessionRecord | undefined>
   /** Writes a whole new record with a TTL in ms. */
   create (key: string, record: SessionRecord, ttlMs: number): Promise<void>
   /**
-   * Applies dirty fields to an existing record and, when `update.idleExpiry` is set, sets the
-   * TTL to `ttlMs`; `false` (and no write) if the record no longer exists.
+   * Applies an update to an existing record and, with `update.touch`, sets the TTL to `ttlMs`;
+   * `false` (and no write) if the record no longer exists.
    */
   update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean>
   /** Deletes a record; `true` if it existed. */
   destroy (key: string): Promise<boolean>
-  /** Adds `member` with `score` (its deadline, ms) to a user's index and sets the index TTL. */
-  indexAdd (indexKey: string, member: string, score: number, ttlMs: number): Promise<void>
-  indexRemove (indexKey: string, members: readonly string[]): Promise<void>
-  indexRead (indexKey: string): Promise<IndexEntry[]>
+
+  /** The lineage's entry if held locally and current; `null`: known absent; `undefined`: ask. */
+  peekMember (indexKey: string, ref: string): IndexEntry | null | undefined
+  getMember (indexKey: string, ref: string): Promise<IndexEntry | null>
+  /** Writes `entry` into the index atomically with the `expect` check, pruning and the cap. */
+  admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult>
+  /**
+   * Removes the listed lineages that still point at the given hash (any hash when it is
+   * `undefined`); returns the removed entries.
+   */
+  dismiss (indexKey: string, members: ReadonlyArray<{ readonly ref: string, readonly hash: string | undefined }>): Promise<IndexEntry[]>
+  /** Removes every lineage except `keepRef`, atomically; returns the removed entries. */
+  dismissAll (indexKey: string, keepRef?: string): Promise<IndexEntry[]>
+  /** Every entry, read without caching. */
+  members (indexKey: string): Promise<IndexEntry[]>
+
+  /** The current global epoch if held locally; `undefined`: ask `getEpoch`. */
+  peekEpoch (key: string): string | undefined
+  getEpoch (key: string): Promise<string>
+  /** Moves the epoch on: every record issued under an older one is no session. */
+  bumpEpoch (key: string): Promise<string>
+
+  /**
+   * A store call took longer than `storeTimeout`: stop serving anything held locally until a
+   * round trip to the backend succeeds again (the link may be stalled, invalidations with it).
+   */
+  suspect? (): void
   stats (): StoreStats
   close (): Promise<void>
 }

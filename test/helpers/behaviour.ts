@@ -105,7 +105,7 @@ export function behaviourSuite (name: string, fixture: StoreFixture): void {
       const cookie = await login(app)
       const res = await app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
       assert.match(setCookieHeader(res) ?? '', /^__Host-sid=; Max-Age=0; /)
-      assert.equal(res.headers['clear-site-data'], '"cookies"')
+      assert.equal(res.headers['clear-site-data'], '"cache"')
       assert.equal((await app.inject({ url: '/private', headers: { cookie } })).statusCode, 401)
     })
 

@@ -1,0 +1,108 @@
+/**
+ * Instance-wide operations (`fastify.session`): revoke a user, a session or everything, list a
+ * user's sessions, cache statistics.
+ *
+ * Revocation is O(1) in the number of requests and race-free: it removes index entries (or moves
+ * the global epoch) in one atomic step, and the per-request check (resolve.ts) consults exactly
+ * those, so nothing issued before a revocation works after it resolves — on every instance,
+ * since the index and epoch are read through the same client-side cache whose invalidations
+ * arrive before the call's promise resolves + 100 ms. Deleting the revoked records afterwards
+ * only frees memory.
+ */
+import { currentEpoch, discard, type Core } from './core.ts'
+import { REF_PATTERN } from './crypto/ids.ts'
+import { sessionError } from './errors.ts'
+import type { Resolver } from './resolve.ts'
+import type { IndexEntry, StoreStats } from './store/types.ts'
+import type { SessionInfo } from './types.ts'
+
+export interface SessionDecorator {
+  /** Ends every session of `userId` on every instance; returns how many were live. */
+  revokeUser (userId: string): Promise<number>
+  /** The live sessions of `userId` (no ids). */
+  listUserSessions (userId: string): Promise<SessionInfo[]>
+  /** Ends the session with this `ref` of `userId`; false when none matched. */
+  revokeSession (userId: string, ref: string): Promise<boolean>
+  /** Breach response: every session that exists now ends, on every instance; new ones work. */
+  revokeAll (): Promise<void>
+  stats (): StoreStats
+}
+
+function checkUserId (userId: unknown, method: string): asserts userId is string {
+  if (typeof userId !== 'string' || userId === '' || userId.length > 1024) {
+    throw sessionError('FST_SESSION_INVALID_ARGUMENT', `${method}: userId must be a non-empty string of at most 1024 characters`)
+  }
+}
+
+export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
+  const { store, keys, guard, events, config, codec } = core
+
+  /** Reports removed entries, deletes their records, and counts the live ones. */
+  async function revoked (userId: string, removed: readonly IndexEntry[]): Promise<number> {
+    const now = config.clock()
+    const live = removed.filter((e) => e.expiresAt > now)
+    for (const e of live) events.emit('revoked', userId, e.ref)
+    await discard(core, removed.map((e) => e.hash))
+    return live.length
+  }
+
+  async function info (entry: IndexEntry, epoch: string, now: number): Promise<SessionInfo | undefined> {
+    const record = await guard.run(store.read(keys.session(entry.hash)))
+    if (record === undefined || record.ref !== entry.ref || record.epoch !== epoch) return undefined
+    if (!resolver.view(record, entry.hash).ok || now >= record.idleExpiry || now >= record.absoluteExpiry) return undefined
+    const out: SessionInfo = {
+      ref: entry.ref,
+      createdAt: new Date(record.createdAt),
+      lastSeenAt: new Date(record.idleExpiry - config.idleTimeout),
+      expiresAt: new Date(Math.min(record.idleExpiry, record.absoluteExpiry)),
+      authenticatedAt: record.authenticatedAt === undefined ? undefined : new Date(record.authenticatedAt),
+    }
+    const userAgent = codec.openMeta('userAgent', record.userAgent, entry.hash)
+    const ip = codec.openMeta('ip', record.ip, entry.hash)
+    if (config.sessionInfo.userAgent && typeof userAgent === 'string') out.userAgent = userAgent
+    if (config.sessionInfo.ip && typeof ip === 'string') out.ip = ip
+    return out
+  }
+
+  return {
+    async revokeUser (userId) {
+      checkUserId(userId, 'revokeUser')
+      const removed: IndexEntry[] = []
+      for (const userKey of keys.userKeys(userId)) removed.push(...await guard.run(store.dismissAll(keys.index(userKey))))
+      return await revoked(userId, removed)
+    },
+
+    async listUserSessions (userId) {
+      checkUserId(userId, 'listUserSessions')
+      const now = config.clock()
+      const epoch = await currentEpoch(core)
+      const out: SessionInfo[] = []
+      for (const userKey of keys.userKeys(userId)) {
+        const indexKey = keys.index(userKey)
+        const entries = (await guard.run(store.members(indexKey))).filter((e) => e.expiresAt > now)
+        const infos = await Promise.all(entries.map((e) => info(e, epoch, now)))
+        const dead = entries.filter((_e, i) => infos[i] === undefined)
+        // Entries whose session ended (idle timeout, deleted) are pruned as they are found.
+        if (dead.length > 0) await guard.run(store.dismiss(indexKey, dead))
+        for (const i of infos) if (i !== undefined) out.push(i)
+      }
+      return out.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
+    },
+
+    async revokeSession (userId, ref) {
+      checkUserId(userId, 'revokeSession')
+      if (typeof ref !== 'string' || !REF_PATTERN.test(ref)) return false
+      // By lineage, whatever id it holds now: a regenerate racing this call cannot save it.
+      const removed: IndexEntry[] = []
+      for (const userKey of keys.userKeys(userId)) removed.push(...await guard.run(store.dismiss(keys.index(userKey), [{ ref, hash: undefined }])))
+      return (await revoked(userId, removed)) > 0
+    },
+
+    async revokeAll () {
+      await guard.run(store.bumpEpoch(keys.epoch))
+      events.emit('revoked_all')
+    },
+
+    stats: () => store.stats(),
+  }
+}

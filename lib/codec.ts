@@ -1,0 +1,164 @@
+/**
+ * The field codec: session values on their way to and from the store. JSON text, encrypted with
+ * the field cipher for fields under `encryption`; identity meta (user id, login user agent and
+ * IP) is encrypted whenever encryption is configured. Pure: built once from the cipher, no I/O.
+ *
+ * Protects against reading tampered or misplaced data as valid: a ciphertext that fails
+ * authentication (moved from another session or field, or under an unknown key) reads as
+ * absent and is reported, never as another plaintext and never as a 500. A plaintext value
+ * found where a ciphertext is required (a store writer planting a value) is rejected the same way.
+ */
+import type { FieldCipher } from './crypto/field-cipher.ts'
+import { sessionError } from './errors.ts'
+import type { SessionRecord } from './store/types.ts'
+
+export interface FieldCodec {
+  /** The JSON text of one stored field, decrypted; undefined if absent or unreadable. */
+  read (record: SessionRecord, hash: string, key: string): string | undefined
+  /** The JSON text of a stored field if known without decrypting; undefined otherwise. */
+  known (record: SessionRecord, key: string): string | undefined
+  /** Every readable stored field as JSON text. */
+  plain (record: SessionRecord, hash: string): Map<string, string>
+  /** JSON text → stored value, encrypted (bound to `hash` and the field) where configured. */
+  encode (key: string, text: string, hash: string): string
+  encodeAll (plain: ReadonlyMap<string, string>, hash: string): Map<string, string>
+  /** Fields written under an older key (not changed in this request), re-encrypted under the newest. */
+  stale (record: SessionRecord, hash: string, dirty: ReadonlyMap<string, unknown> | undefined): Map<string, string> | undefined
+  /** A meta value (user id, user agent, IP) as stored: encrypted when encryption is configured. */
+  sealMeta (name: MetaName, value: string | undefined, hash: string): string | undefined
+  /** A stored meta value, decrypted; `null` when it cannot be read. */
+  openMeta (name: MetaName, stored: string | undefined, hash: string): string | undefined | null
+  /** Whether a meta value is stored in plaintext or under an older key: re-encrypt it on the next touch. */
+  metaStale (record: SessionRecord): boolean
+}
+
+export type MetaName = 'user' | 'userAgent' | 'ip'
+
+/**
+ * Meta values are bound to `<hash>#meta` (a storage hash never contains '#'), so no data field's
+ * ciphertext, whatever its name, can be moved into a meta value or back.
+ */
+const metaBinding = (hash: string): string => hash + '#meta'
+/** Marks a meta value stored in plaintext (ciphertexts start with '~'). */
+const PLAIN_META = 'p:'
+
+/** Reports a field that could not be read (the plugin logs and emits `decrypt_error`). */
+export type Unreadable = (record: SessionRecord, hash: string, key: string) => void
+
+export function createFieldCodec (cipher: FieldCipher | undefined, unreadable: Unreadable): FieldCodec {
+  /**
+   * Decrypted fields of records held in a local cache, so a busy session pays each decryption
+   * once per version of its record, not once per request (records are immutable: a change in
+   * the store replaces the object, and this entry goes with it). `null` marks a field that
+   * failed, so it is reported once per record version.
+   */
+  const decrypted = new WeakMap<SessionRecord, Map<string, string | null>>()
+
+  const read = (record: SessionRecord, hash: string, key: string): string | undefined => {
+    const raw = record.fields.get(key)
+    if (raw === undefined || cipher === undefined) return raw
+    let memo = decrypted.get(record)
+    const known = memo?.get(key)
+    if (known !== undefined) return known ?? undefined
+    let text: string | undefined
+    if (cipher.isCiphertext(raw)) {
+      try {
+        text = cipher.decrypt(raw, hash, key)
+      } catch {
+        unreadable(record, hash, key)
+      }
+    } else if (cipher.covers(key)) {
+      unreadable(record, hash, key)
+    } else {
+      text = raw
+    }
+    if (memo === undefined) decrypted.set(record, memo = new Map())
+    memo.set(key, text ?? null)
+    return text
+  }
+
+  const encode = (key: string, text: string, hash: string): string =>
+    cipher !== undefined && cipher.covers(key) ? cipher.encrypt(text, hash, key) : text
+
+  return Object.freeze({
+    read,
+    encode,
+
+    known (record: SessionRecord, key: string): string | undefined {
+      const raw = record.fields.get(key)
+      if (raw === undefined || cipher === undefined) return raw
+      if (!cipher.isCiphertext(raw)) return cipher.covers(key) ? undefined : raw
+      return decrypted.get(record)?.get(key) ?? undefined
+    },
+
+    plain (record: SessionRecord, hash: string): Map<string, string> {
+      const out = new Map<string, string>()
+      for (const key of record.fields.keys()) {
+        const text = read(record, hash, key)
+        if (text !== undefined) out.set(key, text)
+      }
+      return out
+    },
+
+    encodeAll (plain: ReadonlyMap<string, string>, hash: string): Map<string, string> {
+      const out = new Map<string, string>()
+      for (const [key, text] of plain) out.set(key, encode(key, text, hash))
+      return out
+    },
+
+    stale (record: SessionRecord, hash: string, dirty: ReadonlyMap<string, unknown> | undefined): Map<string, string> | undefined {
+      if (cipher === undefined) return undefined
+      let out: Map<string, string> | undefined
+      for (const [key, raw] of record.fields) {
+        if (dirty?.has(key) === true || !cipher.covers(key) || !cipher.isCiphertext(raw) || !cipher.isStale(raw)) continue
+        const text = read(record, hash, key)
+        if (text !== undefined) (out ??= new Map()).set(key, cipher.encrypt(text, hash, key))
+      }
+      return out
+    },
+
+    sealMeta (name: MetaName, value: string | undefined, hash: string): string | undefined {
+      if (value === undefined) return undefined
+      return cipher === undefined ? PLAIN_META + value : cipher.encrypt(value, metaBinding(hash), name)
+    },
+
+    openMeta (name: MetaName, stored: string | undefined, hash: string): string | undefined | null {
+      if (stored === undefined) return undefined
+      // Plaintext is accepted even with encryption on (it was, or later will be, resealed): meta
+      // values are covered by the record's seal, so a store writer cannot plant one.
+      if (stored.startsWith(PLAIN_META)) return stored.slice(PLAIN_META.length)
+      if (cipher === undefined || !cipher.isCiphertext(stored)) return null
+      try {
+        return cipher.decrypt(stored, metaBinding(hash), name)
+      } catch {
+        return null
+      }
+    },
+
+    metaStale (record: SessionRecord): boolean {
+      if (cipher === undefined) return false
+      const stale = (stored: string | undefined): boolean => stored !== undefined && (stored.startsWith(PLAIN_META) || cipher.isStale(stored))
+      return stale(record.user) || stale(record.userAgent) || stale(record.ip)
+    },
+  })
+}
+
+/** Stored size of a record in UTF-8 bytes, for `maxSessionBytes`. */
+export function recordBytes (record: SessionRecord): number {
+  let bytes = 160 + Buffer.byteLength(record.user ?? '') + Buffer.byteLength(record.userAgent ?? '') + Buffer.byteLength(record.ip ?? '')
+  for (const [key, value] of record.fields) bytes += Buffer.byteLength(key) + Buffer.byteLength(value) + 4
+  return bytes
+}
+
+/** JSON text of a session value; undefined for `undefined`; throws for what JSON cannot hold. */
+export function toJson (key: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch {
+    throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
+  }
+  if (text === undefined) throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
+  return text
+}

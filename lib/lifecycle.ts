@@ -1,0 +1,322 @@
+/**
+ * The lifecycle service: the only code that creates, updates, moves and ends sessions in the
+ * store, and keeps user indexes and the epoch in step with them.
+ *
+ * Invariants it keeps (each with the store step that makes it hold, see store/scripts.ts):
+ *   - Fixation: `login` always moves the session to a fresh id (OWASP Session Management Cheat
+ *     Sheet, "Renew the Session ID After Any Privilege Level Change").
+ *   - No data across users: a login as a different user starts empty except `keep`.
+ *   - Revocation is final: a move deletes the old id first and must find it; a logged-in
+ *     lineage moves only by compare-and-set on its index entry (ADMIT with `expect`), so a
+ *     regenerate or same-user re-login racing a revoke fails with FST_SESSION_ENDED instead of
+ *     resurrecting the session under a new id.
+ *   - A session is announced (cookie set) only after every store step succeeded; a request whose
+ *     session ended meanwhile never sends a cookie (it would overwrite a newer one) and never
+ *     loses a write silently (409 FST_SESSION_ENDED).
+ *   - Only changed fields are written; the idle deadline, key TTL and cookie slide at most once
+ *     per `touchInterval`.
+ */
+import type { FastifyReply } from 'fastify'
+import { recordBytes, toJson } from './codec.ts'
+import { currentEpoch, discard, ttlOf, type Core } from './core.ts'
+import { generateId, generateRef, storageHash } from './crypto/ids.ts'
+import { sessionError } from './errors.ts'
+import type { ResponseHeaders } from './headers.ts'
+import type { SessionOps, SessionState } from './state.ts'
+import type { IndexEntry, SessionRecord } from './store/types.ts'
+
+type Unsealed = Omit<SessionRecord, 'seal'>
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false
+  const proto: unknown = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+function invalid (detail: string): never {
+  throw sessionError('FST_SESSION_INVALID_ARGUMENT', detail)
+}
+
+export class Lifecycle implements SessionOps {
+  readonly #core: Core
+  readonly #headers: ResponseHeaders
+
+  constructor (core: Core, headers: ResponseHeaders) {
+    this.#core = core
+    this.#headers = headers
+  }
+
+  get codec (): Core['codec'] { return this.#core.codec }
+  get idleTimeout (): number { return this.#core.config.idleTimeout }
+  now (): number { return this.#core.config.clock() }
+
+  #sized<R extends SessionRecord> (record: R): R {
+    // maxSessionBytes counts UTF-8 bytes as stored, not UTF-16 code units.
+    if (recordBytes(record) > this.#core.config.maxSessionBytes) throw sessionError('FST_SESSION_TOO_LARGE')
+    return record
+  }
+
+  #seal (hash: string, record: Unsealed): SessionRecord {
+    return this.#sized({ ...record, seal: this.#core.sealer.seal(hash, record) })
+  }
+
+  #run<T> (call: Promise<T>): Promise<T> {
+    return this.#core.guard.run(call)
+  }
+
+  /** The session ended while this request ran: no cookie is sent (a newer one may exist). */
+  #ended (state: SessionState): never {
+    state.rebind(undefined, undefined, undefined, undefined)
+    state.cookie = 'none'
+    throw sessionError('FST_SESSION_ENDED')
+  }
+
+  /** Deletes the old id of a move; a logged-in lineage must still be there. */
+  async #leave (state: SessionState, must: boolean): Promise<void> {
+    if (state.record === undefined || state.hash === undefined) return
+    const existed = await this.#run(this.#core.store.destroy(this.#core.keys.session(state.hash)))
+    if (must && !existed) this.#ended(state)
+  }
+
+  /** Writes `entry` into its user's index; reports and cleans up lineages evicted by the cap. */
+  async #admit (state: SessionState, userKey: string, entry: IndexEntry, expect: string | undefined, userId: string): Promise<void> {
+    const { config, store, keys, events } = this.#core
+    const now = config.clock()
+    const result = await this.#run(store.admit(keys.index(userKey), entry, { expect, max: config.maxSessionsPerUser, now, ttlMs: config.absoluteTimeout }))
+    if (!result.admitted) this.#ended(state)
+    for (const e of result.evicted) events.emit('revoked', userId, e.ref)
+    if (result.evicted.length > 0) await discard(this.#core, result.evicted.map((e) => e.hash))
+  }
+
+  /** The record's meta values (user, user agent, IP) re-encrypted for `hash` under the newest key. */
+  #meta (record: SessionRecord, from: string, hash: string): Pick<SessionRecord, 'user' | 'userAgent' | 'ip'> {
+    const { codec } = this.#core
+    const move = (name: 'user' | 'userAgent' | 'ip', stored: string | undefined): string | undefined =>
+      codec.sealMeta(name, codec.openMeta(name, stored, from) ?? undefined, hash)
+    return { user: move('user', record.user), userAgent: move('userAgent', record.userAgent), ip: move('ip', record.ip) }
+  }
+
+  #finish (state: SessionState, id: string, hash: string, record: SessionRecord, userId: string | undefined): void {
+    state.rebind(id, hash, record, userId)
+    state.cookie = 'set'
+  }
+
+  async login (state: SessionState, userId: unknown, data: unknown, keep: unknown): Promise<void> {
+    if (typeof userId !== 'string' || userId === '' || userId.length > 1024) invalid('login: userId must be a non-empty string of at most 1024 characters')
+    if (data !== undefined && !isPlainObject(data)) invalid('login: data must be a plain object')
+    if (keep !== undefined && (!Array.isArray(keep) || !keep.every((k) => typeof k === 'string'))) invalid('login: keep must be an array of strings')
+    const { config, keys, codec, store } = this.#core
+    const old = state.record
+    const sameUser = old !== undefined && state.userId === userId
+    const otherUser = old !== undefined && state.userId !== undefined && !sameUser
+    let plain = state.plain(codec)
+    // A different user must not inherit the previous user's data (e.g. a passed second factor).
+    if (otherUser) plain = new Map([...plain].filter(([key]) => (keep as string[] | undefined)?.includes(key) === true))
+    for (const [key, value] of Object.entries((data ?? {}) as Record<string, unknown>)) {
+      const text = toJson(key, value)
+      if (text === undefined) plain.delete(key)
+      else plain.set(key, text)
+    }
+    const now = config.clock()
+    const id = generateId()
+    const hash = storageHash(id)
+    // A re-login of the same user continues its lineage (it keeps its place under the cap);
+    // anything else starts a new one under the current epoch.
+    const ref = sameUser ? old.ref : generateRef()
+    const epoch = sameUser ? old.epoch : await currentEpoch(this.#core)
+    const userKey = sameUser && old.userKey !== undefined ? old.userKey : keys.userKey(userId)
+    const record = this.#seal(hash, {
+      createdAt: old !== undefined && !otherUser ? old.createdAt : now,
+      absoluteExpiry: now + config.absoluteTimeout,
+      idleExpiry: now + config.idleTimeout,
+      ref,
+      epoch,
+      user: codec.sealMeta('user', userId, hash),
+      userKey,
+      authenticatedAt: now,
+      userAgent: config.sessionInfo.userAgent ? codec.sealMeta('userAgent', state.client.headers['user-agent']?.slice(0, 512), hash) : undefined,
+      ip: config.sessionInfo.ip ? codec.sealMeta('ip', state.client.ip, hash) : undefined,
+      fields: codec.encodeAll(plain, hash),
+    })
+    const oldHash = state.hash
+    const oldUserId = state.userId
+    // The old id goes first: from here on, a concurrent write to it fails loudly instead of
+    // landing where nobody reads it.
+    await this.#leave(state, sameUser)
+    await this.#admit(state, userKey, { ref, hash, expiresAt: record.absoluteExpiry, loginAt: now }, sameUser ? oldHash : undefined, userId)
+    if (otherUser && old.userKey !== undefined && oldHash !== undefined) {
+      await this.#run(store.dismiss(keys.index(old.userKey), [{ ref: old.ref, hash: oldHash }]))
+      this.#core.events.emit('logout', oldUserId, old.ref)
+    }
+    await this.#run(store.create(keys.session(hash), record, ttlOf(record, now)))
+    this.#finish(state, id, hash, record, userId)
+    this.#core.events.emit('login', userId, ref)
+  }
+
+  async regenerate (state: SessionState): Promise<void> {
+    const { config, keys, codec, store } = this.#core
+    const old = state.record
+    const oldHash = state.hash
+    if (old === undefined || oldHash === undefined) {
+      // Nothing stored yet: a new id is all it takes, and this request's data goes with it.
+      state.id = generateId()
+      state.hash = undefined
+      return
+    }
+    const now = config.clock()
+    const id = generateId()
+    const hash = storageHash(id)
+    const record = this.#seal(hash, {
+      ...old,
+      ...this.#meta(old, oldHash, hash),
+      idleExpiry: now + config.idleTimeout,
+      fields: codec.encodeAll(state.plain(codec), hash),
+    })
+    const userId = state.userId
+    await this.#leave(state, true)
+    if (old.userKey !== undefined && userId !== undefined) {
+      await this.#admit(state, old.userKey, { ref: old.ref, hash, expiresAt: old.absoluteExpiry, loginAt: old.authenticatedAt ?? now }, oldHash, userId)
+    }
+    await this.#run(store.create(keys.session(hash), record, ttlOf(record, now)))
+    this.#finish(state, id, hash, record, userId)
+    this.#core.events.emit('regenerated', userId, old.ref)
+  }
+
+  async end (state: SessionState, type: 'destroyed' | 'logout'): Promise<void> {
+    const { keys, store, events } = this.#core
+    const record = state.record
+    const hash = state.hash
+    if (record !== undefined && hash !== undefined) {
+      // The index entry is the authority: once it is gone the session is dead on every instance.
+      if (record.userKey !== undefined) await this.#run(store.dismiss(keys.index(record.userKey), [{ ref: record.ref, hash }]))
+      await this.#run(store.destroy(keys.session(hash)))
+      events.emit(type, state.userId, record.ref)
+    }
+    // What follows in this request starts a new, empty session.
+    state.rebind(undefined, undefined, undefined, undefined)
+    state.cookie = 'clear'
+    if (type === 'logout') state.clearSite = true
+  }
+
+  async revokeOthers (state: SessionState): Promise<number> {
+    const { config, keys, store, events } = this.#core
+    const record = state.record
+    const userId = state.userId
+    if (record?.userKey === undefined || userId === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
+    const removed = await this.#run(store.dismissAll(keys.index(record.userKey), record.ref))
+    for (const userKey of keys.userKeys(userId)) {
+      if (userKey !== record.userKey) removed.push(...await this.#run(store.dismissAll(keys.index(userKey))))
+    }
+    const now = config.clock()
+    const live = removed.filter((e) => e.expiresAt > now)
+    for (const e of live) events.emit('revoked', userId, e.ref)
+    await discard(this.#core, removed.map((e) => e.hash))
+    return live.length
+  }
+
+  /**
+   * Writes this request's changes (called once, from `onSend`). Returns undefined when there is
+   * nothing to write, so the common read-only request stays synchronous.
+   */
+  commit (state: SessionState, reply: FastifyReply): Promise<void> | undefined {
+    if (state.committed) return undefined
+    state.committed = true
+    const record = state.record
+    const dirty = state.dirty !== undefined && state.dirty.size > 0
+    if (record === undefined) {
+      if (dirty) return this.#create(state, reply)
+      if (state.cookie === 'clear') this.#headers.clear(reply, state)
+      return undefined
+    }
+    const { config, codec } = this.#core
+    const now = config.clock()
+    // A record sealed under an older secret is resealed at once, like a cookie is re-signed, so
+    // that the old secret can be dropped once every active session has been seen.
+    const touch = state.reseal || (record.idleExpiry < record.absoluteExpiry && now - (record.idleExpiry - config.idleTimeout) >= config.touchInterval)
+    if (!dirty && !touch) {
+      this.#announce(state, reply, record, now, false)
+      return undefined
+    }
+    // Fields under an older key ride along with a write that happens anyway (never a write of their own).
+    const stale = codec.stale(record, state.hash as string, state.dirty)
+    return this.#update(state, reply, record, now, dirty, touch, stale)
+  }
+
+  /** Headers of a response whose session exists: the cookie when it is new, slid or re-signed. */
+  #announce (state: SessionState, reply: FastifyReply, record: SessionRecord, now: number, slid: boolean): void {
+    if (!slid && state.cookie !== 'set' && !state.staleCookie) {
+      this.#headers.personal(reply)
+      return
+    }
+    const value = state.raw !== undefined && !state.staleCookie ? state.raw : this.#core.signer.sign(state.id as string)
+    this.#headers.set(reply, state, value, Math.min(record.idleExpiry, record.absoluteExpiry) - now)
+  }
+
+  async #create (state: SessionState, reply: FastifyReply): Promise<void> {
+    const { config, codec, store, keys, events } = this.#core
+    const now = config.clock()
+    const epoch = await currentEpoch(this.#core)
+    const id = state.id ??= generateId()
+    const hash = state.hash ??= storageHash(id)
+    const ref = state.ref ??= generateRef()
+    const record = this.#seal(hash, {
+      createdAt: now,
+      absoluteExpiry: now + config.absoluteTimeout,
+      idleExpiry: now + config.idleTimeout,
+      ref,
+      epoch,
+      user: undefined,
+      userKey: undefined,
+      authenticatedAt: undefined,
+      userAgent: undefined,
+      ip: undefined,
+      fields: codec.encodeAll(state.plain(codec), hash),
+    })
+    await this.#run(store.create(keys.session(hash), record, ttlOf(record, now)))
+    state.record = record
+    events.emit('created', undefined, ref)
+    this.#announce(state, reply, record, now, true)
+  }
+
+  /**
+   * Writes the dirty (and stale-key) fields. The idle deadline, the key's TTL and the cookie's
+   * Max-Age slide only when a touch is due; a touch also reseals the record (with `secrets[0]`).
+   */
+  async #update (state: SessionState, reply: FastifyReply, record: SessionRecord, now: number, dirty: boolean, touch: boolean, stale: Map<string, string> | undefined): Promise<void> {
+    const { config, codec, store, keys } = this.#core
+    const hash = state.hash as string
+    const set = new Map<string, string>()
+    const del: string[] = []
+    const replace = new Map<string, { from: string, to: string }>()
+    for (const [key, to] of stale ?? []) replace.set(key, { from: record.fields.get(key) as string, to })
+    for (const [key, text] of state.dirty ?? []) {
+      if (text === undefined) del.push(key)
+      else set.set(key, codec.encode(key, text, hash))
+    }
+    const fields = new Map(record.fields)
+    for (const key of del) fields.delete(key)
+    for (const [key, value] of set) fields.set(key, value)
+    for (const [key, { to }] of replace) fields.set(key, to)
+    const meta = touch && codec.metaStale(record) ? this.#meta(record, hash, hash) : undefined
+    const next = touch ? this.#seal(hash, { ...record, ...meta, idleExpiry: now + config.idleTimeout, fields }) : this.#sized({ ...record, fields })
+    let applied: boolean
+    try {
+      const update = { set, del, replace, touch: touch ? { idleExpiry: next.idleExpiry, seal: next.seal, meta } : undefined }
+      applied = await this.#run(store.update(keys.session(hash), update, ttlOf(next, now)))
+    } catch (err) {
+      // A failed touch alone does not fail a read: the session just slides later.
+      if (dirty) throw err
+      this.#headers.personal(reply)
+      return
+    }
+    if (!applied) {
+      // Ended (revoked, logged out, moved by a concurrent login) while this request ran. No
+      // cookie: a newer session cookie may already be in the browser.
+      if (dirty) this.#ended(state)
+      this.#headers.personal(reply)
+      return
+    }
+    state.record = next
+    this.#announce(state, reply, next, now, touch)
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Cookie header → the request's session state, in four stops: cookie → verified id → store (or
+ * its local cache) → a record that passes every check. Synchronous when every look-up is a
+ * local cache hit, so the common authenticated read creates no promise and sends no command.
+ *
+ * A record is a session only if all of these hold (anything else is "no session", never an error):
+ *   1. its seal verifies for this storage hash (a store writer cannot forge, move or extend it);
+ *   2. now is before both its idle and absolute deadline;
+ *   3. it was issued under the current global epoch (`revokeAll`);
+ *   4. when logged in: its user's index maps its lineage to exactly this storage hash
+ *      (`revokeUser`, `revokeSession`, `revokeOthers`, logout, a regenerate elsewhere).
+ */
+import { cookieValues } from './cookie.ts'
+import type { VerifiedCookie } from './crypto/signer.ts'
+import { currentEpoch, type Core } from './core.ts'
+import { SessionState, type ClientInfo } from './state.ts'
+import type { IndexEntry, SessionRecord } from './store/types.ts'
+
+/** At most this many cookies of our name are verified per request (one HMAC per secret each). */
+const MAX_CANDIDATES = 3
+
+/** What checking a record object once established (records are immutable). */
+interface View {
+  readonly hash: string
+  readonly ok: boolean
+  /** Sealed under an older secret, or meta stored under an older encryption key. */
+  readonly reseal: boolean
+  readonly userId: string | undefined
+}
+
+interface Found {
+  readonly state: SessionState
+  readonly raw: string
+  readonly verified: VerifiedCookie
+  readonly record: SessionRecord
+  readonly view: View
+}
+
+export class Resolver {
+  readonly #core: Core
+  readonly #views = new WeakMap<SessionRecord, View>()
+
+  constructor (core: Core) {
+    this.#core = core
+  }
+
+  begin (header: string | undefined, client: ClientInfo): SessionState | Promise<SessionState> {
+    const state = new SessionState(client)
+    if (header === undefined) return state
+    const core = this.#core
+    const values = cookieValues(header, core.config.cookie.name, MAX_CANDIDATES)
+    if (values.length === 0) return state
+    for (const raw of values) {
+      const verified = core.signer.verify(raw)
+      if (verified === undefined) continue
+      const key = core.keys.session(verified.hash)
+      const record = core.store.peek(key)
+      if (record === undefined) {
+        // A miss: the epoch (if not held either) is fetched alongside, not after, the record.
+        const epoch = currentEpoch(core)
+        if (typeof epoch !== 'string') epoch.catch(() => {})
+        return core.guard.run(core.store.get(key)).then((r) => this.#check(state, raw, verified, r ?? null, epoch))
+      }
+      return this.#check(state, raw, verified, record, undefined)
+    }
+    // Attacker-controlled input: no store lookup, a debug line, an event; never an error.
+    core.log.debug('session cookie rejected')
+    core.events.emit('invalid_cookie')
+    return state
+  }
+
+  /** Seal and identity of a record, checked once per record object. */
+  view (record: SessionRecord, hash: string): View {
+    const known = this.#views.get(record)
+    if (known !== undefined && known.hash === hash) return known
+    const { sealer, codec } = this.#core
+    const seal = sealer.check(hash, record)
+    let ok = seal !== 'invalid' && (record.user === undefined) === (record.userKey === undefined)
+    let userId: string | undefined
+    if (ok && record.user !== undefined) {
+      const opened = codec.openMeta('user', record.user, hash)
+      if (opened === null) ok = false
+      else userId = opened
+    }
+    const view: View = { hash, ok, reseal: seal === 'stale' || codec.metaStale(record), userId }
+    this.#views.set(record, view)
+    return view
+  }
+
+  #none (state: SessionState, raw: string): SessionState {
+    this.#core.signer.forget(raw)
+    return state
+  }
+
+  #check (state: SessionState, raw: string, verified: VerifiedCookie, record: SessionRecord | null, fetched: string | Promise<string> | undefined): SessionState | Promise<SessionState> {
+    if (record === null) return this.#none(state, raw)
+    const core = this.#core
+    const view = this.view(record, verified.hash)
+    if (!view.ok) {
+      core.log.warn('session record failed its integrity check (written by something other than this plugin)')
+      core.events.emit('invalid_record', undefined, undefined, 'FST_SESSION_RECORD_INVALID')
+      return this.#none(state, raw)
+    }
+    const now = core.config.clock()
+    if (now >= record.idleExpiry || now >= record.absoluteExpiry) {
+      core.events.emit('expired', view.userId, record.ref)
+      return this.#none(state, raw)
+    }
+    const found: Found = { state, raw, verified, record, view }
+    const epoch = fetched ?? currentEpoch(core)
+    return typeof epoch === 'string' ? this.#epochChecked(found, epoch) : epoch.then((e) => this.#epochChecked(found, e))
+  }
+
+  #epochChecked (found: Found, epoch: string): SessionState | Promise<SessionState> {
+    const { record } = found
+    if (record.epoch !== epoch) return this.#none(found.state, found.raw)
+    if (record.userKey === undefined) return this.#bind(found)
+    const { store, keys, guard } = this.#core
+    const indexKey = keys.index(record.userKey)
+    const entry = store.peekMember(indexKey, record.ref)
+    if (entry === undefined) return guard.run(store.getMember(indexKey, record.ref)).then((e) => this.#indexed(found, e))
+    return this.#indexed(found, entry)
+  }
+
+  #indexed (found: Found, entry: IndexEntry | null): SessionState {
+    if (entry === null || entry.hash !== found.verified.hash) return this.#none(found.state, found.raw)
+    return this.#bind(found)
+  }
+
+  #bind ({ state, raw, verified, record, view }: Found): SessionState {
+    state.raw = raw
+    state.staleCookie = verified.stale
+    state.reseal = view.reseal
+    state.id = verified.id
+    state.hash = verified.hash
+    state.ref = record.ref
+    state.record = record
+    state.userId = view.userId
+    return state
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * One request's session state: what the store held when the request began (validated), and
+ * what the request changed. `request.session` (session.ts) is a facade over it; the lifecycle
+ * service (lifecycle.ts) is the only code that moves it between sessions and writes it back.
+ */
+import type { FieldCodec } from './codec.ts'
+import type { SessionRecord } from './store/types.ts'
+
+/** What the response should do with the session cookie. */
+export type CookieIntent = 'none' | 'set' | 'clear'
+
+/** The client facts `sessionInfo` may record at login (the Fastify request satisfies it). */
+export interface ClientInfo {
+  readonly headers: { readonly 'user-agent'?: string | undefined }
+  readonly ip: string
+}
+
+export class SessionState {
+  /** The cookie value this request arrived with, when it verified and its session is live. */
+  raw: string | undefined
+  /** The cookie verified only under an older secret: re-issue it. */
+  staleCookie = false
+  /** Sealed under an older secret, or meta under an older key: reseal at once (rotation). */
+  reseal = false
+  id: string | undefined
+  /** Storage hash of `id` (crypto/ids.ts). */
+  hash: string | undefined
+  ref: string | undefined
+  /** The session as stored; `undefined` until it exists in the store. */
+  record: SessionRecord | undefined
+  /** The record's user id, decrypted. */
+  userId: string | undefined
+  /** Changed fields: JSON text, or `undefined` for a deleted field. */
+  dirty: Map<string, string | undefined> | undefined
+  /** Values parsed (or set) during this request, so each request works on its own copy. */
+  values: Map<string, unknown> | undefined
+  cookie: CookieIntent = 'none'
+  /** `logout()` ran: send `Clear-Site-Data`. */
+  clearSite = false
+  committed = false
+
+  constructor (readonly client: ClientInfo) {}
+
+  /** Every current field as JSON text: stored (decrypted), then this request's changes. */
+  plain (codec: FieldCodec): Map<string, string> {
+    const record = this.record
+    const out = record === undefined || this.hash === undefined ? new Map<string, string>() : codec.plain(record, this.hash)
+    for (const [key, text] of this.dirty ?? []) {
+      if (text === undefined) out.delete(key)
+      else out.set(key, text)
+    }
+    return out
+  }
+
+  /** Points this state at another session (or none), forgetting what this request changed. */
+  rebind (id: string | undefined, hash: string | undefined, record: SessionRecord | undefined, userId: string | undefined): void {
+    this.raw = undefined
+    this.staleCookie = false
+    this.reseal = false
+    this.id = id
+    this.hash = hash
+    this.ref = record?.ref
+    this.record = record
+    this.userId = userId
+    this.dirty = undefined
+    this.values = undefined
+  }
+}
+
+/** The lifecycle operations `request.session` delegates to (implemented by lifecycle.ts). */
+export interface SessionOps {
+  readonly codec: FieldCodec
+  readonly idleTimeout: number
+  now (): number
+  login (state: SessionState, userId: unknown, data: unknown, keep: unknown): Promise<void>
+  regenerate (state: SessionState): Promise<void>
+  end (state: SessionState, type: 'destroyed' | 'logout'): Promise<void>
+  revokeOthers (state: SessionState): Promise<number>
+}

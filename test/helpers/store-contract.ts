@@ -1,0 +1,149 @@
+/**
+ * The store contract (lib/store/types.ts) every store must meet, called directly (no plugin):
+ * records with TTLs and guarded updates, the user index's atomic admit/dismiss rules, and the
+ * global epoch. Run against the memory store and a real Redis.
+ */
+import { describe, test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import type { IndexEntry, SessionRecord, SessionStore } from '../../lib/store/types.ts'
+
+export function record (fields: Record<string, string> = {}, now = Date.now()): SessionRecord {
+  return {
+    createdAt: now,
+    absoluteExpiry: now + 60_000,
+    idleExpiry: now + 60_000,
+    ref: 'rrrrrrrrrrrr',
+    epoch: '0',
+    user: undefined,
+    userKey: undefined,
+    authenticatedAt: undefined,
+    userAgent: undefined,
+    ip: undefined,
+    seal: 'seal',
+    fields: new Map(Object.entries(fields)),
+  }
+}
+
+function entry (ref: string, hash: string, loginAt: number, expiresAt = Date.now() + 60_000): IndexEntry {
+  return { ref, hash, expiresAt, loginAt }
+}
+
+const ADMIT = { expect: undefined, max: Number.MAX_SAFE_INTEGER, ttlMs: 60_000 }
+
+export function storeContract (name: string, make: () => Promise<SessionStore>): void {
+  describe(`${name}: store contract`, () => {
+    const stores: SessionStore[] = []
+    const open = async (): Promise<SessionStore> => {
+      const store = await make()
+      stores.push(store)
+      return store
+    }
+    after(async () => { await Promise.all(stores.map((s) => s.close())) })
+    let n = 0
+    const key = (): string => `contract:${name}:${++n}`
+
+    test('records: create then get returns every meta field and the data', async () => {
+      const store = await open()
+      const k = key()
+      const r = { ...record({ a: '1', 'with space': '"x y"' }), user: 'u', userKey: 'k', authenticatedAt: 5, userAgent: 'ua', ip: 'ip' }
+      await store.create(k, r, 60_000)
+      const got = await store.get(k)
+      assert.deepEqual({ ...got, fields: [...(got?.fields ?? [])] }, { ...r, fields: [...r.fields] })
+    })
+
+    test('records: update applies only the given fields, refuses a missing key, and never mutates the old record', async () => {
+      const store = await open()
+      const k = key()
+      const original = record({ a: '1', b: '2' })
+      await store.create(k, original, 60_000)
+      assert.equal(await store.update(k, { set: new Map([['c', '3']]), del: ['a'], touch: { idleExpiry: 5, seal: 'new-seal' } }, 60_000), true)
+      const updated = await store.get(k)
+      assert.deepEqual([...(updated?.fields ?? [])].sort(), [['b', '2'], ['c', '3']])
+      assert.equal(updated?.idleExpiry, 5)
+      assert.equal(updated?.seal, 'new-seal')
+      assert.deepEqual([...original.fields], [['a', '1'], ['b', '2']], 'the previous record object is untouched')
+      const missing = key()
+      assert.equal(await store.update(missing, { set: new Map([['x', '1']]), del: [] }, 60_000), false)
+      assert.equal(await store.get(missing), undefined, 'a refused update creates nothing')
+    })
+
+    test('records: replace is a compare-and-set (a field changed meanwhile is left alone)', async () => {
+      const store = await open()
+      const k = key()
+      await store.create(k, record({ x: 'A', y: 'A' }), 60_000)
+      await store.update(k, { set: new Map(), del: [], replace: new Map([['x', { from: 'B', to: 'C' }], ['y', { from: 'A', to: 'C' }]]) }, 0)
+      const r = await store.read(k)
+      assert.equal(r?.fields.get('x'), 'A')
+      assert.equal(r?.fields.get('y'), 'C')
+    })
+
+    test('records: destroy reports whether the record existed', async () => {
+      const store = await open()
+      const k = key()
+      await store.create(k, record(), 60_000)
+      assert.equal(await store.destroy(k), true)
+      assert.equal(await store.destroy(k), false)
+      assert.equal(await store.get(k), undefined)
+    })
+
+    test('index: admit with expect writes only when the lineage still points at the expected hash', async () => {
+      const store = await open()
+      const k = key()
+      const now = Date.now()
+      assert.equal((await store.admit(k, entry('r1', 'h1', now), { ...ADMIT, now })).admitted, true)
+      assert.equal((await store.admit(k, entry('r1', 'h2', now), { ...ADMIT, now, expect: 'h1' })).admitted, true)
+      assert.equal((await store.admit(k, entry('r1', 'h3', now), { ...ADMIT, now, expect: 'h1' })).admitted, false, 'h1 is no longer current')
+      assert.equal((await store.getMember(k, 'r1'))?.hash, 'h2')
+      assert.equal((await store.admit(k, entry('r9', 'h9', now), { ...ADMIT, now, expect: 'h9' })).admitted, false, 'an absent lineage is not re-admitted')
+      assert.equal(await store.getMember(k, 'r9'), null)
+    })
+
+    test('index: the cap evicts the oldest other lineages, never the one admitted, and prunes expired ones', async () => {
+      const store = await open()
+      const k = key()
+      const now = Date.now()
+      await store.admit(k, entry('dead', 'hd', now - 10, now - 1), { ...ADMIT, now: now - 20 })
+      await store.admit(k, entry('a', 'ha', now + 1), { ...ADMIT, now })
+      await store.admit(k, entry('b', 'hb', now + 2), { ...ADMIT, now })
+      const result = await store.admit(k, entry('c', 'hc', now), { ...ADMIT, now, max: 2 })
+      assert.deepEqual(result.evicted.map((e) => e.ref), ['a'])
+      assert.deepEqual((await store.members(k)).map((e) => e.ref).sort(), ['b', 'c'])
+      const again = await store.admit(k, entry('c', 'hc2', now), { ...ADMIT, now, max: 2, expect: 'hc' })
+      assert.deepEqual(again.evicted, [], 're-admitting a counted lineage evicts nobody')
+    })
+
+    test('index: dismiss removes only entries that still point at the given hash (any hash when undefined)', async () => {
+      const store = await open()
+      const k = key()
+      const now = Date.now()
+      await store.admit(k, entry('a', 'ha', now), { ...ADMIT, now })
+      await store.admit(k, entry('b', 'hb', now), { ...ADMIT, now })
+      assert.deepEqual(await store.dismiss(k, [{ ref: 'a', hash: 'old' }]), [])
+      assert.deepEqual((await store.dismiss(k, [{ ref: 'a', hash: 'ha' }])).map((e) => e.ref), ['a'])
+      assert.deepEqual((await store.dismiss(k, [{ ref: 'b', hash: undefined }])).map((e) => e.hash), ['hb'])
+      assert.deepEqual(await store.members(k), [])
+    })
+
+    test('index: dismissAll removes every lineage but the one kept, and returns them', async () => {
+      const store = await open()
+      const k = key()
+      const now = Date.now()
+      for (const ref of ['a', 'b', 'c']) await store.admit(k, entry(ref, 'h' + ref, now), { ...ADMIT, now })
+      assert.deepEqual((await store.dismissAll(k, 'b')).map((e) => e.ref).sort(), ['a', 'c'])
+      assert.deepEqual((await store.members(k)).map((e) => e.ref), ['b'])
+      assert.deepEqual((await store.dismissAll(k)).map((e) => e.ref), ['b'])
+      assert.equal(await store.getMember(k, 'b'), null)
+    })
+
+    test('epoch: starts at "0" and every bump moves it to a new value', async () => {
+      const store = await open()
+      const k = key()
+      assert.equal(await store.getEpoch(k), '0')
+      const first = await store.bumpEpoch(k)
+      const second = await store.bumpEpoch(k)
+      assert.notEqual(first, '0')
+      assert.notEqual(second, first)
+      assert.equal(await store.getEpoch(k), second)
+    })
+  })
+}
