@@ -66,12 +66,27 @@ function fail (code: SessionErrorCode, detail: string): never {
   throw sessionError(code, detail)
 }
 
+/** Edit distance of two short names, case-insensitive (for "did you mean"). */
+function distance (a: string, b: string): number {
+  a = a.toLowerCase()
+  b = b.toLowerCase()
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min((row[j] as number) + 1, (next[j - 1] as number) + 1, (row[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    row = next
+  }
+  return row[b.length] as number
+}
+
 /** Refuses keys of `value` not in `known`, naming the first with a hint. */
 export function onlyKnown (value: object, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'): void {
   for (const key of Object.keys(value)) {
     if (known.includes(key)) continue
     const name = path === '' ? key : `${path}.${key}`
-    const alike = known.find((k) => k.toLowerCase() === key.toLowerCase())
+    const alike = HINTS[key] === undefined ? known.find((k) => distance(k, key) <= 2) : undefined
     const hint = alike !== undefined ? `did you mean '${path === '' ? alike : `${path}.${alike}`}'?` : HINTS[key]
     fail(code, `unknown option '${name}'${hint === undefined ? '' : ` (${hint})`}`)
   }

@@ -11,6 +11,7 @@
  *      (`revokeUser`, `revokeSession`, `revokeOthers`, logout, a regenerate elsewhere).
  */
 import { cookieValues } from './cookie.ts'
+import { BoundedCache } from './lru.ts'
 import type { VerifiedCookie } from './crypto/signer.ts'
 import { currentEpoch, type Core } from './core.ts'
 import { SessionState, type ClientInfo } from './state.ts'
@@ -39,9 +40,16 @@ interface Found {
 export class Resolver {
   readonly #core: Core
   readonly #views = new WeakMap<SessionRecord, View>()
+  /**
+   * Storage hashes found dead by a fresh read (revoked, moved, older epoch): final, since a
+   * lineage never returns to a hash and the epoch never goes back. A replayed dead cookie then
+   * costs no store access.
+   */
+  readonly #dead: BoundedCache<string, true>
 
   constructor (core: Core) {
     this.#core = core
+    this.#dead = new BoundedCache(Math.max(64, core.config.cacheSize >> 2))
   }
 
   begin (header: string | undefined, client: ClientInfo): SessionState | Promise<SessionState> {
@@ -53,12 +61,13 @@ export class Resolver {
     for (const raw of values) {
       const verified = core.signer.verify(raw)
       if (verified === undefined) continue
+      if (this.#dead.get(verified.hash) === true) return this.#none(state, raw)
       const key = core.keys.session(verified.hash)
       const record = core.store.peek(key)
       if (record === undefined) {
         // A miss: the epoch (if not held either) is fetched alongside, not after, the record.
-        const epoch = currentEpoch(core)
-        if (typeof epoch !== 'string') epoch.catch(() => {})
+        const epoch = core.store.peekEpoch(core.keys.epoch) === undefined ? core.guard.run(core.store.getEpoch(core.keys.epoch)) : undefined
+        epoch?.catch(() => {}) // awaited below, unless the record turns out to be absent
         return core.guard.run(core.store.get(key)).then((r) => this.#check(state, raw, verified, r ?? null, epoch))
       }
       return this.#check(state, raw, verified, record, undefined)
@@ -92,7 +101,7 @@ export class Resolver {
     return state
   }
 
-  #check (state: SessionState, raw: string, verified: VerifiedCookie, record: SessionRecord | null, fetched: string | Promise<string> | undefined): SessionState | Promise<SessionState> {
+  #check (state: SessionState, raw: string, verified: VerifiedCookie, record: SessionRecord | null, fetched: Promise<string> | undefined): SessionState | Promise<SessionState> {
     if (record === null) return this.#none(state, raw)
     const core = this.#core
     const view = this.view(record, verified.hash)
@@ -108,23 +117,41 @@ export class Resolver {
     }
     const found: Found = { state, raw, verified, record, view }
     const epoch = fetched ?? currentEpoch(core)
-    return typeof epoch === 'string' ? this.#epochChecked(found, epoch) : epoch.then((e) => this.#epochChecked(found, e))
+    return typeof epoch === 'string' ? this.#epochChecked(found, epoch, false) : epoch.then((e) => this.#epochChecked(found, e, true))
   }
 
-  #epochChecked (found: Found, epoch: string): SessionState | Promise<SessionState> {
+  /**
+   * A record that a cached epoch or index entry rejects is checked once more against a fresh
+   * read: the local copy may predate a change made elsewhere a moment ago (a regenerate, a
+   * re-login, a login after `revokeAll`), and a session just issued must work on every instance
+   * at once. A local copy that accepts is trusted: invalidations of it are in flight at most.
+   */
+  #dismissed (found: Found): SessionState {
+    this.#dead.set(found.verified.hash, true)
+    return this.#none(found.state, found.raw)
+  }
+
+  #epochChecked (found: Found, epoch: string, fresh: boolean): SessionState | Promise<SessionState> {
     const { record } = found
-    if (record.epoch !== epoch) return this.#none(found.state, found.raw)
-    if (record.userKey === undefined) return this.#bind(found)
     const { store, keys, guard } = this.#core
-    const indexKey = keys.index(record.userKey)
-    const entry = store.peekMember(indexKey, record.ref)
-    if (entry === undefined) return guard.run(store.getMember(indexKey, record.ref)).then((e) => this.#indexed(found, e))
-    return this.#indexed(found, entry)
+    if (record.epoch !== epoch) {
+      if (fresh) return this.#dismissed(found)
+      return guard.run(store.getEpoch(keys.epoch)).then((e) => this.#epochChecked(found, e, true))
+    }
+    if (record.userKey === undefined) return this.#bind(found)
+    const entry = store.peekMember(keys.index(record.userKey), record.ref)
+    if (entry === undefined) return this.#fetchMember(found, record.userKey)
+    return this.#indexed(found, entry, false)
   }
 
-  #indexed (found: Found, entry: IndexEntry | null): SessionState {
-    if (entry === null || entry.hash !== found.verified.hash) return this.#none(found.state, found.raw)
-    return this.#bind(found)
+  #fetchMember (found: Found, userKey: string): Promise<SessionState> {
+    const { store, keys, guard } = this.#core
+    return guard.run(store.getMember(keys.index(userKey), found.record.ref)).then((e) => this.#indexed(found, e, true))
+  }
+
+  #indexed (found: Found, entry: IndexEntry | null, fresh: boolean): SessionState | Promise<SessionState> {
+    if (entry !== null && entry.hash === found.verified.hash) return this.#bind(found)
+    return fresh ? this.#dismissed(found) : this.#fetchMember(found, found.record.userKey as string)
   }
 
   #bind ({ state, raw, verified, record, view }: Found): SessionState {

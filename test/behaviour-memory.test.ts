@@ -1,4 +1,5 @@
 import { behaviourSuite } from './helpers/behaviour.ts'
+import { lifecycleSuite } from './helpers/lifecycle.ts'
 import { createMemoryStore, type SessionStore } from '../lib/index.ts'
 
 let operations = 0
@@ -21,4 +22,11 @@ function countedMemoryStore (): SessionStore {
 behaviourSuite('memory store', {
   options: () => ({ store: countedMemoryStore() }),
   operations: async () => operations,
+})
+
+lifecycleSuite('memory store', {
+  pair: () => {
+    const store = createMemoryStore()
+    return [{ store }, { store }]
+  },
 })

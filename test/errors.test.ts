@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { errorTable, SessionError } from '../lib/errors.ts'
 
 test('errors: the README errors table lists exactly the codes of the error table, with their status', () => {
@@ -20,4 +20,17 @@ test('errors: every code is namespaced and every error carries code, statusCode 
     assert.equal(err.message, errorTable[code].message)
     assert.ok(err instanceof Error)
   }
+})
+
+test('errors: lib/ throws only coded SessionErrors (the known-answer nonce helper excepted)', () => {
+  const files = readdirSync(new URL('../lib/', import.meta.url), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'))
+  const offenders: string[] = []
+  for (const file of files) {
+    const text = readFileSync(new URL(`../lib/${file}`, import.meta.url), 'utf8')
+    for (const m of text.matchAll(/throw new (?!SessionError)\w+/g)) {
+      const line = text.slice(0, m.index).split('\n').length
+      if (!(file.endsWith('field-cipher.ts') && text.split('\n')[line - 1]?.includes('nonce'))) offenders.push(`${file}:${line}: ${m[0]}`)
+    }
+  }
+  assert.deepEqual(offenders, [])
 })

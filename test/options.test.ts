@@ -24,6 +24,10 @@ const cases: Array<[string, (o: HardenedSessionOptions) => void, string]> = [
   ['touchInterval above idle/2', (o) => { o.idleTimeout = 10_000; o.touchInterval = 6000 }, 'FST_SESSION_INVALID_OPTION'],
   ['a non-function onEvent', (o) => { o.onEvent = 'x' as unknown as () => void }, 'FST_SESSION_INVALID_OPTION'],
   ['a zero maxSessionBytes', (o) => { o.maxSessionBytes = 0 }, 'FST_SESSION_INVALID_OPTION'],
+  ['a bad clearSiteData directive', (o) => { o.clearSiteData = '"everything"' }, 'FST_SESSION_INVALID_OPTION'],
+  ['a non-boolean sessionInfo.ip', (o) => { o.sessionInfo = { ip: 'yes' as unknown as boolean } }, 'FST_SESSION_INVALID_OPTION'],
+  ['a keyPrefix with a hash tag', (o) => { o.keyPrefix = '{sess}:' }, 'FST_SESSION_INVALID_OPTION'],
+  ['a non-function clock', (o) => { o.clock = 5 as unknown as () => number }, 'FST_SESSION_INVALID_OPTION'],
 ]
 
 for (const [name, mutate, code] of cases) {
@@ -58,4 +62,40 @@ test('options: defaults follow the contract and are frozen', () => {
 
 test('options: touchInterval defaults to idleTimeout/2 when that is below 60 s', () => {
   assert.equal(normaliseOptions({ ...base(), idleTimeout: 10_000 }).touchInterval, 5000)
+})
+
+const unknown: Array<[string, Record<string, unknown>, RegExp]> = [
+  ['idletimeout', { idletimeout: 1000 }, /unknown option 'idletimeout' \(did you mean 'idleTimeout'\?\)/],
+  ['cookieName', { cookieName: 'sid' }, /unknown option 'cookieName' \(use 'cookie\.name'\)/],
+  ['secret', { secret: secret }, /unknown option 'secret' \(use 'secrets'/],
+  ['cookie.maxAge', { cookie: { maxAge: 1000 } }, /unknown option 'cookie\.maxAge' \(the cookie follows the session/],
+  ['cookie.httponly', { cookie: { httponly: false } }, /unknown option 'cookie\.httponly'/],
+  ['saveUninitialized', { saveUninitialized: true }, /unknown option 'saveUninitialized' \(sessions are saved only when/],
+  ['rolling', { rolling: true }, /unknown option 'rolling'/],
+  ['sessionInfo.userAgents', { sessionInfo: { userAgents: true } }, /did you mean 'sessionInfo\.userAgent'/],
+]
+
+for (const [name, extra, message] of unknown) {
+  test(`options: an unknown option '${name}' fails register with FST_SESSION_INVALID_OPTION naming it`, async () => {
+    const app = Fastify()
+    await assert.rejects(async () => {
+      await app.register(hardenedSession, { ...base(), ...extra } as HardenedSessionOptions)
+      await app.ready()
+    }, (err: { code?: string, message: string }) => {
+      assert.ok(['FST_SESSION_INVALID_OPTION', 'FST_SESSION_COOKIE_OPTION'].includes(err.code ?? ''), err.code)
+      assert.match(err.message, message)
+      assert.ok(!err.message.includes(secret), 'no secret in the message')
+      return true
+    })
+    await app.close()
+  })
+}
+
+test('options: clearSiteData defaults to "cache" and never sends cookies/* beside a new session cookie', () => {
+  const config = normaliseOptions(base())
+  assert.equal(config.clearSiteData, '"cache"')
+  const wide = normaliseOptions({ ...base(), clearSiteData: '"cookies", "storage", "*"' })
+  assert.equal(wide.clearSiteData, '"cookies", "storage", "*"')
+  assert.equal(wide.clearSiteDataWithCookie, '"storage"')
+  assert.equal(normaliseOptions({ ...base(), clearSiteData: false }).clearSiteData, undefined)
 })

@@ -39,10 +39,11 @@ test('session: set() of a value JSON cannot hold fails with FST_SESSION_NOT_SERI
   await a.close()
 })
 
-test('session: login with an empty user id is a TypeError (500), no session', async () => {
+test('session: login with an empty user id fails with FST_SESSION_INVALID_ARGUMENT (500), no session', async () => {
   const a = await app()
   const res = await a.inject({ method: 'POST', url: '/login-empty' })
   assert.equal(res.statusCode, 500)
+  assert.equal(res.json().code, 'FST_SESSION_INVALID_ARGUMENT')
   assert.equal(res.headers['set-cookie'], undefined)
   await a.close()
 })
@@ -98,5 +99,29 @@ test('session: a touch that fails leaves the read answered, without a cookie, an
   assert.deepEqual(res.json(), { user: 'u' })
   assert.equal(res.headers['set-cookie'], undefined)
   assert.equal(res.headers['cache-control'], 'no-store')
+  await a.close()
+})
+
+test('limits: maxSessionBytes counts UTF-8 bytes, so 60,000 × € (180 KB) is refused under the 64 KiB default', async () => {
+  const b = Fastify()
+  await b.register(hardenedSession, { secrets: [SECRET], store: createMemoryStore() })
+  b.post('/euro', async (req) => { req.session.set('big', '€'.repeat(60_000)); return 'saved' })
+  b.post('/ascii', async (req) => { req.session.set('big', 'e'.repeat(60_000)); return 'saved' })
+  const euro = await b.inject({ method: 'POST', url: '/euro' })
+  assert.equal(euro.json().code, 'FST_SESSION_TOO_LARGE')
+  assert.equal(euro.headers['set-cookie'], undefined)
+  assert.equal((await b.inject({ method: 'POST', url: '/ascii' })).body, 'saved', '60 KB of ASCII fits')
+  await b.close()
+})
+
+test('cookie: of a header stuffed with 165 forged session cookies only the first 3 are verified (the real one after them is ignored)', async () => {
+  const a = await app()
+  const cookie = sessionCookie(await a.inject({ method: 'POST', url: '/same' }))
+  assert.ok(cookie)
+  const forged = Array.from({ length: 165 }, (_, i) => `__Host-sid=${'A'.repeat(43)}.${String(i).padStart(43, 'B')}`)
+  const stuffed = await a.inject({ method: 'POST', url: '/same', headers: { cookie: [...forged, cookie].join('; ') } })
+  assert.deepEqual(stuffed.json(), { isNew: true }, 'the real cookie at position 166 was never looked at')
+  const second = await a.inject({ method: 'POST', url: '/same', headers: { cookie: [forged[0], cookie].join('; ') } })
+  assert.deepEqual(second.json(), { isNew: false }, 'a real cookie among the first three is found')
   await a.close()
 })

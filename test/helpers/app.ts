@@ -5,14 +5,16 @@ import hardenedSession, { type HardenedSessionOptions } from '../../lib/index.ts
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop'
 
-export async function buildApp (options: Partial<HardenedSessionOptions>, server: FastifyServerOptions = {}): Promise<FastifyInstance> {
+export async function buildApp (options: Partial<HardenedSessionOptions>, server: FastifyServerOptions = {}, routes?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
   const app = Fastify(server)
   await app.register(hardenedSession, { secrets: [SECRET], ...options } as HardenedSessionOptions)
   app.post('/login', async (req) => {
-    const body = (req.body ?? {}) as { user?: string, data?: object }
-    await req.session.login(body.user ?? 'user-1', body.data)
-    return { ok: true }
+    const body = (req.body ?? {}) as { user?: string, data?: object, keep?: string[] }
+    await req.session.login(body.user ?? 'user-1', body.data, body.keep === undefined ? undefined : { keep: body.keep })
+    return { ok: true, ref: req.session.ref }
   })
+  app.get('/ref', async (req) => ({ ref: req.session.ref, user: req.session.userId ?? null }))
+  app.post('/revoke-others', async (req) => ({ revoked: await req.session.revokeOthers() }))
   app.get('/me', async (req) => ({ user: req.session.userId ?? null, theme: req.session.get('theme') ?? null, isNew: req.session.isNew }))
   app.get('/get/:key', async (req) => ({ value: req.session.get((req.params as { key: string }).key) ?? null }))
   app.post('/set', async (req) => {
@@ -36,6 +38,7 @@ export async function buildApp (options: Partial<HardenedSessionOptions>, server
     cart.push('mutated-in-handler')
     return { cart }
   })
+  routes?.(app)
   await app.ready()
   return app
 }
@@ -84,4 +87,19 @@ export function captureLogs (level = 'debug'): { lines: Array<Record<string, unk
     },
   })
   return { lines, logger: { level, stream } as FastifyServerOptions['logger'] }
+}
+
+/** A clock the test moves by hand (the plugin's `clock` option and the memory store's). */
+export function manualClock (start = Date.now()): { now: () => number, advance: (ms: number) => void } {
+  let t = start
+  return { now: () => t, advance: (ms) => { t += ms } }
+}
+
+/** A promise the test resolves when it chooses: holds a handler at a point of the test's choosing. */
+export function barrier (): { wait: () => Promise<void>, release: () => void, reached: Promise<void> } {
+  let release!: () => void
+  let arrive!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const reached = new Promise<void>((resolve) => { arrive = resolve })
+  return { wait: async () => { arrive(); await gate }, release, reached }
 }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { HardenedSessionOptions, SessionEvent } from '../../lib/index.ts'
-import { SECRET, buildApp, login, sessionCookie, setCookieHeader, sleep } from './app.ts'
+import { SECRET, buildApp, login, manualClock, sessionCookie, setCookieHeader } from './app.ts'
 
 export interface StoreFixture {
   /** Options selecting a fresh store (for the memory store, a new one per call). */
@@ -130,11 +130,12 @@ export function behaviourSuite (name: string, fixture: StoreFixture): void {
     })
 
     test('requireFreshLogin: passes right after login, 401 FST_SESSION_REAUTH_REQUIRED once too old', async () => {
-      const app = await make()
+      const clock = manualClock()
+      const app = await make({ clock: clock.now })
       const cookie = await login(app)
       assert.equal((await app.inject({ url: '/fresh', headers: { cookie } })).statusCode, 200)
-      await sleep(5)
-      const res = await app.inject({ url: '/stale-ok', headers: { cookie } })
+      clock.advance(60_001)
+      const res = await app.inject({ url: '/fresh', headers: { cookie } })
       assert.equal(res.statusCode, 401)
       assert.equal(res.json().code, 'FST_SESSION_REAUTH_REQUIRED')
     })
@@ -166,38 +167,42 @@ export function behaviourSuite (name: string, fixture: StoreFixture): void {
     })
 
     test('expiry: the idle timeout slides with activity and ends an idle session', async () => {
-      const app = await make({ idleTimeout: 1000, touchInterval: 200, absoluteTimeout: 60_000 })
+      const clock = manualClock()
+      const app = await make({ idleTimeout: 1000, touchInterval: 200, absoluteTimeout: 60_000, clock: clock.now })
       const cookie = await login(app)
       for (let i = 0; i < 6; i++) {
-        await sleep(300)
+        clock.advance(300)
         assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, 'user-1', `active read ${i}`)
       }
-      await sleep(1200)
-      assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, null)
+      clock.advance(999)
+      assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, 'user-1', 'idle for just under the timeout')
+      clock.advance(1001)
+      assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, null, 'idle for the timeout')
     })
 
     test('expiry: a write slides the TTL and re-sends the cookie only when a touch is due', async () => {
-      const app = await make({ idleTimeout: 2000, touchInterval: 300, absoluteTimeout: 60_000 })
+      const clock = manualClock()
+      const app = await make({ idleTimeout: 2000, touchInterval: 300, absoluteTimeout: 60_000, clock: clock.now })
       const cookie = await login(app)
       const early = await app.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { a: 1 } })
       assert.equal(early.headers['set-cookie'], undefined, 'no cookie for a write right after the last touch')
-      await sleep(350)
+      clock.advance(350)
       const late = await app.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { a: 2 } })
       assert.match(setCookieHeader(late) ?? '', /^__Host-sid=[^;]+; Max-Age=2; /, 'the cookie slides with the touch')
-      // Idle 2 s from the touch at ~350 ms: still alive at ~2.1 s after login.
-      await sleep(1800)
+      // Idle 2 s from the touch at 350 ms: still alive at 2.3 s after login, gone at 2.35 s.
+      clock.advance(1950)
       assert.deepEqual((await app.inject({ url: '/get/a', headers: { cookie } })).json(), { value: 2 })
     })
 
     test('expiry: the absolute timeout ends a session however active', async () => {
-      const app = await make({ idleTimeout: 1000, touchInterval: 100, absoluteTimeout: 1500 })
+      const clock = manualClock()
+      const app = await make({ idleTimeout: 1000, touchInterval: 100, absoluteTimeout: 1500, clock: clock.now })
       const cookie = await login(app)
-      const start = Date.now()
-      while (Date.now() - start < 1300) {
-        assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, 'user-1')
-        await sleep(150)
+      for (let t = 0; t < 1400; t += 150) {
+        assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, 'user-1', `at ${t} ms`)
+        clock.advance(150)
       }
-      await sleep(1600 - (Date.now() - start))
+      // The clock is now at 1500 ms: the absolute deadline.
       assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, null)
     })
 
@@ -246,11 +251,12 @@ export function behaviourSuite (name: string, fixture: StoreFixture): void {
     })
 
     test('users: maxSessionsPerUser revokes the oldest sessions beyond the limit', async () => {
-      const app = await make({ maxSessionsPerUser: 2 })
+      const clock = manualClock()
+      const app = await make({ maxSessionsPerUser: 2, clock: clock.now })
       const first = await login(app, 'u-max')
-      await sleep(2)
+      clock.advance(1)
       const second = await login(app, 'u-max')
-      await sleep(2)
+      clock.advance(1)
       const third = await login(app, 'u-max')
       assert.equal((await app.inject({ url: '/me', headers: { cookie: first } })).json().user, null)
       assert.equal((await app.inject({ url: '/me', headers: { cookie: second } })).json().user, 'u-max')

@@ -2,7 +2,7 @@
  * Type tests of the public surface, checked by `npm run typecheck` (tsc over test/).
  * Each `@ts-expect-error` line fails the type-check if it ever stops being an error.
  */
-import Fastify, { type preHandlerHookHandler } from 'fastify'
+import Fastify, { type FastifyInstance, type preHandlerHookHandler } from 'fastify'
 import hardenedSession, {
   createMemoryStore, hashPassword, verifyPassword, needsRehash, generateEncryptionKey,
   SessionError, type SessionErrorCode, type SessionEvent, type SessionInfo, type HardenedSessionOptions,
@@ -89,3 +89,24 @@ const onEvent = (event: SessionEvent): void => {
   expectType<unknown>(event.id)
 }
 expectType<unknown>(onEvent)
+
+// An event's code is a code of the error table.
+const eventCode = (e: SessionEvent): SessionErrorCode | undefined => e.code
+void eventCode
+
+// Session members of the lifecycle contract.
+async function lifecycle (app: FastifyInstance): Promise<void> {
+  app.post('/x', async (req) => {
+    const ref: string = req.session.ref
+    await req.session.login('u', { a: 1 }, { keep: ['a'] })
+    const n: number = await req.session.revokeOthers()
+    return { ref, n }
+  })
+  const ok: boolean = await app.session.revokeSession('u', 'ref')
+  await app.session.revokeAll()
+  const [info] = await app.session.listUserSessions('u')
+  const ua: string | undefined = info?.userAgent
+  void ok
+  void ua
+}
+void lifecycle
