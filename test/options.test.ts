@@ -67,7 +67,7 @@ test('options: touchInterval defaults to idleTimeout/2 when that is below 60 s',
 const unknown: Array<[string, Record<string, unknown>, RegExp]> = [
   ['idletimeout', { idletimeout: 1000 }, /unknown option 'idletimeout' \(did you mean 'idleTimeout'\?\)/],
   ['cookieName', { cookieName: 'sid' }, /unknown option 'cookieName' \(use 'cookie\.name'\)/],
-  ['secret', { secret: secret }, /unknown option 'secret' \(use 'secrets'/],
+  ['secret', { secret }, /unknown option 'secret' \(use 'secrets'/],
   ['cookie.maxAge', { cookie: { maxAge: 1000 } }, /unknown option 'cookie\.maxAge' \(the cookie follows the session/],
   ['cookie.httponly', { cookie: { httponly: false } }, /unknown option 'cookie\.httponly'/],
   ['saveUninitialized', { saveUninitialized: true }, /unknown option 'saveUninitialized' \(sessions are saved only when/],
