@@ -49,7 +49,7 @@ for (const [mode, extra] of modes) {
     const events: SessionEvent[] = []
     let app: FastifyInstance
     before(async () => {
-      app = await buildApp({ redis: { url: redis.url }, keyPrefix: prefix, onEvent: (e) => { events.push(e) }, ...extra })
+      app = await buildApp({ redis: { url: redis.url }, keyPrefix: prefix, sessionInfo: { userAgent: true, ip: true }, onEvent: (e) => { events.push(e) }, ...extra })
       apps.push(app)
     })
 
@@ -119,7 +119,8 @@ for (const [mode, extra] of modes) {
     })
 
     test('writer: the store holds no raw session id, and with encryption no user id, user agent or IP in plaintext', async () => {
-      const cookie = await login(app, 'person@example.com', { note: 'hello' })
+      const res = await app.inject({ method: 'POST', url: '/login', headers: { 'user-agent': 'SecretAgent/9' }, payload: { user: 'person@example.com', data: { note: 'hello' } } })
+      const cookie = res.headers['set-cookie']?.toString().split(';')[0] ?? ''
       const keys = [...(await redis.command('KEYS', `${prefix}*`)).matchAll(/\$\d+\r\n([^\r]*)\r\n/g)].map((m) => m[1] as string)
       let dump = keys.join('\n')
       for (const key of keys) {
@@ -132,6 +133,9 @@ for (const [mode, extra] of modes) {
       if (extra.encryption !== undefined) {
         assert.ok(!dump.includes('person@example.com'), 'no user id in plaintext')
         assert.ok(!dump.includes('hello'), 'no data in plaintext')
+        assert.ok(!dump.includes('SecretAgent') && !dump.includes('127.0.0.1'), 'no user agent or IP in plaintext')
+      } else {
+        assert.ok(dump.includes('SecretAgent'), 'the check can see plaintext when it is there')
       }
     })
   })
