@@ -30,6 +30,9 @@ export const errorTable = {
   FST_PASSWORD_EMPTY: { statusCode: 400, message: 'Password must not be empty' },
   FST_PASSWORD_INVALID: { statusCode: 400, message: 'Password must be a well-formed string' },
   FST_PASSWORD_BUSY: { statusCode: 503, message: 'Too many password hashes in progress' },
+  FST_PASSWORD_TOO_SHORT: { statusCode: 400, message: 'Password is too short' },
+  FST_PASSWORD_COMPROMISED: { statusCode: 400, message: 'Password appears in a list of compromised passwords' },
+  FST_PASSWORD_CHECK_FAILED: { statusCode: 503, message: 'Password could not be checked against compromised passwords' },
 } as const satisfies Record<string, { statusCode: number, message: string }>
 
 export type SessionErrorCode = keyof typeof errorTable

@@ -60,6 +60,10 @@ export interface PasswordOptions {
   maxConcurrency?: number
   /** Most hashes waiting for a slot before new ones fail fast (default 64 × maxConcurrency). */
   maxQueue?: number
+  /** Shortest new password in code points after NFKC (default 8); checked when hashing only. */
+  minLength?: number
+  /** Breach check for new passwords (true = refuse); checked when hashing only. */
+  isCompromised?: (password: string) => boolean | Promise<boolean>
 }
 
 export interface EncryptionKey {

@@ -1,13 +1,21 @@
 /**
  * The published surface: ESM import and CJS require of the built package (by its own name,
- * through the `exports` map), and the CLI. Runs against dist/, which `npm test` builds first.
+ * through the `exports` map), the CLI, and what `npm pack` ships. Runs against dist/, which
+ * `npm test` builds first.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { dirname, join, relative, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 const root = new URL('..', import.meta.url)
+const rootDir = fileURLToPath(root)
+const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {
+  scripts: Record<string, string>
+  files: string[]
+}
 
 function run (code: string, type: 'module' | 'commonjs'): string {
   return execFileSync(process.execPath, [type === 'module' ? '--input-type=module' : '--input-type=commonjs', '-e', code], { cwd: root, encoding: 'utf8' })
@@ -37,4 +45,56 @@ test('package: CJS require by name works and exposes the same exports', () => {
 test('package: the CLI prints a 32-byte key for gen-key', () => {
   const out = execFileSync(process.execPath, ['dist/cli.js', 'gen-key'], { cwd: root, encoding: 'utf8' }).trim()
   assert.equal(Buffer.from(out, 'base64url').length, 32)
+})
+
+test('package: `prepare` builds dist/, so an install from a git URL gets a working package', () => {
+  assert.equal(pkg.scripts['prepare'], 'npm run build')
+  assert.match(pkg.scripts['build'] ?? '', /tsc -p tsconfig\.build\.json/)
+})
+
+test('package: an MIT LICENSE file is present and shipped', () => {
+  const license = readFileSync(new URL('LICENSE', root), 'utf8')
+  assert.match(license, /^MIT License\n/)
+  assert.match(license, /Copyright \(c\) 2026 fastify-hardened-session contributors/)
+  assert.ok(pkg.files.includes('LICENSE'))
+})
+
+/** The files `npm pack` would put in the tarball (scripts skipped: dist/ is already built). */
+function packedFiles (): string[] {
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })
+  const [report] = JSON.parse(out) as Array<{ files: Array<{ path: string }> }>
+  return report!.files.map((f) => f.path).sort()
+}
+
+test('package: npm pack ships the build, types, CLI, docs and licence, and no sources, tests or secrets', () => {
+  const files = packedFiles()
+  for (const needed of ['package.json', 'LICENSE', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'docs/passwords.md']) {
+    assert.ok(files.includes(needed), `${needed} is shipped`)
+  }
+  for (const file of files) {
+    assert.match(file, /^(dist\/|docs\/[^/]+\.md$|package\.json$|README\.md$|LICENSE$)/, `${file} is not shipped`)
+    assert.doesNotMatch(file, /(^|\/)\.env|\.pem$|\.key$|\.tgz$|\.test\.|\.tsbuildinfo$/, `${file} looks like it should not be shipped`)
+  }
+})
+
+test('package: every source map reference in dist/ resolves to a shipped file', () => {
+  const shipped = new Set(packedFiles())
+  const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true })
+    .flatMap((entry) => entry.isDirectory() ? walk(join(dir, entry.name)) : [join(dir, entry.name)])
+  const toPackagePath = (file: string): string => relative(rootDir, file).split(sep).join('/')
+  for (const file of walk(join(rootDir, 'dist'))) {
+    if (file.endsWith('.map')) {
+      const map = JSON.parse(readFileSync(file, 'utf8')) as { sources: string[], sourcesContent?: unknown[] }
+      if (map.sourcesContent !== undefined) continue // self-contained
+      for (const source of map.sources) {
+        const target = toPackagePath(join(dirname(file), source))
+        assert.ok(shipped.has(target), `${toPackagePath(file)} points at ${target}, which is not shipped`)
+      }
+    } else if (/\.(js|d\.ts)$/.test(file)) {
+      const reference = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(readFileSync(file, 'utf8'))?.[1]
+      if (reference === undefined || reference.startsWith('data:')) continue
+      const target = toPackagePath(join(dirname(file), reference))
+      assert.ok(shipped.has(target), `${toPackagePath(file)} refers to ${target}, which is not shipped`)
+    }
+  }
 })

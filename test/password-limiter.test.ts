@@ -104,9 +104,9 @@ describe('password load', () => {
   test('verify: a burst of 3N verifies never has more than N in flight', async () => {
     const n = 2
     const passwords = createPasswords({ memoryCost: 8192, timeCost: 2, maxConcurrency: n })
-    const stored = await passwords.hash('pw')
+    const stored = await passwords.hash('correct horse')
     const state = { settled: false }
-    const burst = Promise.all(Array.from({ length: 3 * n }, (_, i) => passwords.verify(stored, i % 2 === 0 ? 'pw' : 'no')))
+    const burst = Promise.all(Array.from({ length: 3 * n }, (_, i) => passwords.verify(stored, i % 2 === 0 ? 'correct horse' : 'wrong horse')))
       .finally(() => { state.settled = true })
     assert.equal(passwords.inFlight, n)
     assert.equal(passwords.queued, 2 * n)
@@ -126,16 +126,16 @@ describe('password load', () => {
   test('hash: queued hashes complete in arrival order (FIFO)', async () => {
     const passwords = createPasswords({ memoryCost: 2048, timeCost: 1, maxConcurrency: 1 })
     const done: number[] = []
-    await Promise.all(Array.from({ length: 8 }, (_, i) => passwords.hash(`pw${i}`).then(() => done.push(i))))
+    await Promise.all(Array.from({ length: 8 }, (_, i) => passwords.hash(`password ${i}`).then(() => done.push(i))))
     assert.deepEqual(done, [0, 1, 2, 3, 4, 5, 6, 7])
   })
 
   test('hash: beyond maxQueue, a call fails at once with FST_PASSWORD_BUSY (503)', async () => {
     const passwords = createPasswords({ memoryCost: 4096, timeCost: 1, maxConcurrency: 1, maxQueue: 1 })
     let firstDone = false
-    const first = passwords.hash('a').then((hash) => { firstDone = true; return hash })
-    const second = passwords.hash('b')
-    await assert.rejects(passwords.hash('c'), isBusy)
+    const first = passwords.hash('password a').then((hash) => { firstDone = true; return hash })
+    const second = passwords.hash('password b')
+    await assert.rejects(passwords.hash('password c'), isBusy)
     await assert.rejects(passwords.verify(null, 'd'), isBusy)
     assert.equal(firstDone, false, 'rejected while the first hash was still running')
     assert.equal(passwords.inFlight, 1)

@@ -12,6 +12,8 @@ import type { PasswordOptions } from '../lib/types.ts'
 
 /** Small argon2 costs: fast tests. The shipped defaults are exercised where they matter. */
 const FAST = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const satisfies PasswordOptions
+/** A password the default policy accepts (at least 8 code points). */
+const PW = 'correct horse'
 
 const PHC = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/
 
@@ -57,29 +59,29 @@ describe('hash', () => {
 
   test('createPasswords: hashes with the configured m, t and p', async () => {
     const passwords = createPasswords({ memoryCost: 2048, timeCost: 2, parallelism: 2 })
-    const { m, t, p } = phcParams(await passwords.hash('pw'))
+    const { m, t, p } = phcParams(await passwords.hash(PW))
     assert.deepEqual({ m, t, p }, { m: 2048, t: 2, p: 2 })
   })
 
   test('hash: two hashes of one password differ (random salt)', async () => {
     const passwords = createPasswords(FAST)
-    const [a, b] = await Promise.all([passwords.hash('same'), passwords.hash('same')])
+    const [a, b] = await Promise.all([passwords.hash('same password'), passwords.hash('same password')])
     assert.notEqual(phcParams(a!).salt, phcParams(b!).salt)
   })
 })
 
 describe('verify', () => {
   test('verifyPassword: true for the right password, false for a wrong one', async () => {
-    const hash = await hashPassword('right', FAST)
-    assert.equal(await verifyPassword(hash, 'right', FAST), true)
-    assert.equal(await verifyPassword(hash, 'wrong', FAST), false)
-    assert.equal(await verifyPassword(hash, 'right ', FAST), false)
+    const hash = await hashPassword('right password', FAST)
+    assert.equal(await verifyPassword(hash, 'right password', FAST), true)
+    assert.equal(await verifyPassword(hash, 'wrong password', FAST), false)
+    assert.equal(await verifyPassword(hash, 'right password ', FAST), false)
   })
 
   test('verify: composed and decomposed forms are the same password (NFKC)', async () => {
     const passwords = createPasswords(FAST)
-    const composed = 'caf\u00e9' // é as one code point
-    const decomposed = 'cafe\u0301' // e + combining acute accent
+    const composed = 'caf\u00e9 au lait' // é as one code point
+    const decomposed = 'cafe\u0301 au lait' // e + combining acute accent
     assert.notEqual(composed, decomposed)
     assert.equal(await passwords.verify(await passwords.hash(composed), decomposed), true)
     assert.equal(await passwords.verify(await passwords.hash(decomposed), composed), true)
@@ -87,16 +89,16 @@ describe('verify', () => {
 
   test('verify: compatibility forms are the same password (NFKC: U+FB01 "ﬁ" vs "fi")', async () => {
     const passwords = createPasswords(FAST)
-    assert.equal(await passwords.verify(await passwords.hash('\ufb01le'), 'file'), true)
-    assert.equal(await passwords.verify(await passwords.hash('file'), '\ufb01le'), true)
-    assert.equal(await passwords.verify(await passwords.hash('file'), 'flle'), false)
+    assert.equal(await passwords.verify(await passwords.hash('\ufb01le cabinet'), 'file cabinet'), true)
+    assert.equal(await passwords.verify(await passwords.hash('file cabinet'), '\ufb01le cabinet'), true)
+    assert.equal(await passwords.verify(await passwords.hash('file cabinet'), 'flle cabinet'), false)
   })
 
   test('verify: a missing user (null or undefined hash) answers false after a dummy verify', async () => {
     const passwords = createPasswords(FAST)
-    assert.equal(await passwords.verify(null, 'pw'), false)
+    assert.equal(await passwords.verify(null, PW), false)
     const before = passwords.operations
-    assert.equal(await passwords.verify(undefined, 'pw'), false)
+    assert.equal(await passwords.verify(undefined, PW), false)
     assert.equal(passwords.operations - before, 1, 'exactly one argon2 verify ran')
   })
 
@@ -132,7 +134,7 @@ describe('input limits', () => {
 
   test('verify: a too-long password is rejected with FST_PASSWORD_TOO_LONG, no argon2 work', async () => {
     const passwords = createPasswords(FAST)
-    const stored = await passwords.hash('pw')
+    const stored = await passwords.hash(PW)
     const before = passwords.operations
     await assert.rejects(passwords.verify(stored, 'a'.repeat(10 * 1024 * 1024)), isCode('FST_PASSWORD_TOO_LONG'))
     await assert.rejects(passwords.verify(null, 'a'.repeat(1025)), isCode('FST_PASSWORD_TOO_LONG'))
@@ -162,7 +164,7 @@ describe('input limits', () => {
 
   test('hash: a non-string or ill-formed (lone surrogate) password is rejected with FST_PASSWORD_INVALID', async () => {
     const passwords = createPasswords(FAST)
-    for (const bad of [undefined, null, 42, { toString: () => 'pw' }, Buffer.from('pw')]) {
+    for (const bad of [undefined, null, 42, { toString: () => PW }, Buffer.from(PW)]) {
       await assert.rejects(passwords.hash(bad as unknown as string), isCode('FST_PASSWORD_INVALID'))
     }
     // '\uD800' and '\uDBFF' would both encode to U+FFFD and collide.
@@ -172,7 +174,7 @@ describe('input limits', () => {
 
   test('verify: an empty or ill-formed password answers false after a dummy verify', async () => {
     const passwords = createPasswords(FAST)
-    const stored = await passwords.hash('pw')
+    const stored = await passwords.hash(PW)
     await passwords.verify(null, 'warm-up')
     const before = passwords.operations
     assert.equal(await passwords.verify(stored, ''), false)
@@ -187,8 +189,8 @@ describe('stored hashes', () => {
     const log = recordingLogger()
     const passwords = createPasswords(FAST, { log })
     log.calls.length = 0 // drop the below-OWASP creation warning
-    const valid = await passwords.hash('pw')
-    const argon2i = await argon2Hash('pw', { algorithm: 1, memoryCost: 1024, timeCost: 1 })
+    const valid = await passwords.hash(PW)
+    const argon2i = await argon2Hash(PW, { algorithm: 1, memoryCost: 1024, timeCost: 1 })
     const cases: Array<[unknown, string]> = [
       ['not a hash', 'malformed'],
       ['', 'malformed'],
@@ -203,7 +205,7 @@ describe('stored hashes', () => {
     for (const [hash, reason] of cases) {
       log.calls.length = 0
       const start = performance.now()
-      assert.equal(await passwords.verify(hash as string, 'pw'), false)
+      assert.equal(await passwords.verify(hash as string, PW), false)
       assert.ok(performance.now() - start < 1000, 'refused without running the hash\'s own cost')
       assert.equal(log.calls.length, 1)
       assert.deepEqual(log.calls[0]![0], { reason })
@@ -227,41 +229,41 @@ describe('stored hashes', () => {
   test('needsRehash: false at the current parameters, true for weaker m, t or p, other algorithms and malformed hashes', async () => {
     const current = { memoryCost: 4096, timeCost: 2, parallelism: 2 }
     const passwords = createPasswords(current)
-    const make = (o: PasswordOptions): Promise<string> => createPasswords(o).hash('pw')
-    assert.equal(passwords.needsRehash(await passwords.hash('pw')), false)
+    const make = (o: PasswordOptions): Promise<string> => createPasswords(o).hash(PW)
+    assert.equal(passwords.needsRehash(await passwords.hash(PW)), false)
     assert.equal(passwords.needsRehash(await make({ memoryCost: 8192, timeCost: 3, parallelism: 2 })), false, 'stronger is kept')
     assert.equal(passwords.needsRehash(await make({ ...current, memoryCost: 2048 })), true)
     assert.equal(passwords.needsRehash(await make({ ...current, timeCost: 1 })), true)
     assert.equal(passwords.needsRehash(await make({ ...current, parallelism: 1 })), true)
     const base = { memoryCost: 4096, timeCost: 2, parallelism: 2 }
-    assert.equal(passwords.needsRehash(await argon2Hash('pw', { ...base, algorithm: 1 })), true, 'argon2i')
-    assert.equal(passwords.needsRehash(await argon2Hash('pw', { ...base, algorithm: 0 })), true, 'argon2d')
-    assert.equal(passwords.needsRehash(await argon2Hash('pw', { ...base, algorithm: 2, version: 0 })), true, 'v=16')
-    assert.equal(passwords.needsRehash(await argon2Hash('pw', { ...base, algorithm: 2, salt: randomBytes(8) })), true, 'short salt')
-    assert.equal(passwords.needsRehash(await argon2Hash('pw', { ...base, algorithm: 2, outputLen: 16 })), true, 'short tag')
+    assert.equal(passwords.needsRehash(await argon2Hash(PW, { ...base, algorithm: 1 })), true, 'argon2i')
+    assert.equal(passwords.needsRehash(await argon2Hash(PW, { ...base, algorithm: 0 })), true, 'argon2d')
+    assert.equal(passwords.needsRehash(await argon2Hash(PW, { ...base, algorithm: 2, version: 0 })), true, 'v=16')
+    assert.equal(passwords.needsRehash(await argon2Hash(PW, { ...base, algorithm: 2, salt: randomBytes(8) })), true, 'short salt')
+    assert.equal(passwords.needsRehash(await argon2Hash(PW, { ...base, algorithm: 2, outputLen: 16 })), true, 'short tag')
     for (const bad of ['', 'garbage', '$argon2id$v=19$m=4096,t=2,p=2$', null, 7]) {
       assert.equal(passwords.needsRehash(bad as string), true)
     }
   })
 
   test('needsRehash: standalone function compares against the default policy', async () => {
-    assert.equal(needsRehash(await hashPassword('pw')), false)
-    assert.equal(needsRehash(await hashPassword('pw', { memoryCost: 19456, timeCost: 2 })), true)
-    assert.equal(needsRehash(await hashPassword('pw', FAST), FAST), false)
+    assert.equal(needsRehash(await hashPassword(PW)), false)
+    assert.equal(needsRehash(await hashPassword(PW, { memoryCost: 19456, timeCost: 2 })), true)
+    assert.equal(needsRehash(await hashPassword(PW, FAST), FAST), false)
   })
 
   test('verifyAndUpgrade: returns a new hash at the current parameters when the old one is weaker', async () => {
-    const weak = await createPasswords(FAST).hash('pw')
+    const weak = await createPasswords(FAST).hash(PW)
     const passwords = createPasswords({ ...FAST, memoryCost: 2048 })
-    const upgraded = await passwords.verifyAndUpgrade(weak, 'pw')
+    const upgraded = await passwords.verifyAndUpgrade(weak, PW)
     assert.equal(upgraded.ok, true)
     assert.ok(upgraded.newHash !== undefined)
     assert.equal(phcParams(upgraded.newHash).m, 2048)
-    assert.equal(await passwords.verify(upgraded.newHash, 'pw'), true)
-    assert.deepEqual(await passwords.verifyAndUpgrade(upgraded.newHash, 'pw'), { ok: true })
-    assert.deepEqual(await passwords.verifyAndUpgrade(weak, 'wrong'), { ok: false })
-    assert.deepEqual(await passwords.verifyAndUpgrade(null, 'pw'), { ok: false })
-    const standalone = await verifyAndUpgrade(weak, 'pw', { ...FAST, timeCost: 2 })
+    assert.equal(await passwords.verify(upgraded.newHash, PW), true)
+    assert.deepEqual(await passwords.verifyAndUpgrade(upgraded.newHash, PW), { ok: true })
+    assert.deepEqual(await passwords.verifyAndUpgrade(weak, 'wrong password'), { ok: false })
+    assert.deepEqual(await passwords.verifyAndUpgrade(null, PW), { ok: false })
+    const standalone = await verifyAndUpgrade(weak, PW, { ...FAST, timeCost: 2 })
     assert.equal(standalone.ok, true)
     assert.equal(phcParams(standalone.newHash!).t, 2)
   })
@@ -271,11 +273,11 @@ describe('pepper', () => {
   test('pepper: a peppered hash verifies only with the same pepper', async () => {
     const pepper = randomBytes(32)
     const peppered = createPasswords({ ...FAST, pepper })
-    const hash = await peppered.hash('pw')
-    assert.equal(await peppered.verify(hash, 'pw'), true)
-    assert.equal(await createPasswords(FAST).verify(hash, 'pw'), false, 'without the pepper')
-    assert.equal(await createPasswords({ ...FAST, pepper: randomBytes(32) }).verify(hash, 'pw'), false, 'another pepper')
-    assert.equal(await verifyPassword(hash, 'pw', { ...FAST, pepper: Buffer.from(pepper) }), true, 'standalone, equal pepper')
+    const hash = await peppered.hash(PW)
+    assert.equal(await peppered.verify(hash, PW), true)
+    assert.equal(await createPasswords(FAST).verify(hash, PW), false, 'without the pepper')
+    assert.equal(await createPasswords({ ...FAST, pepper: randomBytes(32) }).verify(hash, PW), false, 'another pepper')
+    assert.equal(await verifyPassword(hash, PW, { ...FAST, pepper: Buffer.from(pepper) }), true, 'standalone, equal pepper')
     assert.ok(!hash.includes(pepper.toString('base64').slice(0, 20)))
   })
 
@@ -283,9 +285,9 @@ describe('pepper', () => {
     const pepper = Buffer.alloc(32, 7)
     const stringPepper = 'x'.repeat(32)
     const peppered = createPasswords({ ...FAST, pepper })
-    const hash = await peppered.hash('pw')
+    const hash = await peppered.hash(PW)
     pepper.fill(0) // the caller reuses its buffer
-    assert.equal(await peppered.verify(hash, 'pw'), true)
+    assert.equal(await peppered.verify(hash, PW), true)
     assert.equal(peppered.options.peppered, true)
     assert.ok(!('pepper' in peppered.options))
     assert.ok(!JSON.stringify(createPasswords({ pepper: stringPepper })).includes(stringPepper))
@@ -340,8 +342,8 @@ describe('options', () => {
   })
 
   test('hashPassword: invalid options reject with FST_SESSION_INVALID_OPTION', async () => {
-    await assert.rejects(hashPassword('pw', { timeCost: 0 }), isCode('FST_SESSION_INVALID_OPTION'))
-    await assert.rejects(verifyPassword(null, 'pw', { maxQueue: -1 }), isCode('FST_SESSION_INVALID_OPTION'))
+    await assert.rejects(hashPassword(PW, { timeCost: 0 }), isCode('FST_SESSION_INVALID_OPTION'))
+    await assert.rejects(verifyPassword(null, PW, { maxQueue: -1 }), isCode('FST_SESSION_INVALID_OPTION'))
     assert.throws(() => needsRehash('x', { parallelism: 0 }), isCode('FST_SESSION_INVALID_OPTION'))
   })
 
@@ -352,6 +354,8 @@ describe('options', () => {
       timeCost: DEFAULT_TIME_COST,
       parallelism: DEFAULT_PARALLELISM,
       maxLength: 1024,
+      minLength: 8,
+      checksCompromised: false,
       maxConcurrency: 3,
       maxQueue: 64 * 3,
       peppered: false,
@@ -369,7 +373,7 @@ describe('options', () => {
     assert.equal(sharedPasswords({ ...FAST, pepper }), sharedPasswords({ ...FAST, pepper: Buffer.from(pepper) }))
     assert.notEqual(sharedPasswords({ ...FAST, pepper }), sharedPasswords({ ...FAST, pepper: randomBytes(32) }))
     const options = { ...FAST, maxQueue: 17 }
-    const pending = hashPassword('pw', { ...options })
+    const pending = hashPassword(PW, { ...options })
     assert.equal(sharedPasswords(options).inFlight, 1, 'the standalone call runs on the shared instance')
     await pending
   })

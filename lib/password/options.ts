@@ -3,9 +3,10 @@
  *
  * Protects against misconfiguration that would silently weaken password storage or availability:
  * argon2 costs outside the algorithm's limits, a pepper too short to add entropy, a length cap
- * that would truncate or reject ordinary passphrases, and concurrency settings that would let a
- * login burst exhaust memory. Errors name the option (`password.memoryCost`), never its value, so
- * a misplaced pepper never reaches a log.
+ * that would truncate or reject ordinary passphrases, a minimum length no password could meet, a
+ * breach check that is not callable, and concurrency settings that would let a login burst
+ * exhaust memory. Errors name the option (`password.memoryCost`), never its value, so a misplaced
+ * pepper never reaches a log.
  */
 import { createHash } from 'node:crypto'
 import { availableParallelism } from 'node:os'
@@ -20,6 +21,8 @@ export const DEFAULT_TIME_COST = 3
 export const DEFAULT_PARALLELISM = 1
 /** Bytes of UTF-8 after NFKC; well above NIST SP 800-63B §5.1.1.2's "at least 64 characters". */
 export const DEFAULT_MAX_LENGTH = 1024
+/** Code points after NFKC: NIST SP 800-63B §5.1.1.2 (rev. 3) "at least 8 characters in length". */
+export const DEFAULT_MIN_LENGTH = 8
 /** Waiting hashes per concurrency slot before new ones fail fast with 503. */
 export const QUEUE_PER_SLOT = 64
 
@@ -39,7 +42,11 @@ const OWASP_MINIMUMS: ReadonlyArray<readonly [number, number]> = [
 
 const KNOWN_KEYS = new Set([
   'memoryCost', 'timeCost', 'parallelism', 'pepper', 'maxLength', 'maxConcurrency', 'maxQueue',
+  'minLength', 'isCompromised',
 ])
+
+/** The breach-check hook (see `PasswordOptions.isCompromised`). */
+export type CompromisedCheck = (password: string) => boolean | Promise<boolean>
 
 /** The validated options an instance runs with. The pepper itself is never exposed here. */
 export interface ResolvedPasswordOptions {
@@ -47,6 +54,10 @@ export interface ResolvedPasswordOptions {
   readonly timeCost: number
   readonly parallelism: number
   readonly maxLength: number
+  /** Shortest new password, in code points after NFKC (checked by `hashPassword` only). */
+  readonly minLength: number
+  /** Whether an `isCompromised` hook is configured (checked by `hashPassword` only). */
+  readonly checksCompromised: boolean
   readonly maxConcurrency: number
   readonly maxQueue: number
   /** Whether a pepper is configured (its bytes stay private to the instance). */
@@ -57,7 +68,13 @@ export interface ValidatedPasswordOptions {
   readonly options: ResolvedPasswordOptions
   /** A private copy of the pepper, or undefined. */
   readonly pepper: Buffer | undefined
-  /** Identifies equal configurations (the pepper enters only as a SHA-256 digest). */
+  /** The breach-check hook, or undefined. */
+  readonly isCompromised: CompromisedCheck | undefined
+  /**
+   * Identifies equal argon2 configurations (costs, limits, pepper as a SHA-256 digest): instances
+   * with equal keys can share one limiter and dummy hash. The new-password policy (`minLength`,
+   * `isCompromised`) is not part of it.
+   */
   readonly key: string
 }
 
@@ -79,6 +96,12 @@ function toPepper (value: unknown): Buffer | undefined {
   else invalid('pepper')
   if (bytes.length < MIN_PEPPER_BYTES) invalid('pepper')
   return bytes
+}
+
+function toCheck (value: unknown): CompromisedCheck | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') invalid('isCompromised')
+  return value as CompromisedCheck
 }
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
@@ -103,14 +126,25 @@ export function resolvePasswordOptions (input?: PasswordOptions): ValidatedPassw
   const maxLength = integer(raw['maxLength'], 'maxLength', DEFAULT_MAX_LENGTH, MIN_MAX_LENGTH, 2 ** 30)
   const maxConcurrency = integer(raw['maxConcurrency'], 'maxConcurrency', availableParallelism(), 1, 1024)
   const maxQueue = integer(raw['maxQueue'], 'maxQueue', QUEUE_PER_SLOT * maxConcurrency, 0, 2 ** 24)
+  // A minimum above maxLength bytes could never be met: every code point is at least one byte.
+  const minLength = integer(raw['minLength'], 'minLength', DEFAULT_MIN_LENGTH, 1, maxLength)
+  const isCompromised = toCheck(raw['isCompromised'])
   const pepper = toPepper(raw['pepper'])
 
   const options: ResolvedPasswordOptions = Object.freeze({
-    memoryCost, timeCost, parallelism, maxLength, maxConcurrency, maxQueue, peppered: pepper !== undefined,
+    memoryCost,
+    timeCost,
+    parallelism,
+    maxLength,
+    minLength,
+    checksCompromised: isCompromised !== undefined,
+    maxConcurrency,
+    maxQueue,
+    peppered: pepper !== undefined,
   })
   const pepperId = pepper === undefined ? '-' : createHash('sha256').update(pepper).digest('base64url')
   const key = [memoryCost, timeCost, parallelism, maxLength, maxConcurrency, maxQueue, pepperId].join(':')
-  return Object.freeze({ options, pepper, key })
+  return Object.freeze({ options, pepper, isCompromised, key })
 }
 
 /** True when the argon2id costs meet none of OWASP's listed minimum configurations. */

@@ -1,10 +1,13 @@
 /**
- * An argon2id password hasher bound to validated options: `hash`, `verify`, `needsRehash`,
- * `verifyAndUpgrade`. This is what the plugin decorates as `fastify.passwords`.
+ * An argon2id password hasher bound to validated options: `hashPassword`, `verifyPassword`,
+ * `needsRehash`, `verifyAndUpgrade` (and the short aliases `hash`, `verify`). This is what the
+ * plugin decorates as `fastify.passwords`.
  *
  * Protects against:
  * - offline cracking of a leaked database: argon2id, memory-hard, random 128-bit salt, optional
  *   pepper kept outside the database (RFC 9106 §4, OWASP Password Storage Cheat Sheet);
+ * - weak new passwords: `hashPassword` alone applies the new-password policy (minimum length,
+ *   breach check; see policy.ts), so existing accounts are never locked out by a stricter policy;
  * - user enumeration by timing: every `false` answer costs one argon2 verify at the current
  *   parameters, whether the user is unknown, the password empty, or the stored hash unusable
  *   (OWASP Authentication Cheat Sheet, "Authentication Responses");
@@ -19,10 +22,11 @@ import { SessionError, sessionError } from '../errors.ts'
 import type { PasswordOptions } from '../types.ts'
 import { preparePassword } from './input.ts'
 import { Limiter } from './limiter.ts'
-import { isBelowOwaspMinimum, resolvePasswordOptions } from './options.ts'
+import { DEFAULT_MIN_LENGTH, isBelowOwaspMinimum, resolvePasswordOptions } from './options.ts'
 import type { ResolvedPasswordOptions, ValidatedPasswordOptions } from './options.ts'
 import { ARGON2_VERSION_13, ARGON2ID, SALT_BYTES, TAG_BYTES, exceedsVerifyBudget, hashNeedsRehash, inspectHash } from './phc.ts'
 import type { HashProblem } from './phc.ts'
+import { checkNotCompromised, hasMinLength } from './policy.ts'
 
 /** The subset of a pino / Fastify logger used here. */
 export interface PasswordLogger {
@@ -42,14 +46,28 @@ export interface VerifyAndUpgradeResult {
 }
 
 export interface Passwords {
-  /** argon2id PHC string of the NFKC-normalised password. */
-  hash (password: string): Promise<string>
-  /** `false` (after a full-cost dummy verify) for a missing hash, empty password or unusable hash. */
-  verify (hash: string | null | undefined, password: string): Promise<boolean>
+  /**
+   * argon2id PHC string of the NFKC-normalised password, for a password being chosen now: first
+   * enforces `minLength` (`FST_PASSWORD_TOO_SHORT`) and the `isCompromised` hook
+   * (`FST_PASSWORD_COMPROMISED`, or `FST_PASSWORD_CHECK_FAILED` when the hook fails).
+   */
+  hashPassword (password: string): Promise<string>
+  /**
+   * Whether `password` matches the stored hash. `false` (after a full-cost dummy verify) for a
+   * missing hash, empty password or unusable hash. Applies no new-password policy.
+   */
+  verifyPassword (hash: string | null | undefined, password: string): Promise<boolean>
   /** Whether `hash` is below the current policy (or unusable) and should be replaced. */
   needsRehash (hash: string): boolean
-  /** `verify`, then a new hash when the old one `needsRehash` (the rehash-on-login pattern). */
+  /**
+   * `verifyPassword`, then a new hash when the old one `needsRehash` (the rehash-on-login
+   * pattern). The rehash applies no new-password policy: a short old password still logs in.
+   */
   verifyAndUpgrade (hash: string | null | undefined, password: string): Promise<VerifyAndUpgradeResult>
+  /** Alias of `hashPassword`. */
+  hash (password: string): Promise<string>
+  /** Alias of `verifyPassword`. */
+  verify (hash: string | null | undefined, password: string): Promise<boolean>
   /** The validated, frozen options (the pepper is not included, only `peppered`). */
   readonly options: ResolvedPasswordOptions
   /** argon2 operations running now. */
@@ -60,14 +78,35 @@ export interface Passwords {
   readonly operations: number
 }
 
+/**
+ * The argon2 side of an instance: limiter, dummy hash, verification. Instances whose options
+ * differ only in the new-password policy can share one (the standalone functions do).
+ */
+export interface PasswordEngine {
+  /** Hashes an already prepared (NFKC, length-checked) password. */
+  hashPrepared (password: string): Promise<string>
+  verify (hash: string | null | undefined, password: string): Promise<boolean>
+  needsRehash (hash: string): boolean
+  verifyAndUpgrade (hash: string | null | undefined, password: string): Promise<VerifyAndUpgradeResult>
+  readonly inFlight: number
+  readonly queued: number
+  readonly operations: number
+}
+
 type HashUnusable = HashProblem | 'cost' | 'rejected'
 
 const UNUSABLE_HASH_MESSAGE = 'Stored password hash is not a usable argon2id hash; verification answered false'
 
-/** Builds an instance from already-validated options (used by the standalone-function cache). */
-export function createPasswordsFrom (validated: ValidatedPasswordOptions, context: PasswordsContext = {}): Passwords {
+/** Prepares a password that is to be hashed: throws where `verify` would answer `false`. */
+function preparedOrThrow (password: string, maxLength: number): string {
+  const prepared = preparePassword(password, maxLength)
+  if (!prepared.ok) throw sessionError(prepared.problem === 'empty' ? 'FST_PASSWORD_EMPTY' : 'FST_PASSWORD_INVALID')
+  return prepared.password
+}
+
+/** Builds the argon2 engine for validated options (see {@link PasswordEngine}). */
+export function createPasswordEngine (validated: ValidatedPasswordOptions, log?: PasswordLogger): PasswordEngine {
   const { options, pepper } = validated
-  const log = context.log
   const limiter = new Limiter(options.maxConcurrency, options.maxQueue)
   let operations = 0
   let dummyHash: Promise<string> | undefined
@@ -101,7 +140,7 @@ export function createPasswordsFrom (validated: ValidatedPasswordOptions, contex
     })
   }
 
-  /** Lazily made once per instance, at the same parameters and pepper as real hashes. */
+  /** Lazily made once per engine, at the same parameters and pepper as real hashes. */
   function getDummyHash (): Promise<string> {
     if (dummyHash === undefined) {
       // A random password nobody knows: the dummy verify below can never succeed.
@@ -122,14 +161,6 @@ export function createPasswordsFrom (validated: ValidatedPasswordOptions, contex
   function warnUnusable (reason: HashUnusable): void {
     // Only a reason code: never the hash (it is an offline-crackable secret) nor the password.
     log?.warn({ reason }, UNUSABLE_HASH_MESSAGE)
-  }
-
-  async function hash (password: string): Promise<string> {
-    const prepared = preparePassword(password, options.maxLength)
-    if (!prepared.ok) {
-      throw sessionError(prepared.problem === 'empty' ? 'FST_PASSWORD_EMPTY' : 'FST_PASSWORD_INVALID')
-    }
-    return await runHash(prepared.password)
   }
 
   async function verify (hash: string | null | undefined, password: string): Promise<boolean> {
@@ -161,7 +192,9 @@ export function createPasswordsFrom (validated: ValidatedPasswordOptions, contex
     const ok = await verify(hash, password)
     if (!ok || typeof hash !== 'string' || !needsRehash(hash)) return { ok }
     try {
-      return { ok, newHash: await runHash(preparedOrThrow(password)) }
+      // The same password, re-hashed at the current cost: deliberately no minLength or breach
+      // check here, or a policy tightened since sign-up would fail this user's login.
+      return { ok, newHash: await runHash(preparedOrThrow(password, options.maxLength)) }
     } catch (error) {
       // The login itself succeeded; under load the upgrade simply waits for the next login.
       if (error instanceof SessionError && error.code === 'FST_PASSWORD_BUSY') return { ok }
@@ -169,21 +202,65 @@ export function createPasswordsFrom (validated: ValidatedPasswordOptions, contex
     }
   }
 
-  function preparedOrThrow (password: string): string {
-    const prepared = preparePassword(password, options.maxLength)
-    if (!prepared.ok) throw sessionError(prepared.problem === 'empty' ? 'FST_PASSWORD_EMPTY' : 'FST_PASSWORD_INVALID')
-    return prepared.password
-  }
-
   return Object.freeze({
-    hash,
+    hashPrepared: runHash,
     verify,
     needsRehash,
     verifyAndUpgrade,
-    options,
     get inFlight () { return limiter.inFlight },
     get queued () { return limiter.queued },
     get operations () { return operations },
+  })
+}
+
+/**
+ * Builds an instance from already-validated options, on `engine` when given (the standalone
+ * functions share engines), else on a new one.
+ */
+export function createPasswordsFrom (
+  validated: ValidatedPasswordOptions, context: PasswordsContext = {}, engine?: PasswordEngine
+): Passwords {
+  const { options, isCompromised } = validated
+  const log = context.log
+  const argon2 = engine ?? createPasswordEngine(validated, log)
+
+  if (log !== undefined && options.minLength < DEFAULT_MIN_LENGTH) {
+    // Risky but valid: say so once, with the setting only.
+    log.warn({ minLength: options.minLength }, 'password minLength is below the NIST SP 800-63B minimum of 8 characters')
+  }
+
+  /** Prepare, then the length policy; the breach check (async) comes after, if configured. */
+  function preparedNew (password: string): string {
+    const prepared = preparedOrThrow(password, options.maxLength)
+    if (!hasMinLength(prepared, options.minLength)) throw sessionError('FST_PASSWORD_TOO_SHORT')
+    return prepared
+  }
+
+  // Chosen once: without a hook, the limiter slot is taken synchronously, as for verify.
+  const hashPassword = isCompromised === undefined
+    ? async function hashPassword (password: string): Promise<string> {
+      return await argon2.hashPrepared(preparedNew(password))
+    }
+    : async function hashPassword (password: string): Promise<string> {
+      const prepared = preparedNew(password)
+      // Before the limiter: a slow lookup must not hold an argon2 slot.
+      await checkNotCompromised(isCompromised, prepared, password, log)
+      return await argon2.hashPrepared(prepared)
+    }
+
+  const verifyPassword = argon2.verify
+
+  return Object.freeze({
+    hashPassword,
+    verifyPassword,
+    needsRehash: argon2.needsRehash,
+    verifyAndUpgrade: argon2.verifyAndUpgrade,
+    hash: hashPassword,
+    verify: verifyPassword,
+    options,
+    get inFlight () { return argon2.inFlight },
+    get queued () { return argon2.queued },
+    get operations () { return argon2.operations },
   })
 }
 
