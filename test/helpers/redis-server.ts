@@ -107,24 +107,40 @@ function parseLength (data: string, pos: number): number {
   return -1
 }
 
-async function waitUntilReady (port: number, child: ChildProcess, output: () => string): Promise<void> {
+/** The default readiness probe: a plaintext PING on `port` answered with PONG. */
+async function answersPing (port: number): Promise<boolean> {
+  const reply = await rawCommand(port, ['PING'], 500)
+  return reply.startsWith('+PONG')
+}
+
+async function waitUntilReady (port: number, child: ChildProcess, output: () => string, ready: (port: number) => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 10_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`redis-server exited early:\n${output()}`)
     try {
-      const reply = await rawCommand(port, ['PING'], 500)
-      if (reply.startsWith('+PONG')) return
+      if (await ready(port)) return
     } catch {
       // not listening yet: poll again below
     }
-    if (Date.now() > deadline) throw new Error(`redis-server did not answer PING within 10 s:\n${output()}`)
+    if (Date.now() > deadline) throw new Error(`redis-server was not ready (by default: answering PING) within 10 s:\n${output()}`)
     await new Promise((resolve) => setTimeout(resolve, 25))
   }
 }
 
-export async function startRedis (extraArgs: string[] = []): Promise<RedisServer> {
+export interface StartRedisOptions {
+  /** The port `--port` gets (plaintext; `0` turns it off); a free one when omitted. */
+  port?: number
+  /**
+   * Tells whether the server is ready (a throw counts as "not yet"); by default a plaintext PING
+   * on `port`. A server without a plaintext port (e.g. TLS only) needs its own probe.
+   */
+  ready?: (port: number) => Promise<boolean>
+}
+
+export async function startRedis (extraArgs: string[] = [], options: StartRedisOptions = {}): Promise<RedisServer> {
   const bin = redisServerBinary()
-  const port = await freePort()
+  const port = options.port ?? await freePort()
+  const ready = options.ready ?? answersPing
   let child: ChildProcess
   let log = ''
 
@@ -136,7 +152,7 @@ export async function startRedis (extraArgs: string[] = []): Promise<RedisServer
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout?.on('data', (d: Buffer) => { log += d.toString() })
     child.stderr?.on('data', (d: Buffer) => { log += d.toString() })
-    await waitUntilReady(port, child, () => log)
+    await waitUntilReady(port, child, () => log, ready)
   }
 
   await launch()
