@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createServer, createConnection } from 'node:net'
 import { once } from 'node:events'
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
 
 export interface RedisServer {
   readonly port: number
@@ -53,13 +54,21 @@ function encode (args: string[]): string {
   return out
 }
 
-/** Sends one command, reads until the reply looks complete, and returns it raw. */
-export async function rawCommand (port: number, args: string[], timeoutMs = 2000): Promise<string> {
-  const socket = createConnection({ host: '127.0.0.1', port })
+/**
+ * Sends one command, reads until the reply looks complete, and returns it raw. With `tlsOptions`
+ * the connection is TLS (e.g. `{ ca, cert, key }`) and the command is sent after the handshake.
+ */
+export async function rawCommand (port: number, args: string[], timeoutMs = 2000, tlsOptions?: ConnectionOptions): Promise<string> {
+  const socket = tlsOptions === undefined
+    ? createConnection({ host: '127.0.0.1', port })
+    : tlsConnect({ ...tlsOptions, host: '127.0.0.1', port })
   socket.setEncoding('utf8')
   let data = ''
   try {
-    await once(socket, 'connect')
+    await Promise.race([
+      once(socket, tlsOptions === undefined ? 'connect' : 'secureConnect'),
+      new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('redis connection timed out')), timeoutMs).unref()),
+    ])
     socket.write(encode(args))
     const deadline = Date.now() + timeoutMs
     while (!replyComplete(data)) {
