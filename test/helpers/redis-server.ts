@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createServer, createConnection } from 'node:net'
 import { once } from 'node:events'
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
 
 export interface RedisServer {
   readonly port: number
@@ -53,13 +54,21 @@ function encode (args: string[]): string {
   return out
 }
 
-/** Sends one command, reads until the reply looks complete, and returns it raw. */
-export async function rawCommand (port: number, args: string[], timeoutMs = 2000): Promise<string> {
-  const socket = createConnection({ host: '127.0.0.1', port })
+/**
+ * Sends one command, reads until the reply looks complete, and returns it raw. With `tlsOptions`
+ * the connection is TLS (e.g. `{ ca, cert, key }`) and the command is sent after the handshake.
+ */
+export async function rawCommand (port: number, args: string[], timeoutMs = 2000, tlsOptions?: ConnectionOptions): Promise<string> {
+  const socket = tlsOptions === undefined
+    ? createConnection({ host: '127.0.0.1', port })
+    : tlsConnect({ ...tlsOptions, host: '127.0.0.1', port })
   socket.setEncoding('utf8')
   let data = ''
   try {
-    await once(socket, 'connect')
+    await Promise.race([
+      once(socket, tlsOptions === undefined ? 'connect' : 'secureConnect'),
+      new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('redis connection timed out')), timeoutMs).unref()),
+    ])
     socket.write(encode(args))
     const deadline = Date.now() + timeoutMs
     while (!replyComplete(data)) {
@@ -107,24 +116,40 @@ function parseLength (data: string, pos: number): number {
   return -1
 }
 
-async function waitUntilReady (port: number, child: ChildProcess, output: () => string): Promise<void> {
+/** The default readiness probe: a plaintext PING on `port` answered with PONG. */
+async function answersPing (port: number): Promise<boolean> {
+  const reply = await rawCommand(port, ['PING'], 500)
+  return reply.startsWith('+PONG')
+}
+
+async function waitUntilReady (port: number, child: ChildProcess, output: () => string, ready: (port: number) => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 10_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`redis-server exited early:\n${output()}`)
     try {
-      const reply = await rawCommand(port, ['PING'], 500)
-      if (reply.startsWith('+PONG')) return
+      if (await ready(port)) return
     } catch {
       // not listening yet: poll again below
     }
-    if (Date.now() > deadline) throw new Error(`redis-server did not answer PING within 10 s:\n${output()}`)
+    if (Date.now() > deadline) throw new Error(`redis-server was not ready (by default: answering PING) within 10 s:\n${output()}`)
     await new Promise((resolve) => setTimeout(resolve, 25))
   }
 }
 
-export async function startRedis (extraArgs: string[] = []): Promise<RedisServer> {
+export interface StartRedisOptions {
+  /** The port `--port` gets (plaintext; `0` turns it off); a free one when omitted. */
+  port?: number
+  /**
+   * Tells whether the server is ready (a throw counts as "not yet"); by default a plaintext PING
+   * on `port`. A server without a plaintext port (e.g. TLS only) needs its own probe.
+   */
+  ready?: (port: number) => Promise<boolean>
+}
+
+export async function startRedis (extraArgs: string[] = [], options: StartRedisOptions = {}): Promise<RedisServer> {
   const bin = redisServerBinary()
-  const port = await freePort()
+  const port = options.port ?? await freePort()
+  const ready = options.ready ?? answersPing
   let child: ChildProcess
   let log = ''
 
@@ -136,7 +161,7 @@ export async function startRedis (extraArgs: string[] = []): Promise<RedisServer
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout?.on('data', (d: Buffer) => { log += d.toString() })
     child.stderr?.on('data', (d: Buffer) => { log += d.toString() })
-    await waitUntilReady(port, child, () => log)
+    await waitUntilReady(port, child, () => log, ready)
   }
 
   await launch()
