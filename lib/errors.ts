@@ -22,6 +22,8 @@ export const errorTable = {
   FST_SESSION_TOO_LARGE: { statusCode: 500, message: 'Session exceeds maxSessionBytes and was not saved' },
   FST_SESSION_NOT_SERIALIZABLE: { statusCode: 500, message: 'Session values must be JSON-serialisable' },
   FST_SESSION_DECRYPT: { statusCode: 500, message: 'Encrypted session field could not be read' },
+  FST_SESSION_CSRF: { statusCode: 403, message: 'Cross-site request refused' },
+  FST_SESSION_LOGIN_THROTTLED: { statusCode: 429, message: 'Too many failed login attempts; try again later' },
   FST_SESSION_ENDED: { statusCode: 409, message: 'The session ended while this request ran; its changes were not saved' },
   // --- reported in events only ----------------------------------------------------------------
   FST_SESSION_RECORD_INVALID: { statusCode: 500, message: 'Session record failed its integrity check' },
@@ -41,6 +43,8 @@ export type SessionErrorCode = keyof typeof errorTable
 export class SessionError extends Error {
   readonly code: SessionErrorCode
   readonly statusCode: number
+  /** Response headers Fastify's error handler sends with it (e.g. `Retry-After`). */
+  headers?: Record<string, string>
 
   constructor (code: SessionErrorCode, detail?: string, options?: { cause?: unknown }) {
     const entry = errorTable[code]

@@ -22,6 +22,7 @@ import { currentEpoch, discard, ttlOf, type Core } from './core.ts'
 import { generateId, generateRef, storageHash } from './crypto/ids.ts'
 import { sessionError } from './errors.ts'
 import type { ResponseHeaders } from './headers.ts'
+import { loginWithPassword, type PasswordLoginArgs, type PasswordLoginDeps, type PasswordLoginResult } from './password-login.ts'
 import type { SessionOps, SessionState } from './state.ts'
 import type { IndexEntry, SessionRecord } from './store/types.ts'
 
@@ -40,10 +41,16 @@ function invalid (detail: string): never {
 export class Lifecycle implements SessionOps {
   readonly #core: Core
   readonly #headers: ResponseHeaders
+  readonly #passwordLogin: PasswordLoginDeps
 
-  constructor (core: Core, headers: ResponseHeaders) {
+  constructor (core: Core, headers: ResponseHeaders, passwordLogin: Omit<PasswordLoginDeps, 'login'>) {
     this.#core = core
     this.#headers = headers
+    this.#passwordLogin = { ...passwordLogin, login: (state, userId, data) => this.login(state, userId, data, undefined) }
+  }
+
+  loginWithPassword (state: SessionState, args: PasswordLoginArgs): Promise<PasswordLoginResult> {
+    return loginWithPassword(this.#passwordLogin, state, args)
   }
 
   get codec (): Core['codec'] { return this.#core.codec }

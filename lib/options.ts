@@ -25,6 +25,11 @@ export interface CookieConfig {
   readonly partitioned: boolean
 }
 
+export interface ThrottleLimit {
+  readonly max: number
+  readonly windowMs: number
+}
+
 export interface Config {
   readonly secrets: readonly Buffer[]
   readonly keyPrefix: string
@@ -42,6 +47,10 @@ export interface Config {
   readonly clearSiteData: string | undefined
   readonly clearSiteDataWithCookie: string | undefined
   readonly sessionInfo: { readonly userAgent: boolean, readonly ip: boolean }
+  /** Failed-login limits; `undefined` when `loginThrottle: false`. */
+  readonly loginThrottle: { readonly perAccount: ThrottleLimit, readonly perIp: ThrottleLimit } | undefined
+  /** Origin check of unsafe requests; `undefined` when `csrf: false`. Origins are lower-case `scheme://host[:port]`. */
+  readonly csrf: { readonly trustedOrigins: ReadonlySet<string> } | undefined
   readonly onEvent: ((event: SessionEvent) => void) | undefined
   readonly clock: () => number
 }
@@ -174,10 +183,44 @@ function clearSiteDataOf (value: unknown): [string | undefined, string | undefin
   return [directives.join(', '), safe.length === 0 ? undefined : safe.join(', ')]
 }
 
+function limitOf (value: unknown, path: string, fallback: ThrottleLimit): ThrottleLimit {
+  const limit = objectOption(value, path, ['max', 'windowMs'])
+  return Object.freeze({
+    max: integer(limit['max'], `${path}.max`, fallback.max, 1),
+    windowMs: ms(limit['windowMs'], `${path}.windowMs`, fallback.windowMs, SECOND),
+  })
+}
+
+function throttleOf (value: unknown): Config['loginThrottle'] {
+  if (value === false) return undefined
+  const throttle = objectOption(value, 'loginThrottle', ['perAccount', 'perIp'])
+  // NIST SP 800-63B-4 §3.2.2: verifiers SHALL limit consecutive failed attempts.
+  return Object.freeze({
+    perAccount: limitOf(throttle['perAccount'], 'loginThrottle.perAccount', { max: 10, windowMs: 15 * MINUTE }),
+    perIp: limitOf(throttle['perIp'], 'loginThrottle.perIp', { max: 50, windowMs: 15 * MINUTE }),
+  })
+}
+
+/** A web origin as browsers send it: `scheme://host[:port]`, lower-case, no path. */
+const ORIGIN = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9a-f:.]+\](:\d{1,5})?$/
+
+function csrfOf (value: unknown): Config['csrf'] {
+  if (value === false) return undefined
+  const csrf = objectOption(value, 'csrf', ['trustedOrigins'])
+  const list = csrf['trustedOrigins'] ?? []
+  if (!Array.isArray(list)) fail('FST_SESSION_INVALID_OPTION', 'csrf.trustedOrigins must be an array of origins')
+  const origins = list.map((origin: unknown, i) => {
+    const text = typeof origin === 'string' ? origin.toLowerCase() : ''
+    if (!ORIGIN.test(text)) fail('FST_SESSION_INVALID_OPTION', `csrf.trustedOrigins[${i}] must be an origin like 'https://app.example.com' (scheme, host, optional port; no path)`)
+    return text
+  })
+  return Object.freeze({ trustedOrigins: new Set(origins) })
+}
+
 const TOP_LEVEL = [
   'secrets', 'redis', 'store', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'cookie', 'encryption',
   'maxSessionBytes', 'storeTimeout', 'connectTimeout', 'maxSessionsPerUser', 'cacheSize', 'cacheBytes', 'clearSiteData',
-  'sessionInfo', 'onEvent', 'password', 'clock',
+  'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf',
 ] as const
 
 export function normaliseOptions (options: HardenedSessionOptions): Config {
@@ -219,6 +262,8 @@ export function normaliseOptions (options: HardenedSessionOptions): Config {
     clearSiteData,
     clearSiteDataWithCookie,
     sessionInfo: Object.freeze({ userAgent: boolean(info['userAgent'], 'sessionInfo.userAgent', false), ip: boolean(info['ip'], 'sessionInfo.ip', false) }),
+    loginThrottle: throttleOf(options.loginThrottle),
+    csrf: csrfOf(options.csrf),
     onEvent,
     clock,
   })

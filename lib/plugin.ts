@@ -1,18 +1,20 @@
 /**
  * Fastify wiring, and nothing else: validates options once, assembles the services, opens the
- * store, and adds the two per-route hooks (load the session at `onRequest`, commit it at
- * `onSend`) to every route that does not opt out with `config: { session: false }` —
- * opted-out routes carry no session hook at all.
+ * store, registers `@fastify/cookie` when the application has not, and adds two instance-level
+ * hooks: load the session at `onRequest` (so every hook registered after this plugin sees it,
+ * in Fastify's registration order) and commit it at `onSend`. Routes registered with
+ * `config: { session: false }` are skipped by both: they never touch the store.
  *
  * A request travels cookie → verified id → store (or its local cache) → `request.session`
  * (resolve.ts); its changes go back through the lifecycle service (lifecycle.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preHandlerHookHandler } from 'fastify'
+import fastifyCookie from '@fastify/cookie'
 import fp from 'fastify-plugin'
 import { createAdmin, type SessionDecorator } from './admin.ts'
 import { createFieldCodec } from './codec.ts'
-import { cookieWriter } from './cookie.ts'
 import type { Core } from './core.ts'
+import { createOriginCheck, isUnsafe } from './csrf.ts'
 import { createFieldCipher } from './crypto/field-cipher.ts'
 import { RecordSealer } from './crypto/record-seal.ts'
 import { Signer } from './crypto/signer.ts'
@@ -29,14 +31,10 @@ import { Session, stateOf } from './session.ts'
 import type { SessionState } from './state.ts'
 import { openRedisStore } from './store/connect.ts'
 import type { SessionStore } from './store/types.ts'
+import { LoginThrottle } from './throttle.ts'
 import type { HardenedSessionOptions } from './types.ts'
 
 export type { SessionDecorator } from './admin.ts'
-
-function appendHook<T> (existing: T | T[] | undefined, hook: T): T[] {
-  if (existing === undefined) return [hook]
-  return Array.isArray(existing) ? [hook, ...existing] : [hook, existing]
-}
 
 async function hardenedSession (fastify: FastifyInstance, options: HardenedSessionOptions): Promise<void> {
   const config = normaliseOptions(options)
@@ -44,6 +42,8 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   const passwords = createPasswords(options.password, { log: fastify.log })
   const events = new Events(config.onEvent, fastify.log)
   const guard = new Guard(config.storeTimeout, fastify.log, events)
+  // The ecosystem's cookie layer: parsing on every request, `reply.setCookie` for every cookie.
+  if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
   let store: SessionStore
   let closeStore: () => Promise<void>
@@ -75,13 +75,44 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     events,
     log: fastify.log,
   }
+  const originCheck = config.csrf === undefined ? undefined : createOriginCheck(config.csrf.trustedOrigins)
   const resolver = new Resolver(core)
-  const lifecycle = new Lifecycle(core, new ResponseHeaders(config, cookieWriter(config.cookie)))
+  const lifecycle = new Lifecycle(core, new ResponseHeaders(config), {
+    passwords,
+    throttle: config.loginThrottle === undefined ? undefined : new LoginThrottle(config, store, guard),
+    originCheck,
+    events,
+    log: fastify.log,
+  })
+  const cookieName = config.cookie.name
+  let warnedScheme = false
+
+  /** A cross-site unsafe request carrying our cookie: refused before any store access. */
+  const forged = (request: FastifyRequest, header: string): boolean => {
+    if (originCheck === undefined || !isUnsafe(request.method) || !header.includes(cookieName + '=')) return false
+    const verdict = originCheck(request)
+    if (verdict === 'same') return false
+    if (verdict === 'scheme' && !warnedScheme) {
+      warnedScheme = true
+      fastify.log.warn('session CSRF check: Origin differs from the request only by http/https; behind a TLS-terminating proxy, set Fastify\'s trustProxy')
+    }
+    events.emit('csrf')
+    return true
+  }
 
   const onRequest: onRequestHookHandler = function (request, _reply, done) {
+    if (request.routeOptions.config.session === false) {
+      done()
+      return
+    }
+    const header = request.headers.cookie
+    if (header !== undefined && forged(request, header)) {
+      done(sessionError('FST_SESSION_CSRF'))
+      return
+    }
     let begun: SessionState | Promise<SessionState>
     try {
-      begun = resolver.begin(request.headers.cookie, request)
+      begun = resolver.begin(header, request.cookies ?? null, request)
     } catch (err) {
       done(err as Error)
       return
@@ -137,11 +168,8 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     }
   })
 
-  fastify.addHook('onRoute', (route) => {
-    if ((route.config as { session?: unknown } | undefined)?.session === false) return
-    route.onRequest = appendHook(route.onRequest, onRequest)
-    route.onSend = appendHook(route.onSend, onSend)
-  })
+  fastify.addHook('onRequest', onRequest)
+  fastify.addHook('onSend', onSend)
   fastify.addHook('onClose', async () => {
     await closeStore()
   })

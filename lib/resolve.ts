@@ -52,13 +52,34 @@ export class Resolver {
     this.#dead = new BoundedCache(Math.max(64, core.config.cacheSize >> 2))
   }
 
-  begin (header: string | undefined, client: ClientInfo): SessionState | Promise<SessionState> {
+  /**
+   * `cookies`: the request's cookies as `@fastify/cookie` parsed them (one value per name), or
+   * `null` when they were not parsed (then the header is scanned here).
+   */
+  begin (header: string | undefined, cookies: Record<string, string | undefined> | null, client: ClientInfo): SessionState | Promise<SessionState> {
     const state = new SessionState(client)
     if (header === undefined) return state
+    const name = this.#core.config.cookie.name
+    const first = cookies?.[name]
+    if (cookies !== null && first === undefined) return state
+    const begun = this.#first(state, first === undefined ? cookieValues(header, name, MAX_CANDIDATES) : [first])
+    if (begun !== undefined) return begun
+    // A parser keeps one value per name; a shadowed cookie of the same name may be the real one.
+    if (first !== undefined) {
+      const others = cookieValues(header, name, MAX_CANDIDATES).filter((v) => v !== first)
+      const shadowed = this.#first(state, others)
+      if (shadowed !== undefined) return shadowed
+    }
+    // Attacker-controlled input: no store lookup, a debug line, an event; never an error.
+    this.#core.log.debug('session cookie rejected')
+    this.#core.events.emit('invalid_cookie')
+    return state
+  }
+
+  /** The first candidate that verifies, looked up; `undefined` when none verifies. */
+  #first (state: SessionState, candidates: readonly string[]): SessionState | Promise<SessionState> | undefined {
     const core = this.#core
-    const values = cookieValues(header, core.config.cookie.name, MAX_CANDIDATES)
-    if (values.length === 0) return state
-    for (const raw of values) {
+    for (const raw of candidates) {
       const verified = core.signer.verify(raw)
       if (verified === undefined) continue
       if (this.#dead.get(verified.hash) === true) return this.#none(state, raw)
@@ -72,10 +93,7 @@ export class Resolver {
       }
       return this.#check(state, raw, verified, record, undefined)
     }
-    // Attacker-controlled input: no store lookup, a debug line, an event; never an error.
-    core.log.debug('session cookie rejected')
-    core.events.emit('invalid_cookie')
-    return state
+    return undefined
   }
 
   /** Seal and identity of a record, checked once per record object. */

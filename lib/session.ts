@@ -11,6 +11,7 @@
 import { generateId, generateRef } from './crypto/ids.ts'
 import { sessionError } from './errors.ts'
 import { toJson } from './codec.ts'
+import type { PasswordLoginArgs, PasswordLoginResult } from './password-login.ts'
 import type { SessionOps, SessionState } from './state.ts'
 import type { SessionKey, SessionValue } from './types.ts'
 
@@ -140,5 +141,13 @@ export class Session {
   /** Ends every other session of this session's user, on every instance; returns how many. */
   revokeOthers (): Promise<number> {
     return this.#ops.revokeOthers(this.#s)
+  }
+
+  /**
+   * The whole password login: origin check, throttle, constant-cost argon2id verify, `login()`
+   * on success. Rejects with 429 FST_SESSION_LOGIN_THROTTLED (and `Retry-After`) while throttled.
+   */
+  loginWithPassword (args: PasswordLoginArgs): Promise<PasswordLoginResult> {
+    return this.#ops.loginWithPassword(this.#s, args)
   }
 }

@@ -4,14 +4,16 @@
  * service (lifecycle.ts) is the only code that moves it between sessions and writes it back.
  */
 import type { FieldCodec } from './codec.ts'
+import type { OriginFacts } from './csrf.ts'
+import type { PasswordLoginArgs, PasswordLoginResult } from './password-login.ts'
 import type { SessionRecord } from './store/types.ts'
 
 /** What the response should do with the session cookie. */
 export type CookieIntent = 'none' | 'set' | 'clear'
 
-/** The client facts `sessionInfo` may record at login (the Fastify request satisfies it). */
-export interface ClientInfo {
-  readonly headers: { readonly 'user-agent'?: string | undefined }
+/** The request facts a session may need: `sessionInfo` at login, the origin check of `loginWithPassword` (a Fastify request satisfies it). */
+export interface ClientInfo extends OriginFacts {
+  readonly headers: OriginFacts['headers'] & { readonly 'user-agent'?: string | undefined }
   readonly ip: string
 }
 
@@ -76,4 +78,5 @@ export interface SessionOps {
   regenerate (state: SessionState): Promise<void>
   end (state: SessionState, type: 'destroyed' | 'logout'): Promise<void>
   revokeOthers (state: SessionState): Promise<number>
+  loginWithPassword (state: SessionState, args: PasswordLoginArgs): Promise<PasswordLoginResult>
 }

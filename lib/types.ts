@@ -21,6 +21,7 @@ export type SessionValue<K extends string> = K extends keyof SessionData ? Sessi
 export type SessionEventType =
   | 'created' | 'login' | 'logout' | 'regenerated' | 'destroyed' | 'expired' | 'revoked' | 'revoked_all'
   | 'invalid_cookie' | 'invalid_record' | 'store_error' | 'decrypt_error'
+  | 'login_failed' | 'login_throttled' | 'csrf'
 
 export interface SessionEvent {
   type: SessionEventType
@@ -119,6 +120,16 @@ export interface HardenedSessionOptions {
   sessionInfo?: { userAgent?: boolean, ip?: boolean }
   onEvent?: (event: SessionEvent) => void
   password?: PasswordOptions
+  /**
+   * Failed password logins counted per account and per client IP, in the store (shared by every
+   * instance). Defaults: 10 per account and 50 per IP per 15 minutes. `false` turns it off.
+   */
+  loginThrottle?: { perAccount?: { max?: number, windowMs?: number }, perIp?: { max?: number, windowMs?: number } } | false
+  /**
+   * Origin check of unsafe requests that carry the session cookie (on by default): a foreign
+   * `Origin`, or `Sec-Fetch-Site: cross-site`, gets 403 `FST_SESSION_CSRF`. `false` turns it off.
+   */
+  csrf?: { trustedOrigins?: string[] } | false
   /** Milliseconds since the epoch (default `Date.now`). For tests that move time. */
   clock?: () => number
 }

@@ -26,6 +26,7 @@ export class MemoryStore implements SessionStore {
   readonly #sessions = new Map<string, Entry<SessionRecord>>()
   readonly #indexes = new Map<string, Entry<Map<string, IndexEntry>>>()
   readonly #epochs = new Map<string, string>()
+  readonly #counters = new Map<string, Entry<number>>()
   readonly #maxEntries: number
   readonly #sweeper: NodeJS.Timeout
   readonly #now: () => number
@@ -182,11 +183,29 @@ export class MemoryStore implements SessionStore {
     return next
   }
 
+  async hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }> {
+    const now = this.#now()
+    let entry = this.#counters.get(key)
+    if (entry === undefined || entry.expiresAt <= now) this.#counters.set(key, entry = { value: 0, expiresAt: now + windowMs })
+    entry.value++
+    return { count: entry.value, ttlMs: entry.expiresAt - now }
+  }
+
+  async unhit (key: string): Promise<void> {
+    const entry = this.#counters.get(key)
+    if (entry !== undefined && entry.value > 0) entry.value--
+  }
+
+  async clearHits (key: string): Promise<void> {
+    this.#counters.delete(key)
+  }
+
   /** Removes every expired session and index now. */
   sweep (): void {
     const now = this.#now()
     for (const [key, entry] of this.#sessions) if (entry.expiresAt <= now) this.#sessions.delete(key)
     for (const [key, entry] of this.#indexes) if (entry.expiresAt <= now) this.#indexes.delete(key)
+    for (const [key, entry] of this.#counters) if (entry.expiresAt <= now) this.#counters.delete(key)
   }
 
   /** Sessions held right now (expired ones not yet swept included). */

@@ -23,7 +23,7 @@
 import { BoundedCache } from '../lru.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
 import { LinkHealth } from './health.ts'
-import { ADMIT, BUMP, CREATE, DISMISS, DISMISS_ALL, UPDATE, type Script, type Send } from './scripts.ts'
+import { ADMIT, BUMP, CREATE, DISMISS, DISMISS_ALL, HIT, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
 import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 /** The subset of a node-redis client or cluster this store uses. */
@@ -336,6 +336,19 @@ export class RedisStore implements SessionStore {
 
   async bumpEpoch (key: string): Promise<string> {
     return String(await this.#own(key, () => BUMP.run(this.#command, key, [])))
+  }
+
+  async hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }> {
+    const reply = await HIT.run(this.#command, key, [String(windowMs)]) as unknown[]
+    return { count: Number(reply[0]), ttlMs: Number(reply[1]) }
+  }
+
+  async unhit (key: string): Promise<void> {
+    await UNHIT.run(this.#command, key, [])
+  }
+
+  async clearHits (key: string): Promise<void> {
+    await this.#command(key, ['DEL', key])
   }
 
   suspect (): void {

@@ -117,6 +117,21 @@ for i = 1, #all, 2 do
 end
 return out`)
 
+// ARGV: window (ms). Returns {count, ms left}. A counter a writer left without a TTL gets one.
+export const HIT = new Script(`
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}`)
+
+// Takes one hit back, never below zero.
+export const UNHIT = new Script(`
+if (tonumber(redis.call('GET', KEYS[1])) or 0) > 0 then redis.call('DECR', KEYS[1]) end
+return 1`)
+
 // Returns the new epoch. A value a writer made non-numeric is replaced, never an error: the
 // breach response must work on a tampered store.
 export const BUMP = new Script(`

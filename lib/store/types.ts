@@ -132,6 +132,16 @@ export interface SessionStore {
   bumpEpoch (key: string): Promise<string>
 
   /**
+   * Adds one to a counter (login throttling); a new counter expires `windowMs` after its first
+   * hit. Returns the count after this hit and the ms until the counter expires.
+   */
+  hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }>
+  /** Takes one hit back (a reserved attempt that succeeded); never below zero. */
+  unhit (key: string): Promise<void>
+  /** Deletes a counter. */
+  clearHits (key: string): Promise<void>
+
+  /**
    * A store call took longer than `storeTimeout`: stop serving anything held locally until a
    * round trip to the backend succeeds again (the link may be stalled, invalidations with it).
    */

@@ -51,6 +51,16 @@ export function sessionCookie (res: LightMyRequestResponse, name = '__Host-sid')
   return mine?.split(';')[0]
 }
 
+/** The attributes of one Set-Cookie value, names lower-cased, in any order (`''` for flags). */
+export function cookieAttributes (setCookie: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const part of setCookie.split(';').slice(1)) {
+    const [name = '', ...rest] = part.trim().split('=')
+    out[name.toLowerCase()] = rest.join('=')
+  }
+  return out
+}
+
 export function setCookieHeader (res: LightMyRequestResponse): string | undefined {
   const header = res.headers['set-cookie']
   return Array.isArray(header) ? header.join('\n') : header
