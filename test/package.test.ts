@@ -66,13 +66,13 @@ function packedFiles (): string[] {
   return report!.files.map((f) => f.path).sort()
 }
 
-test('package: npm pack ships the build, types, CLI, docs and licence, and no sources, tests or secrets', () => {
+test('package: npm pack ships the build, types, CLI, docs, the README chart and licence, and no sources, tests or secrets', () => {
   const files = packedFiles()
-  for (const needed of ['package.json', 'LICENSE', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'docs/passwords.md']) {
+  for (const needed of ['package.json', 'LICENSE', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'docs/passwords.md', 'benchmarks/results/latest.svg']) {
     assert.ok(files.includes(needed), `${needed} is shipped`)
   }
   for (const file of files) {
-    assert.match(file, /^(dist\/|docs\/[^/]+\.md$|package\.json$|README\.md$|LICENSE$)/, `${file} is not shipped`)
+    assert.match(file, /^(dist\/|docs\/[^/]+\.md$|package\.json$|README\.md$|LICENSE$|benchmarks\/results\/latest\.svg$)/, `${file} is not shipped`)
     assert.doesNotMatch(file, /(^|\/)\.env|\.pem$|\.key$|\.tgz$|\.test\.|\.tsbuildinfo$/, `${file} looks like it should not be shipped`)
   }
 })
