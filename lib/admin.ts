@@ -9,7 +9,7 @@
  * arrive before the call's promise resolves + 100 ms. Deleting the revoked records afterwards
  * only frees memory.
  */
-import { currentEpoch, discard, type Core } from './core.ts'
+import { currentEpoch, discard, newEpoch, type Core } from './core.ts'
 import { REF_PATTERN } from './crypto/ids.ts'
 import { sessionError } from './errors.ts'
 import type { Resolver } from './resolve.ts'
@@ -46,10 +46,13 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
     return live.length
   }
 
-  async function info (entry: IndexEntry, epoch: string, now: number): Promise<SessionInfo | undefined> {
+  /** The session an index entry points at, if it is live and (sealed) that user's. */
+  async function info (userId: string, userKey: string, entry: IndexEntry, epoch: string, now: number): Promise<SessionInfo | undefined> {
     const record = await guard.run(store.read(keys.session(entry.hash)))
-    if (record === undefined || record.ref !== entry.ref || record.epoch !== epoch) return undefined
-    if (!resolver.view(record, entry.hash).ok || now >= record.idleExpiry || now >= record.absoluteExpiry) return undefined
+    if (record === undefined || record.ref !== entry.ref || record.epoch !== epoch || record.userKey !== userKey) return undefined
+    const view = resolver.view(record, entry.hash)
+    // An entry a store writer copied from another user's index points at that user's session.
+    if (!view.ok || view.userId !== userId || now >= record.idleExpiry || now >= record.absoluteExpiry) return undefined
     const out: SessionInfo = {
       ref: entry.ref,
       createdAt: new Date(record.createdAt),
@@ -67,25 +70,22 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
   return {
     async revokeUser (userId) {
       checkUserId(userId, 'revokeUser')
-      const removed: IndexEntry[] = []
-      for (const userKey of keys.userKeys(userId)) removed.push(...await guard.run(store.dismissAll(keys.index(userKey))))
-      return await revoked(userId, removed)
+      return await revoked(userId, await guard.run(store.dismissAll(keys.index(keys.userKey(userId)))))
     },
 
     async listUserSessions (userId) {
       checkUserId(userId, 'listUserSessions')
       const now = config.clock()
       const epoch = await currentEpoch(core)
-      const out: SessionInfo[] = []
-      for (const userKey of keys.userKeys(userId)) {
-        const indexKey = keys.index(userKey)
-        const entries = (await guard.run(store.members(indexKey))).filter((e) => e.expiresAt > now)
-        const infos = await Promise.all(entries.map((e) => info(e, epoch, now)))
-        const dead = entries.filter((_e, i) => infos[i] === undefined)
-        // Entries whose session ended (idle timeout, deleted) are pruned as they are found.
-        if (dead.length > 0) await guard.run(store.dismiss(indexKey, dead))
-        for (const i of infos) if (i !== undefined) out.push(i)
-      }
+      const userKey = keys.userKey(userId)
+      const indexKey = keys.index(userKey)
+      const entries = (await guard.run(store.members(indexKey))).filter((e) => e.expiresAt > now)
+      const infos = await Promise.all(entries.map((e) => info(userId, userKey, e, epoch, now)))
+      const dead = entries.filter((_e, i) => infos[i] === undefined)
+      // Entries whose session ended (idle timeout, deleted) are pruned as they are found, by
+      // compare-and-set: a lineage that moved meanwhile (a regenerate) is left alone.
+      if (dead.length > 0) await guard.run(store.dismiss(indexKey, dead))
+      const out = infos.filter((i): i is SessionInfo => i !== undefined)
       return out.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
     },
 
@@ -93,13 +93,11 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
       checkUserId(userId, 'revokeSession')
       if (typeof ref !== 'string' || !REF_PATTERN.test(ref)) return false
       // By lineage, whatever id it holds now: a regenerate racing this call cannot save it.
-      const removed: IndexEntry[] = []
-      for (const userKey of keys.userKeys(userId)) removed.push(...await guard.run(store.dismiss(keys.index(userKey), [{ ref, hash: undefined }])))
-      return (await revoked(userId, removed)) > 0
+      return (await revoked(userId, await guard.run(store.dismiss(keys.index(keys.userKey(userId)), [{ ref, hash: undefined }])))) > 0
     },
 
     async revokeAll () {
-      await guard.run(store.bumpEpoch(keys.epoch))
+      await guard.run(store.bumpEpoch(keys.epoch, newEpoch()))
       events.emit('revoked_all')
     },
 

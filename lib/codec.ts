@@ -143,13 +143,6 @@ export function createFieldCodec (cipher: FieldCipher | undefined, unreadable: U
   })
 }
 
-/** Stored size of a record in UTF-8 bytes, for `maxSessionBytes`. */
-export function recordBytes (record: SessionRecord): number {
-  let bytes = 160 + Buffer.byteLength(record.user ?? '') + Buffer.byteLength(record.userAgent ?? '') + Buffer.byteLength(record.ip ?? '')
-  for (const [key, value] of record.fields) bytes += Buffer.byteLength(key) + Buffer.byteLength(value) + 4
-  return bytes
-}
-
 /** JSON text of a session value; undefined for `undefined`; throws for what JSON cannot hold. */
 export function toJson (key: string, value: unknown): string | undefined {
   if (value === undefined) return undefined

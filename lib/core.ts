@@ -3,6 +3,7 @@
  * Pure modules (crypto, codec, stores) do not know this object; the services that orchestrate
  * them (resolve.ts, lifecycle.ts, admin.ts) take it.
  */
+import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { FieldCodec } from './codec.ts'
 import type { RecordSealer } from './crypto/record-seal.ts'
@@ -25,9 +26,19 @@ export interface Core {
   readonly log: FastifyBaseLogger
 }
 
+/** A new random epoch token (128 bits). */
+export function newEpoch (): string {
+  return randomBytes(16).toString('base64url')
+}
+
+/** The global epoch read from the store (never the local copy): what a session issued now must carry. */
+export function freshEpoch (core: Core): Promise<string> {
+  return core.guard.run(core.store.getEpoch(core.keys.epoch, newEpoch()))
+}
+
 /** The current global epoch: the local copy if held, else one read. */
 export function currentEpoch (core: Core): string | Promise<string> {
-  return core.store.peekEpoch(core.keys.epoch) ?? core.guard.run(core.store.getEpoch(core.keys.epoch))
+  return core.store.peekEpoch(core.keys.epoch) ?? freshEpoch(core)
 }
 
 /** TTL of a record's store key: until its first deadline, at least 1 ms. */

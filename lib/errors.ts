@@ -14,6 +14,7 @@ export const errorTable = {
   FST_SESSION_COOKIE_OPTION: { statusCode: 500, message: 'Invalid session cookie option' },
   FST_SESSION_STORE_OPTION: { statusCode: 500, message: 'Exactly one of `redis` or `store` must be given' },
   FST_SESSION_ENCRYPTION_OPTION: { statusCode: 500, message: 'Invalid session encryption option' },
+  FST_SESSION_KEYRING_INVALID: { statusCode: 500, message: 'The naming key ring in the store cannot be opened with the configured secrets (it was altered); delete <keyPrefix>keyring to start afresh: every user logs in again' },
   FST_SESSION_INVALID_ARGUMENT: { statusCode: 500, message: 'Invalid argument to a session method' },
   // --- per request --------------------------------------------------------------------------
   FST_SESSION_STORE_UNAVAILABLE: { statusCode: 503, message: 'Session store unavailable' },

@@ -2,45 +2,53 @@
  * The names of everything the plugin keeps in a store, under `keyPrefix`.
  *
  * Protects against the store revealing who uses the application: session keys are SHA-256 of
- * the id (crypto/ids.ts), and a user's index key is a keyed hash of the user id (a plain hash
- * of an e-mail address is reversed by a dictionary). The keyed hash follows `secrets`: new
- * indexes are named with `secrets[0]`'s key, and lookups by user id try every secret's name,
- * so rotation never orphans an index. A session record carries its index name (sealed), so the
- * per-request check never hashes the user id.
+ * the id (crypto/ids.ts); a user's index key is a keyed hash of the user id under the naming
+ * key (crypto/naming.ts: random, kept wrapped in the store, stable across rotations of
+ * `secrets`), because a plain hash of an e-mail address is reversed by a dictionary. A session
+ * record carries its index name (sealed), so the per-request check never hashes the user id.
  *
  *   <prefix><hash>        session record (43 base64url characters, no ':')
  *   <prefix>u:<hmac>      a user's index
+ *   <prefix>t:a|i:<hmac>  login-throttle counters (per account, per client)
  *   <prefix>epoch         the global revocation epoch
+ *   <prefix>keyring       the naming key, wrapped under each secret
  */
 import type { KeyObject } from 'node:crypto'
-import { deriveKeys, keyedName } from './crypto/derive.ts'
+import { deriveKey, keyedName } from './crypto/derive.ts'
+
+/** The ring's key name (before the naming key is known). */
+export function keyringKey (prefix: string): string {
+  return prefix + 'keyring'
+}
 
 export class KeyNames {
   readonly prefix: string
   readonly epoch: string
-  readonly #userKeys: KeyObject[]
+  readonly #userKey: KeyObject
+  readonly #throttleKey: KeyObject
 
-  constructor (prefix: string, secrets: readonly Buffer[]) {
+  constructor (prefix: string, naming: Buffer) {
     this.prefix = prefix
     this.epoch = prefix + 'epoch'
-    this.#userKeys = deriveKeys(secrets, 'user-index')
+    this.#userKey = deriveKey(naming, 'user-index')
+    this.#throttleKey = deriveKey(naming, 'login-throttle')
   }
 
   session (hash: string): string {
     return this.prefix + hash
   }
 
-  /** The index-name suffix new sessions of `userId` are filed under. */
+  /** The index-name suffix of `userId`'s sessions. */
   userKey (userId: string): string {
-    return keyedName(this.#userKeys[0] as KeyObject, userId)
-  }
-
-  /** Every index-name suffix `userId` may have sessions under (one per secret, newest first). */
-  userKeys (userId: string): string[] {
-    return [...new Set(this.#userKeys.map((key) => keyedName(key, userId)))]
+    return keyedName(this.#userKey, userId)
   }
 
   index (userKey: string): string {
     return this.prefix + 'u:' + userKey
+  }
+
+  /** A login-throttle counter: `kind` 'a' (account) or 'i' (client), keyed by a hash of `value`. */
+  throttle (kind: 'a' | 'i', value: string): string {
+    return this.prefix + 't:' + kind + ':' + keyedName(this.#throttleKey, value)
   }
 }

@@ -17,16 +17,32 @@
  *     per `touchInterval`.
  */
 import type { FastifyReply } from 'fastify'
-import { recordBytes, toJson } from './codec.ts'
-import { currentEpoch, discard, ttlOf, type Core } from './core.ts'
+import { toJson } from './codec.ts'
+import { storedBytes } from './store/codec.ts'
+import { discard, freshEpoch, ttlOf, type Core } from './core.ts'
 import { generateId, generateRef, storageHash } from './crypto/ids.ts'
 import { sessionError } from './errors.ts'
 import type { ResponseHeaders } from './headers.ts'
 import { loginWithPassword, type PasswordLoginArgs, type PasswordLoginDeps, type PasswordLoginResult } from './password-login.ts'
 import type { SessionOps, SessionState } from './state.ts'
-import type { IndexEntry, SessionRecord } from './store/types.ts'
+import type { RecordUpdate, SessionRecord } from './store/types.ts'
 
 type Unsealed = Omit<SessionRecord, 'seal'>
+
+/** A move of a session to a new id (login, regenerate). */
+interface Move {
+  readonly record: SessionRecord
+  readonly hash: string
+  readonly userId: string | undefined
+  /** The user index step; `expect`: the old storage hash the lineage must still point at. */
+  readonly index: { readonly userKey: string, readonly expect: string | undefined } | undefined
+  /** The old session continues (regenerate, same-user re-login): it must still exist. */
+  readonly continues: boolean
+  /** Which data keys carry over from the old session. */
+  readonly carries: (key: string) => boolean
+  /** Keys this request set itself: never overwritten by what others wrote meanwhile. */
+  readonly ours: ReadonlySet<string>
+}
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null) return false
@@ -59,7 +75,7 @@ export class Lifecycle implements SessionOps {
 
   #sized<R extends SessionRecord> (record: R): R {
     // maxSessionBytes counts UTF-8 bytes as stored, not UTF-16 code units.
-    if (recordBytes(record) > this.#core.config.maxSessionBytes) throw sessionError('FST_SESSION_TOO_LARGE')
+    if (storedBytes(record) > this.#core.config.maxSessionBytes) throw sessionError('FST_SESSION_TOO_LARGE')
     return record
   }
 
@@ -78,21 +94,60 @@ export class Lifecycle implements SessionOps {
     throw sessionError('FST_SESSION_ENDED')
   }
 
-  /** Deletes the old id of a move; a logged-in lineage must still be there. */
-  async #leave (state: SessionState, must: boolean): Promise<void> {
-    if (state.record === undefined || state.hash === undefined) return
-    const existed = await this.#run(this.#core.store.destroy(this.#core.keys.session(state.hash)))
-    if (must && !existed) this.#ended(state)
+  /**
+   * Moves a session to a new id, in the order that keeps every invariant:
+   *   1. the new record is created (a record without its index entry is no session yet);
+   *   2. its lineage is admitted to the user's index — compare-and-set for a lineage that
+   *      continues (a revocation meanwhile makes it fail: FST_SESSION_ENDED, nothing revived);
+   *   3. the old id is taken (deleted and read in one step): writes that landed on it since this
+   *      request began are carried over, and later writes to it fail loudly. A continuing
+   *      session whose old id is gone (logged out meanwhile) ends here.
+   */
+  async #move (state: SessionState, move: Move): Promise<void> {
+    const { config, store, keys, events } = this.#core
+    const old = state.record
+    const oldHash = state.hash
+    const { record, hash } = move
+    const now = config.clock()
+    await this.#run(store.create(keys.session(hash), record, ttlOf(record, now)))
+    const index = move.index
+    if (index !== undefined) {
+      const indexKey = keys.index(index.userKey)
+      const entry = { ref: record.ref, hash, expiresAt: record.absoluteExpiry, loginAt: record.authenticatedAt ?? now }
+      const result = await this.#run(store.admit(indexKey, entry, { expect: index.expect, max: config.maxSessionsPerUser, now, ttlMs: config.absoluteTimeout }))
+      if (!result.admitted) {
+        await discard(this.#core, [hash])
+        this.#ended(state)
+      }
+      for (const e of result.evicted) events.emit('revoked', move.userId, e.ref)
+      if (result.evicted.length > 0) await discard(this.#core, result.evicted.map((e) => e.hash))
+    }
+    if (old === undefined || oldHash === undefined) return
+    const taken = await this.#run(store.take(keys.session(oldHash)))
+    if (taken === undefined) {
+      if (!move.continues) return
+      if (index !== undefined) await this.#run(store.dismiss(keys.index(index.userKey), [{ ref: record.ref, hash }]))
+      await discard(this.#core, [hash])
+      this.#ended(state)
+    }
+    const delta = this.#delta(old, taken, oldHash, hash, move)
+    if (delta !== undefined) await this.#run(store.update(keys.session(hash), delta, 0))
   }
 
-  /** Writes `entry` into its user's index; reports and cleans up lineages evicted by the cap. */
-  async #admit (state: SessionState, userKey: string, entry: IndexEntry, expect: string | undefined, userId: string): Promise<void> {
-    const { config, store, keys, events } = this.#core
-    const now = config.clock()
-    const result = await this.#run(store.admit(keys.index(userKey), entry, { expect, max: config.maxSessionsPerUser, now, ttlMs: config.absoluteTimeout }))
-    if (!result.admitted) this.#ended(state)
-    for (const e of result.evicted) events.emit('revoked', userId, e.ref)
-    if (result.evicted.length > 0) await discard(this.#core, result.evicted.map((e) => e.hash))
+  /** Fields another request changed on the old id after this one loaded it (and not changed here). */
+  #delta (old: SessionRecord, taken: SessionRecord, from: string, to: string, move: Move): RecordUpdate | undefined {
+    const { codec, config } = this.#core
+    const set = new Map<string, string>()
+    const del: string[] = []
+    for (const [key, value] of taken.fields) {
+      if (move.ours.has(key) || !move.carries(key) || old.fields.get(key) === value) continue
+      const text = codec.read(taken, from, key)
+      if (text !== undefined) set.set(key, codec.encode(key, text, to))
+    }
+    for (const key of old.fields.keys()) {
+      if (!taken.fields.has(key) && !move.ours.has(key) && move.carries(key)) del.push(key)
+    }
+    return set.size + del.length === 0 ? undefined : { set, del, maxBytes: config.maxSessionBytes }
   }
 
   /** The record's meta values (user, user agent, IP) re-encrypted for `hash` under the newest key. */
@@ -101,6 +156,11 @@ export class Lifecycle implements SessionOps {
     const move = (name: 'user' | 'userAgent' | 'ip', stored: string | undefined): string | undefined =>
       codec.sealMeta(name, codec.openMeta(name, stored, from) ?? undefined, hash)
     return { user: move('user', record.user), userAgent: move('userAgent', record.userAgent), ip: move('ip', record.ip) }
+  }
+
+  /** A continuing session must carry the epoch that is current now, or `revokeAll` ended it. */
+  async #sameEpoch (state: SessionState, epoch: string): Promise<void> {
+    if (await freshEpoch(this.#core) !== epoch) this.#ended(state)
   }
 
   #finish (state: SessionState, id: string, hash: string, record: SessionRecord, userId: string | undefined): void {
@@ -112,26 +172,30 @@ export class Lifecycle implements SessionOps {
     if (typeof userId !== 'string' || userId === '' || userId.length > 1024) invalid('login: userId must be a non-empty string of at most 1024 characters')
     if (data !== undefined && !isPlainObject(data)) invalid('login: data must be a plain object')
     if (keep !== undefined && (!Array.isArray(keep) || !keep.every((k) => typeof k === 'string'))) invalid('login: keep must be an array of strings')
-    const { config, keys, codec, store } = this.#core
+    const { config, keys, codec, store, events } = this.#core
     const old = state.record
     const sameUser = old !== undefined && state.userId === userId
     const otherUser = old !== undefined && state.userId !== undefined && !sameUser
-    let plain = state.plain(codec)
     // A different user must not inherit the previous user's data (e.g. a passed second factor).
-    if (otherUser) plain = new Map([...plain].filter(([key]) => (keep as string[] | undefined)?.includes(key) === true))
+    const carries = otherUser ? (key: string) => (keep as string[] | undefined)?.includes(key) === true : () => true
+    const plain = new Map([...state.plain(codec)].filter(([key]) => carries(key)))
+    const ours = new Set(state.dirty?.keys())
     for (const [key, value] of Object.entries((data ?? {}) as Record<string, unknown>)) {
       const text = toJson(key, value)
+      ours.add(key)
       if (text === undefined) plain.delete(key)
       else plain.set(key, text)
     }
+    // A re-login of the same user continues its lineage (it keeps its place under the cap);
+    // anything else starts a new one under the epoch current now.
+    let epoch: string
+    if (sameUser) await this.#sameEpoch(state, epoch = old.epoch)
+    else epoch = await freshEpoch(this.#core)
     const now = config.clock()
     const id = generateId()
     const hash = storageHash(id)
-    // A re-login of the same user continues its lineage (it keeps its place under the cap);
-    // anything else starts a new one under the current epoch.
     const ref = sameUser ? old.ref : generateRef()
-    const epoch = sameUser ? old.epoch : await currentEpoch(this.#core)
-    const userKey = sameUser && old.userKey !== undefined ? old.userKey : keys.userKey(userId)
+    const userKey = keys.userKey(userId)
     const record = this.#seal(hash, {
       createdAt: old !== undefined && !otherUser ? old.createdAt : now,
       absoluteExpiry: now + config.absoluteTimeout,
@@ -145,23 +209,19 @@ export class Lifecycle implements SessionOps {
       ip: config.sessionInfo.ip ? codec.sealMeta('ip', state.client.ip, hash) : undefined,
       fields: codec.encodeAll(plain, hash),
     })
-    const oldHash = state.hash
     const oldUserId = state.userId
-    // The old id goes first: from here on, a concurrent write to it fails loudly instead of
-    // landing where nobody reads it.
-    await this.#leave(state, sameUser)
-    await this.#admit(state, userKey, { ref, hash, expiresAt: record.absoluteExpiry, loginAt: now }, sameUser ? oldHash : undefined, userId)
-    if (otherUser && old.userKey !== undefined && oldHash !== undefined) {
-      await this.#run(store.dismiss(keys.index(old.userKey), [{ ref: old.ref, hash: oldHash }]))
-      this.#core.events.emit('logout', oldUserId, old.ref)
+    await this.#move(state, { record, hash, userId, index: { userKey, expect: sameUser ? state.hash : undefined }, continues: sameUser, carries, ours })
+    if (otherUser && old.userKey !== undefined) {
+      // The previous user's lineage ends with it, whatever id it holds by now.
+      await this.#run(store.dismiss(keys.index(old.userKey), [{ ref: old.ref, hash: undefined }]))
+      events.emit('logout', oldUserId, old.ref)
     }
-    await this.#run(store.create(keys.session(hash), record, ttlOf(record, now)))
     this.#finish(state, id, hash, record, userId)
-    this.#core.events.emit('login', userId, ref)
+    events.emit('login', userId, ref)
   }
 
   async regenerate (state: SessionState): Promise<void> {
-    const { config, keys, codec, store } = this.#core
+    const { config, codec } = this.#core
     const old = state.record
     const oldHash = state.hash
     if (old === undefined || oldHash === undefined) {
@@ -170,6 +230,7 @@ export class Lifecycle implements SessionOps {
       state.hash = undefined
       return
     }
+    await this.#sameEpoch(state, old.epoch)
     const now = config.clock()
     const id = generateId()
     const hash = storageHash(id)
@@ -180,11 +241,8 @@ export class Lifecycle implements SessionOps {
       fields: codec.encodeAll(state.plain(codec), hash),
     })
     const userId = state.userId
-    await this.#leave(state, true)
-    if (old.userKey !== undefined && userId !== undefined) {
-      await this.#admit(state, old.userKey, { ref: old.ref, hash, expiresAt: old.absoluteExpiry, loginAt: old.authenticatedAt ?? now }, oldHash, userId)
-    }
-    await this.#run(store.create(keys.session(hash), record, ttlOf(record, now)))
+    const index = old.userKey === undefined ? undefined : { userKey: old.userKey, expect: oldHash }
+    await this.#move(state, { record, hash, userId, index, continues: true, carries: () => true, ours: new Set(state.dirty?.keys()) })
     this.#finish(state, id, hash, record, userId)
     this.#core.events.emit('regenerated', userId, old.ref)
   }
@@ -195,7 +253,8 @@ export class Lifecycle implements SessionOps {
     const hash = state.hash
     if (record !== undefined && hash !== undefined) {
       // The index entry is the authority: once it is gone the session is dead on every instance.
-      if (record.userKey !== undefined) await this.#run(store.dismiss(keys.index(record.userKey), [{ ref: record.ref, hash }]))
+      // By lineage, whatever id it holds by now: a regenerate racing this logout cannot save it.
+      if (record.userKey !== undefined) await this.#run(store.dismiss(keys.index(record.userKey), [{ ref: record.ref, hash: undefined }]))
       await this.#run(store.destroy(keys.session(hash)))
       events.emit(type, state.userId, record.ref)
     }
@@ -211,9 +270,6 @@ export class Lifecycle implements SessionOps {
     const userId = state.userId
     if (record?.userKey === undefined || userId === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
     const removed = await this.#run(store.dismissAll(keys.index(record.userKey), record.ref))
-    for (const userKey of keys.userKeys(userId)) {
-      if (userKey !== record.userKey) removed.push(...await this.#run(store.dismissAll(keys.index(userKey))))
-    }
     const now = config.clock()
     const live = removed.filter((e) => e.expiresAt > now)
     for (const e of live) events.emit('revoked', userId, e.ref)
@@ -239,7 +295,8 @@ export class Lifecycle implements SessionOps {
     const now = config.clock()
     // A record sealed under an older secret is resealed at once, like a cookie is re-signed, so
     // that the old secret can be dropped once every active session has been seen.
-    const touch = state.reseal || (record.idleExpiry < record.absoluteExpiry && now - (record.idleExpiry - config.idleTimeout) >= config.touchInterval)
+    // A re-signed cookie also goes through the store: if the session ended meanwhile, no cookie.
+    const touch = state.reseal || state.staleCookie || (record.idleExpiry < record.absoluteExpiry && now - (record.idleExpiry - config.idleTimeout) >= config.touchInterval)
     if (!dirty && !touch) {
       this.#announce(state, reply, record, now, false)
       return undefined
@@ -262,7 +319,7 @@ export class Lifecycle implements SessionOps {
   async #create (state: SessionState, reply: FastifyReply): Promise<void> {
     const { config, codec, store, keys, events } = this.#core
     const now = config.clock()
-    const epoch = await currentEpoch(this.#core)
+    const epoch = await freshEpoch(this.#core)
     const id = state.id ??= generateId()
     const hash = state.hash ??= storageHash(id)
     const ref = state.ref ??= generateRef()
@@ -308,7 +365,7 @@ export class Lifecycle implements SessionOps {
     const next = touch ? this.#seal(hash, { ...record, ...meta, idleExpiry: now + config.idleTimeout, fields }) : this.#sized({ ...record, fields })
     let applied: boolean
     try {
-      const update = { set, del, replace, touch: touch ? { idleExpiry: next.idleExpiry, seal: next.seal, meta } : undefined }
+      const update = { set, del, replace, maxBytes: config.maxSessionBytes, touch: touch ? { idleExpiry: next.idleExpiry, seal: next.seal, meta } : undefined }
       applied = await this.#run(store.update(keys.session(hash), update, ttlOf(next, now)))
     } catch (err) {
       // A failed touch alone does not fail a read: the session just slides later.

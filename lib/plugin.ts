@@ -22,7 +22,8 @@ import { sessionError } from './errors.ts'
 import { Events } from './events.ts'
 import { Guard } from './guard.ts'
 import { ResponseHeaders } from './headers.ts'
-import { KeyNames } from './keys.ts'
+import { establishNamingKey } from './crypto/naming.ts'
+import { KeyNames, keyringKey } from './keys.ts'
 import { Lifecycle } from './lifecycle.ts'
 import { normaliseOptions } from './options.ts'
 import { createPasswords } from './password/index.ts'
@@ -59,6 +60,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     closeStore = opened.close
   }
   guard.attach(store)
+  const keys = new KeyNames(config.keyPrefix, await establishNamingKey((proposals) => guard.run(store.keyring(keyringKey(config.keyPrefix), proposals)), config.secrets))
 
   const codec = createFieldCodec(cipher, (record, _hash, field) => {
     fastify.log.warn({ sessionRef: record.ref, field }, 'encrypted session field could not be read')
@@ -67,7 +69,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   const core: Core = {
     config,
     store,
-    keys: new KeyNames(config.keyPrefix, config.secrets),
+    keys,
     signer: new Signer(config.secrets, config.cacheSize),
     sealer: new RecordSealer(config.secrets),
     codec,
@@ -79,7 +81,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   const resolver = new Resolver(core)
   const lifecycle = new Lifecycle(core, new ResponseHeaders(config), {
     passwords,
-    throttle: config.loginThrottle === undefined ? undefined : new LoginThrottle(config, store, guard),
+    throttle: config.loginThrottle === undefined ? undefined : new LoginThrottle(config, store, guard, keys),
     originCheck,
     events,
     log: fastify.log,

@@ -13,7 +13,7 @@
 import { cookieValues } from './cookie.ts'
 import { BoundedCache } from './lru.ts'
 import type { VerifiedCookie } from './crypto/signer.ts'
-import { currentEpoch, type Core } from './core.ts'
+import { currentEpoch, freshEpoch, type Core } from './core.ts'
 import { SessionState, type ClientInfo } from './state.ts'
 import type { IndexEntry, SessionRecord } from './store/types.ts'
 
@@ -87,7 +87,7 @@ export class Resolver {
       const record = core.store.peek(key)
       if (record === undefined) {
         // A miss: the epoch (if not held either) is fetched alongside, not after, the record.
-        const epoch = core.store.peekEpoch(core.keys.epoch) === undefined ? core.guard.run(core.store.getEpoch(core.keys.epoch)) : undefined
+        const epoch = core.store.peekEpoch(core.keys.epoch) === undefined ? freshEpoch(core) : undefined
         epoch?.catch(() => {}) // awaited below, unless the record turns out to be absent
         return core.guard.run(core.store.get(key)).then((r) => this.#check(state, raw, verified, r ?? null, epoch))
       }
@@ -106,7 +106,8 @@ export class Resolver {
     let userId: string | undefined
     if (ok && record.user !== undefined) {
       const opened = codec.openMeta('user', record.user, hash)
-      if (opened === null) ok = false
+      // A logged-in session lives in its user's index under the naming key's name, and nowhere else.
+      if (opened === null || opened === undefined || record.userKey !== this.#core.keys.userKey(opened)) ok = false
       else userId = opened
     }
     const view: View = { hash, ok, reseal: seal === 'stale' || codec.metaStale(record), userId }
@@ -151,10 +152,10 @@ export class Resolver {
 
   #epochChecked (found: Found, epoch: string, fresh: boolean): SessionState | Promise<SessionState> {
     const { record } = found
-    const { store, keys, guard } = this.#core
+    const { store, keys } = this.#core
     if (record.epoch !== epoch) {
       if (fresh) return this.#dismissed(found)
-      return guard.run(store.getEpoch(keys.epoch)).then((e) => this.#epochChecked(found, e, true))
+      return freshEpoch(this.#core).then((e) => this.#epochChecked(found, e, true))
     }
     if (record.userKey === undefined) return this.#bind(found)
     const entry = store.peekMember(keys.index(record.userKey), record.ref)

@@ -9,13 +9,12 @@
  * over its limit no argon2 work is done at all.
  *
  * Protects the privacy of those counted: counter keys are keyed hashes (HMAC under a key derived
- * from `secrets`) of the account name (NFKC, lower-cased) and of the IP (an IPv6 address counts
+ * from the naming key, crypto/naming.ts) of the account name (NFKC, lower-cased) and of the IP (an IPv6 address counts
  * as its /64, which is what one customer usually gets), never the values themselves.
  */
 import { isIPv4, isIPv6 } from 'node:net'
-import type { KeyObject } from 'node:crypto'
-import { deriveKey, keyedName } from './crypto/derive.ts'
 import type { Guard } from './guard.ts'
+import type { KeyNames } from './keys.ts'
 import type { Config } from './options.ts'
 import type { SessionStore } from './store/types.ts'
 
@@ -39,22 +38,19 @@ export class LoginThrottle {
   readonly #limits: NonNullable<Config['loginThrottle']>
   readonly #store: SessionStore
   readonly #guard: Guard
-  readonly #key: KeyObject
-  readonly #prefix: string
+  readonly #keys: KeyNames
 
-  constructor (config: Config, store: SessionStore, guard: Guard) {
+  constructor (config: Config, store: SessionStore, guard: Guard, keys: KeyNames) {
     this.#limits = config.loginThrottle as NonNullable<Config['loginThrottle']>
     this.#store = store
     this.#guard = guard
-    // Counters live for one window only: rotating secrets[0] merely restarts them.
-    this.#key = deriveKey(config.secrets[0] as Buffer, 'login-throttle')
-    this.#prefix = config.keyPrefix
+    this.#keys = keys
   }
 
   /** Counts an attempt against both limits; `throttled` when either is exceeded. */
   async reserve (account: string, ip: string): Promise<Reservation> {
-    const accountKey = this.#prefix + 't:a:' + keyedName(this.#key, account.normalize('NFKC').toLowerCase())
-    const ipKey = this.#prefix + 't:i:' + keyedName(this.#key, clientPrefix(ip))
+    const accountKey = this.#keys.throttle('a', account.normalize('NFKC').toLowerCase())
+    const ipKey = this.#keys.throttle('i', clientPrefix(ip))
     const { perAccount, perIp } = this.#limits
     const [byAccount, byIp] = await Promise.all([
       this.#guard.run(this.#store.hit(accountKey, perAccount.windowMs)),

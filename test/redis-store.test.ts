@@ -64,7 +64,7 @@ test('redis store: a read reply that arrives after a newer write snapshot is not
     h.hold()
     const late = h.store.get('order:a') // HGETALL runs now (sees "old"), its reply is held
     await eventually(async () => h.waiting() === 1, 1000, 'read held')
-    assert.equal(await h.store.update('order:a', { set: new Map([['x', '"new"']]), del: [] }, 0), true)
+    assert.equal(await h.store.update('order:a', { maxBytes: 1 << 20, set: new Map([['x', '"new"']]), del: [] }, 0), true)
     assert.equal(h.store.peek('order:a')?.fields.get('x'), '"new"', 'the write snapshot is cached')
     h.release()
     assert.equal((await late)?.fields.get('x'), '"old"', 'the late read itself saw the old value')
@@ -104,7 +104,7 @@ test('redis store: own writes are not echoed back (NOLOOP) yet other clients sti
   await other.connect()
   try {
     await h.store.create('loop:a', record({ x: '"1"' }), 60_000)
-    await h.store.update('loop:a', { set: new Map([['x', '"2"']]), del: [] }, 0)
+    await h.store.update('loop:a', { maxBytes: 1 << 20, set: new Map([['x', '"2"']]), del: [] }, 0)
     await h.client.ping() // any echo of our own write would have arrived before this reply
     assert.equal(h.store.peek('loop:a')?.fields.get('x'), '"2"', 'still cached after our own write')
     await other.hSet('loop:a', 'd:x', '"3"')
@@ -121,6 +121,7 @@ test('redis store: replace is a compare-and-set inside the write script', async 
   try {
     await h.store.create('cas:a', record({ x: '"A"', y: '"A"' }), 60_000)
     assert.equal(await h.store.update('cas:a', {
+      maxBytes: 1 << 20,
       set: new Map([['z', '"Z"']]),
       del: [],
       replace: new Map([['x', { from: '"B"', to: '"C"' }], ['y', { from: '"A"', to: '"C"' }]]),

@@ -119,6 +119,17 @@ export function decodeEntry (ref: string, value: string): IndexEntry | undefined
   return { ref, hash: parts[0] as string, expiresAt, loginAt }
 }
 
+/**
+ * Stored size of a record in UTF-8 bytes, as `maxSessionBytes` counts it: data names and values
+ * (4 bytes each of overhead), the stored user, user agent and IP, and 160 for the rest of the
+ * meta. The UPDATE script computes exactly this in Lua (`#` is a byte length there).
+ */
+export function storedBytes (record: Pick<SessionRecord, 'fields' | 'user' | 'userAgent' | 'ip'>): number {
+  let bytes = 160 + Buffer.byteLength(record.user ?? '') + Buffer.byteLength(record.userAgent ?? '') + Buffer.byteLength(record.ip ?? '')
+  for (const [key, value] of record.fields) bytes += Buffer.byteLength(key) + Buffer.byteLength(value) + 4
+  return bytes
+}
+
 /** Approximate heap bytes of a record held in a local cache (UTF-16 strings, map overhead). */
 export function heapBytes (record: SessionRecord): number {
   let bytes = 400 + 2 * (record.ref.length + record.epoch.length + record.seal.length +

@@ -8,7 +8,7 @@
  * lazily on access and by a periodic sweep that does not keep the process alive.
  */
 import { sessionError } from '../errors.ts'
-import { applyUpdate } from './codec.ts'
+import { applyUpdate, storedBytes } from './codec.ts'
 import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 export interface MemoryStoreOptions {
@@ -27,6 +27,7 @@ export class MemoryStore implements SessionStore {
   readonly #indexes = new Map<string, Entry<Map<string, IndexEntry>>>()
   readonly #epochs = new Map<string, string>()
   readonly #counters = new Map<string, Entry<number>>()
+  readonly #rings = new Map<string, Record<string, string>>()
   readonly #maxEntries: number
   readonly #sweeper: NodeJS.Timeout
   readonly #now: () => number
@@ -96,8 +97,16 @@ export class MemoryStore implements SessionStore {
     const entry = this.#sessions.get(key)
     if (this.#live(key) === undefined || entry === undefined) return false
     const expiresAt = update.touch === undefined ? entry.expiresAt : this.#now() + ttlMs
-    this.#sessions.set(key, { value: applyUpdate(entry.value, update), expiresAt })
+    const next = applyUpdate(entry.value, update)
+    if (storedBytes(next) > update.maxBytes) throw sessionError('FST_SESSION_TOO_LARGE')
+    this.#sessions.set(key, { value: next, expiresAt })
     return true
+  }
+
+  async take (key: string): Promise<SessionRecord | undefined> {
+    const record = this.#live(key)
+    this.#sessions.delete(key)
+    return record
   }
 
   async destroy (key: string): Promise<boolean> {
@@ -169,18 +178,18 @@ export class MemoryStore implements SessionStore {
     return [...(this.#index(indexKey)?.values() ?? [])]
   }
 
-  peekEpoch (key: string): string {
-    return this.#epochs.get(key) ?? '0'
+  peekEpoch (key: string): string | undefined {
+    return this.#epochs.get(key)
   }
 
-  async getEpoch (key: string): Promise<string> {
-    return this.peekEpoch(key)
+  async getEpoch (key: string, fresh: string): Promise<string> {
+    let epoch = this.#epochs.get(key)
+    if (epoch === undefined) this.#epochs.set(key, epoch = fresh)
+    return epoch
   }
 
-  async bumpEpoch (key: string): Promise<string> {
-    const next = String(Number(this.peekEpoch(key)) + 1)
+  async bumpEpoch (key: string, next: string): Promise<void> {
     this.#epochs.set(key, next)
-    return next
   }
 
   async hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }> {
@@ -198,6 +207,12 @@ export class MemoryStore implements SessionStore {
 
   async clearHits (key: string): Promise<void> {
     this.#counters.delete(key)
+  }
+
+  async keyring (key: string, proposals: Record<string, string>): Promise<Record<string, string>> {
+    const ring = this.#rings.get(key) ?? {}
+    this.#rings.set(key, { ...proposals, ...ring })
+    return { ...this.#rings.get(key) }
   }
 
   /** Removes every expired session and index now. */

@@ -23,7 +23,8 @@
 import { BoundedCache } from '../lru.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
 import { LinkHealth } from './health.ts'
-import { ADMIT, BUMP, CREATE, DISMISS, DISMISS_ALL, HIT, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
+import { sessionError } from '../errors.ts'
+import { ADMIT, CREATE, EPOCH, KEYRING, TAKE, DISMISS, DISMISS_ALL, HIT, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
 import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 /** The subset of a node-redis client or cluster this store uses. */
@@ -49,6 +50,7 @@ interface Flight { pending: number, newest: number, staleBefore: number }
 type Members = Map<string, IndexEntry | null>
 
 const ABSENT = Symbol('absent')
+const TOO_LARGE = Symbol('too large')
 type Cached = SessionRecord | typeof ABSENT | Members | string
 
 /** A flat `[field, value, …]` script reply as an object. */
@@ -239,15 +241,18 @@ export class RedisStore implements SessionStore {
     return decodeRecord(await this.#conn.hGetAll(key))
   }
 
-  /** Runs a session write script whose reply is the hash after the write (or 0 if the key is gone). */
-  async #write (script: Script, key: string, args: string[]): Promise<SessionRecord | undefined> {
+  /** Runs a session write script whose reply is the hash after the write (0 if the key is gone, -1 if too large). */
+  async #write (script: Script, key: string, args: string[]): Promise<SessionRecord | undefined | typeof TOO_LARGE> {
     // A read sent before this write must not be joined by requests that start after it.
     this.#reads.delete(key)
     try {
       return await this.#snapshot(key, true, async () => {
         const reply = await script.run(this.#command, key, args)
+        if (Number(reply) === -1) return TOO_LARGE
         return Array.isArray(reply) ? decodeRecord(pairs(reply)) : undefined
-      }, (record) => { this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record)) })
+      }, (record) => {
+        if (record !== TOO_LARGE) this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record))
+      })
     } catch (err) {
       this.#drop(key) // the write may or may not have happened
       throw err
@@ -261,7 +266,17 @@ export class RedisStore implements SessionStore {
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {
     const { set, cas, del } = encodeUpdate(update)
     const ttl = update.touch === undefined ? '0' : String(ttlMs)
-    return (await this.#write(UPDATE, key, [ttl, String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del])) !== undefined
+    const written = await this.#write(UPDATE, key, [ttl, String(update.maxBytes), String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del])
+    if (written === TOO_LARGE) throw sessionError('FST_SESSION_TOO_LARGE')
+    return written !== undefined
+  }
+
+  async take (key: string): Promise<SessionRecord | undefined> {
+    try {
+      return decodeRecord(pairs(await TAKE.run(this.#command, key, []) as unknown[]))
+    } finally {
+      this.#drop(key)
+    }
   }
 
   async destroy (key: string): Promise<boolean> {
@@ -327,15 +342,14 @@ export class RedisStore implements SessionStore {
     return this.#cache.get(key) as string | undefined
   }
 
-  getEpoch (key: string): Promise<string> {
-    return this.#snapshot(key, false, async () => {
-      const value = await this.#command(key, ['GET', key])
-      return typeof value === 'string' ? value : '0'
-    }, (epoch) => { this.#cache?.set(key, epoch, 64) })
+  getEpoch (key: string, fresh: string): Promise<string> {
+    return this.#snapshot(key, false, async () => String(await EPOCH.run(this.#command, key, [fresh])), (epoch) => {
+      this.#cache?.set(key, epoch, 64)
+    })
   }
 
-  async bumpEpoch (key: string): Promise<string> {
-    return String(await this.#own(key, () => BUMP.run(this.#command, key, [])))
+  async bumpEpoch (key: string, next: string): Promise<void> {
+    await this.#own(key, () => this.#command(key, ['SET', key, next]))
   }
 
   async hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }> {
@@ -349,6 +363,10 @@ export class RedisStore implements SessionStore {
 
   async clearHits (key: string): Promise<void> {
     await this.#command(key, ['DEL', key])
+  }
+
+  async keyring (key: string, proposals: Record<string, string>): Promise<Record<string, string>> {
+    return pairs(await KEYRING.run(this.#command, key, Object.entries(proposals).flat()) as unknown[])
   }
 
   suspect (): void {

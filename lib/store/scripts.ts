@@ -4,7 +4,12 @@
  *
  *   CREATE       a session exists with every field and its TTL, or not at all.
  *   UPDATE       writes land only on a session that still exists: a logout or revoke that
- *                deleted it is never undone by a late write; re-encryption is compare-and-set.
+ *                deleted it is never undone by a late write; re-encryption is compare-and-set;
+ *                the session's size after the write is checked in the same step, so parallel
+ *                writes cannot add up past `maxSessionBytes`.
+ *   TAKE         deletes a session and returns what it held at that moment: a move (login,
+ *                regenerate) carries every write that landed before it, and every later write
+ *                to the old id fails loudly.
  *   ADMIT        a lineage enters a user's index only if it still points where the caller saw
  *                it (`expect`): a regenerate racing a revocation cannot re-admit the revoked
  *                lineage. Pruning and the `maxSessionsPerUser` cap happen in the same step, so
@@ -12,7 +17,9 @@
  *   DISMISS      removes a lineage only while it points at the given session, so ending an
  *                old id never removes the lineage a newer id holds.
  *   DISMISS_ALL  removes every lineage (but one) in one step: revokeUser / revokeOthers.
- *   BUMP         moves the global epoch on, whatever a writer left in the key.
+ *   EPOCH        reads the global epoch, creating a random one when missing (never a default that
+ *                an old session could match). `revokeAll` replaces it by a new random token, so no
+ *                arithmetic on what a writer left in the key can bring an old epoch back.
  */
 import { createHash } from 'node:crypto'
 
@@ -42,21 +49,59 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return redis.call('HGETALL', KEYS[1])`)
 
-// ARGV: ttl (0: keep the TTL), n, c, n field/value pairs, c field/expected/new triples, then
-// fields to delete. Returns the updated hash, or 0 when the key is gone.
+// ARGV: ttl (0: keep the TTL), max bytes, n, c, n field/value pairs, c field/expected/new
+// triples, then fields to delete. Returns the updated hash, 0 when the key is gone, or -1 (and
+// nothing written) when the session would exceed max bytes (the size storedBytes() computes).
 export const UPDATE = new Script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local n = tonumber(ARGV[2])
-local c = tonumber(ARGV[3])
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + 2 * n)) end
-local i = 4 + 2 * n
+local n = tonumber(ARGV[3])
+local c = tonumber(ARGV[4])
+local before = {}
+local touched = {}
+local function touch (f)
+  if before[f] == nil then
+    before[f] = redis.call('HGET', KEYS[1], f) or false
+    touched[#touched + 1] = f
+  end
+end
+for j = 5, 4 + 2 * n, 2 do touch(ARGV[j]) end
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + 2 * n)) end
+local i = 5 + 2 * n
 for _ = 1, c do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    touch(ARGV[i])
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  end
   i = i + 3
 end
+for j = i, #ARGV do touch(ARGV[j]) end
 if #ARGV >= i then redis.call('HDEL', KEYS[1], unpack(ARGV, i)) end
+local all = redis.call('HGETALL', KEYS[1])
+local size = 160
+for j = 1, #all, 2 do
+  local f = all[j]
+  if string.sub(f, 1, 2) == 'd:' then size = size + #f - 2 + #all[j + 1] + 4
+  elseif f == 'm:u' or f == 'm:ua' or f == 'm:ip' then size = size + #all[j + 1] end
+end
+if size > tonumber(ARGV[2]) then
+  for _, f in ipairs(touched) do
+    if before[f] then redis.call('HSET', KEYS[1], f, before[f]) else redis.call('HDEL', KEYS[1], f) end
+  end
+  return -1
+end
 if ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return all`)
+
+// ARGV: field, value, … Sets each absent field; returns the whole hash.
+export const KEYRING = new Script(`
+for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return redis.call('HGETALL', KEYS[1])`)
+
+// Deletes the session and returns it as it was: the last read of a move, atomic with the delete.
+export const TAKE = new Script(`
+local all = redis.call('HGETALL', KEYS[1])
+if #all > 0 then redis.call('DEL', KEYS[1]) end
+return all`)
 
 // Index entries are '<hash> <expiresAt> <loginAt>'.
 // ARGV: ref, entry, expected hash ('' = none), now, max, ttl.
@@ -132,9 +177,10 @@ export const UNHIT = new Script(`
 if (tonumber(redis.call('GET', KEYS[1])) or 0) > 0 then redis.call('DECR', KEYS[1]) end
 return 1`)
 
-// Returns the new epoch. A value a writer made non-numeric is replaced, never an error: the
-// breach response must work on a tampered store.
-export const BUMP = new Script(`
-local v = (tonumber(redis.call('GET', KEYS[1])) or 0) + 1
-redis.call('SET', KEYS[1], string.format('%d', v))
-return string.format('%d', v)`)
+// ARGV: a fresh random token. Returns the epoch, setting it to the token when the key is missing
+// (first start, or deleted by a store writer: every existing session then fails closed).
+export const EPOCH = new Script(`
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]`)

@@ -49,6 +49,12 @@ export interface RecordUpdate {
    * under a newer key must never overwrite a value another request wrote meanwhile).
    */
   readonly replace?: ReadonlyMap<string, { readonly from: string, readonly to: string }>
+  /**
+   * The most stored bytes (`storedBytes` in store/codec.ts) the session may have after this
+   * update; over it, nothing is written and the store throws `FST_SESSION_TOO_LARGE`. Checked
+   * atomically, so parallel writes cannot add up past it.
+   */
+  readonly maxBytes: number
   /** When the session slides: the new idle deadline, the seal that covers it, and re-encrypted meta values. */
   readonly touch?: {
     readonly idleExpiry: number
@@ -109,6 +115,8 @@ export interface SessionStore {
   update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean>
   /** Deletes a record; `true` if it existed. */
   destroy (key: string): Promise<boolean>
+  /** Deletes a record and returns it as it was at that moment, atomically (a move's last read). */
+  take (key: string): Promise<SessionRecord | undefined>
 
   /** The lineage's entry if held locally and current; `null`: known absent; `undefined`: ask. */
   peekMember (indexKey: string, ref: string): IndexEntry | null | undefined
@@ -127,9 +135,13 @@ export interface SessionStore {
 
   /** The current global epoch if held locally; `undefined`: ask `getEpoch`. */
   peekEpoch (key: string): string | undefined
-  getEpoch (key: string): Promise<string>
-  /** Moves the epoch on: every record issued under an older one is no session. */
-  bumpEpoch (key: string): Promise<string>
+  /**
+   * The current global epoch, read from the backend. When the key is missing (first start, or
+   * deleted by a store writer) it is set to `fresh` atomically: a missing epoch fails closed.
+   */
+  getEpoch (key: string, fresh: string): Promise<string>
+  /** Replaces the epoch by `next` (a new random token): every record issued under another one is no session. */
+  bumpEpoch (key: string, next: string): Promise<void>
 
   /**
    * Adds one to a counter (login throttling); a new counter expires `windowMs` after its first
@@ -140,6 +152,12 @@ export interface SessionStore {
   unhit (key: string): Promise<void>
   /** Deletes a counter. */
   clearHits (key: string): Promise<void>
+
+  /**
+   * The naming key ring (crypto/naming.ts): sets each proposed field that is absent (never
+   * overwrites), then returns every field.
+   */
+  keyring (key: string, proposals: Record<string, string>): Promise<Record<string, string>>
 
   /**
    * A store call took longer than `storeTimeout`: stop serving anything held locally until a
