@@ -81,7 +81,8 @@ export interface EncryptionOptions {
 
 export interface CookieOptions {
   name?: string
-  sameSite?: 'lax' | 'strict' | 'none'
+  /** Any case ('Lax' = 'lax'). */
+  sameSite?: 'lax' | 'strict' | 'none' | 'Lax' | 'Strict' | 'None'
   secure?: boolean
   domain?: string
   path?: string
@@ -89,7 +90,13 @@ export interface CookieOptions {
 }
 
 export type RedisConnection = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any>
-export type RedisConnectOptions = Omit<RedisClientOptions, 'RESP' | 'clientSideCache'>
+export type RedisConnectOptions = Omit<RedisClientOptions, 'RESP' | 'clientSideCache'> & {
+  /**
+   * With `NODE_ENV=production`, a plaintext connection to a host that is not loopback fails
+   * register (FST_SESSION_INSECURE_TRANSPORT); `true` allows it (e.g. a trusted private network).
+   */
+  allowPlaintext?: boolean
+}
 
 export interface HardenedSessionOptions {
   /** Cookie-signing keys, newest first; `[0]` signs, every entry verifies. Each ≥ 32 bytes. */
