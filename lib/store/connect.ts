@@ -57,7 +57,7 @@ export async function openRedisStore (
   log: FastifyBaseLogger,
   onStatus: Status,
   pluginTimeout?: number
-): Promise<{ store: RedisStore, close: () => Promise<void> }> {
+): Promise<{ store: RedisStore, close: () => Promise<void>, client: RedisConnection }> {
   if (typeof redis !== 'object' || redis === null) throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
   const budget = budgetOf(config.connectTimeout, pluginTimeout)
   if (isConnection(redis)) {
@@ -75,7 +75,7 @@ export async function openRedisStore (
         throw failed(err, target, budget, config.connectTimeout, log)
       }
     }
-    return { store, close: () => store.close() }
+    return { store, close: () => store.close(), client: redis }
   }
 
   const { allowPlaintext, ...options } = redis
@@ -125,6 +125,7 @@ export async function openRedisStore (
   }
   return {
     store,
+    client: client as unknown as RedisConnection,
     close: async () => {
       if (client.isOpen) await client.close()
       await store.close()
