@@ -7,7 +7,7 @@
  * }
  * ```
  */
-import type { RedisClientType, RedisClusterType, RedisClientOptions } from 'redis'
+import type { RedisClientType, RedisClusterType, RedisClientOptions, RedisSentinelType } from 'redis'
 import type { SessionErrorCode } from './errors.ts'
 import type { SessionStore } from './store/types.ts'
 
@@ -89,7 +89,7 @@ export interface CookieOptions {
   partitioned?: boolean
 }
 
-export type RedisConnection = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any>
+export type RedisConnection = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any> | RedisSentinelType<any, any, any, any, any>
 export type RedisConnectOptions = Omit<RedisClientOptions, 'RESP' | 'clientSideCache'> & {
   /**
    * With `NODE_ENV=production`, a plaintext connection to a host that is not loopback fails

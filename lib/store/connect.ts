@@ -1,7 +1,7 @@
 /**
  * Opens the Redis store from the `redis` option: either connection options (the plugin makes
- * and owns a RESP3 client with client-side caching) or a client/cluster the application made
- * (used as given, connected if needed, never closed by the plugin).
+ * and owns a RESP3 client with client-side caching) or a client, cluster or Sentinel client the
+ * application made (used as given, connected if needed, never closed by the plugin).
  *
  * `register` never hangs and never fails in silence. Until the first `ready`, an error retrying
  * cannot fix (credentials, permissions, TLS) ends the attempt at once; anything else (refused,
@@ -16,6 +16,7 @@ import type { Config } from '../options.ts'
 import type { RedisConnectOptions, RedisConnection } from '../types.ts'
 import { checkTransport, classify, describeError, FAILURE_PHRASE, targetOf, whereOf, type RedisTarget } from './connect-errors.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'
+import { isSentinel, sentinelConnection } from './sentinel.ts'
 import { TrackingOnlyCache } from './tracking.ts'
 
 type Status = (up: boolean, err?: unknown) => void
@@ -63,8 +64,10 @@ export async function openRedisStore (
   if (isConnection(redis)) {
     const conn = redis as any
     const target = safeTarget(conn.options)
-    const store = new RedisStore(conn, storeOptions(config, onStatus))
-    if (!store.caching) log.warn('session redis client has no clientSideCache: every authenticated request will read from Redis')
+    const sentinel = isSentinel(conn)
+    const store = new RedisStore(sentinel ? sentinelConnection(conn) : conn, storeOptions(config, onStatus))
+    if (sentinel) log.info('session store on a Redis Sentinel client: no local cache, every authenticated request reads the master (docs/redis-hardening.md#7-sentinel)')
+    else if (!store.caching) log.warn('session redis client has no clientSideCache: every authenticated request will read from Redis')
     // A client already open (even if still connecting) is the application's: register goes on,
     // and requests get 503 until it is ready.
     if (conn.isOpen !== true) {
