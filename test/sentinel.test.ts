@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createSentinel } from 'redis'
@@ -61,9 +61,14 @@ function sentinelClient (): object {
 
 const options = (): Partial<HardenedSessionOptions> => ({ redis: sentinelClient() as never, storeTimeout: 500 })
 
+let dataDir: string
 before(async () => {
-  master = await startRedis()
-  replica = await startRedis(['--replicaof', '127.0.0.1', String(master.port)])
+  // A replica writes the RDB it receives to its working directory, and a server started later
+  // in the same directory would load it: each server gets a temp dir of its own.
+  dataDir = await mkdtemp(join(tmpdir(), 'sentinel-data-'))
+  await Promise.all([mkdir(join(dataDir, 'master')), mkdir(join(dataDir, 'replica'))])
+  master = await startRedis(['--dir', join(dataDir, 'master')])
+  replica = await startRedis(['--dir', join(dataDir, 'replica'), '--replicaof', '127.0.0.1', String(master.port)])
   sentinel = await startSentinel(master.port)
 })
 after(async () => {
@@ -71,6 +76,7 @@ after(async () => {
   await sentinel?.stop()
   await replica?.stop()
   await master?.stop()
+  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true })
 })
 
 behaviourSuite('redis store on a Sentinel client', {
@@ -110,7 +116,7 @@ describe('sentinel: reads and failover', () => {
       const cookie = await login(a, 'u-failover', { theme: 'dark' })
       assert.equal((await b.inject({ url: '/me', headers: { cookie } })).json().theme, 'dark')
       // The replica must have the session before it is promoted (replication is asynchronous).
-      assert.match(await master.command('WAIT', '1', '2000'), /^:1/)
+      assert.match(await rawCommand(master.port, ['WAIT', '1', '5000'], 8000), /^:1/)
       await eventually(async () => (await rawCommand(sentinel.port, ['SENTINEL', 'REPLICAS', 'mymaster'])).includes(String(replica.port)), 15_000, 'the sentinel knows the replica')
       assert.match(await rawCommand(sentinel.port, ['SENTINEL', 'FAILOVER', 'mymaster']), /^\+OK/)
       await eventually(async () => /role:master/.test(await replica.command('INFO', 'replication')), 10_000, 'the replica is promoted')
