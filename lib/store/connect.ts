@@ -49,7 +49,8 @@ function backoff (retries: number): number {
  */
 function budgetOf (connectTimeout: number, pluginTimeout: number | undefined): number {
   if (pluginTimeout === undefined || pluginTimeout <= 0) return connectTimeout
-  return Math.max(1, Math.min(connectTimeout, pluginTimeout - Math.min(500, Math.ceil(pluginTimeout / 10))))
+  // The margin covers what runs before the connect starts and a busy event loop (a loaded CI).
+  return Math.max(1, Math.min(connectTimeout, pluginTimeout - Math.min(1000, Math.ceil(pluginTimeout / 4))))
 }
 
 export async function openRedisStore (
