@@ -10,9 +10,10 @@
 export const errorTable = {
   // --- register-time misconfiguration -------------------------------------------------------
   FST_SESSION_INVALID_OPTION: { statusCode: 500, message: 'Invalid fastify-hardened-session option' },
-  FST_SESSION_SECRET_INVALID: { statusCode: 500, message: 'Each session secret must be at least 32 bytes' },
+  FST_SESSION_SECRET_INVALID: { statusCode: 500, message: 'Invalid session secret' },
   FST_SESSION_COOKIE_OPTION: { statusCode: 500, message: 'Invalid session cookie option' },
-  FST_SESSION_STORE_OPTION: { statusCode: 500, message: 'Exactly one of `redis` or `store` must be given' },
+  FST_SESSION_STORE_OPTION: { statusCode: 500, message: 'Invalid session store option' },
+  FST_SESSION_INSECURE_TRANSPORT: { statusCode: 500, message: 'Refusing a plaintext Redis connection across the network in production' },
   FST_SESSION_ENCRYPTION_OPTION: { statusCode: 500, message: 'Invalid session encryption option' },
   FST_SESSION_KEYRING_INVALID: { statusCode: 500, message: 'The naming key ring in the store cannot be opened with the configured secrets (it was altered); delete <keyPrefix>keyring to start afresh: every user logs in again' },
   FST_SESSION_INVALID_ARGUMENT: { statusCode: 500, message: 'Invalid argument to a session method' },

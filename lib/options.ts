@@ -138,12 +138,16 @@ export function boolean (value: unknown, path: string, fallback: boolean, code: 
   return value
 }
 
+const GEN_SECRET = '(generate one with `npx fastify-hardened-session gen-secret`)'
+
 function secretsOf (secrets: unknown): Buffer[] {
-  if (!Array.isArray(secrets) || secrets.length === 0) fail('FST_SESSION_SECRET_INVALID', 'secrets must be a non-empty array')
+  if (!Array.isArray(secrets) || secrets.length === 0) fail('FST_SESSION_SECRET_INVALID', `secrets must be a non-empty array ${GEN_SECRET}`)
   return secrets.map((secret: unknown, i) => {
+    // The usual cause: `secrets: [process.env.SESSION_SECRET]` with the variable unset.
+    if (secret === undefined || secret === null || secret === '') fail('FST_SESSION_SECRET_INVALID', `secrets[${i}] is missing: set SESSION_SECRET ${GEN_SECRET}`)
     const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.isBuffer(secret) ? Buffer.from(secret) : undefined
     // NIST SP 800-107 / RFC 2104 §3: an HMAC key should be at least as long as the hash output.
-    if (bytes === undefined || bytes.length < 32) fail('FST_SESSION_SECRET_INVALID', `secrets[${i}]`)
+    if (bytes === undefined || bytes.length < 32) fail('FST_SESSION_SECRET_INVALID', `secrets[${i}] must be a string or Buffer of at least 32 bytes ${GEN_SECRET}`)
     return bytes
   })
 }
@@ -152,16 +156,19 @@ function cookieOf (value: CookieOptions | undefined): CookieConfig {
   const code = 'FST_SESSION_COOKIE_OPTION'
   const cookie = objectOption(value, 'cookie', ['name', 'sameSite', 'secure', 'domain', 'path', 'partitioned'], code)
   const name = cookie['name'] ?? '__Host-sid'
-  const sameSite = cookie['sameSite'] ?? 'lax'
+  const sameSite = typeof cookie['sameSite'] === 'string' ? cookie['sameSite'].toLowerCase() : cookie['sameSite'] ?? 'lax'
   const secure = boolean(cookie['secure'], 'cookie.secure', true, code)
   const partitioned = boolean(cookie['partitioned'], 'cookie.partitioned', false, code)
   const domain = cookie['domain']
   const path = cookie['path'] ?? '/'
   if (typeof name !== 'string' || !COOKIE_NAME.test(name)) fail(code, 'cookie.name must be an RFC 6265 token')
-  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') fail(code, "cookie.sameSite must be 'lax', 'strict' or 'none'")
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') fail(code, "cookie.sameSite must be 'lax', 'strict' or 'none' (any case)")
   if (domain !== undefined && (typeof domain !== 'string' || !COOKIE_ATTR.test(domain))) fail(code, 'cookie.domain')
   if (typeof path !== 'string' || !path.startsWith('/') || !COOKIE_ATTR.test(path)) fail(code, 'cookie.path must start with /')
   // RFC 6265bis §4.1.3: __Host- cookies must be Secure, Path=/ and carry no Domain.
+  if ((name.startsWith('__Host-') || name.startsWith('__Secure-')) && !secure) {
+    fail(code, `a ${name.startsWith('__Host-') ? '__Host-' : '__Secure-'} cookie is always Secure: to use secure: false (plain-HTTP development), rename the cookie, e.g. cookie: { name: 'sid', secure: false }`)
+  }
   if (name.startsWith('__Host-') && (domain !== undefined || path !== '/' || !secure)) {
     fail(code, 'a __Host- cookie needs secure: true, path "/" and no domain')
   }
@@ -223,12 +230,19 @@ const TOP_LEVEL = [
   'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf',
 ] as const
 
-export function normaliseOptions (options: HardenedSessionOptions): Config {
+/** A timeout below one second is legal but usually meant in seconds: say that it is milliseconds. */
+function subSecond (value: number, path: string, warn: (message: string) => void): number {
+  if (value > 0 && value < SECOND) warn(`${path} is ${value} ms: timeouts are in milliseconds (${value} s would be ${value * SECOND})`)
+  return value
+}
+
+/** `warn` receives advice about legal but suspicious values (the plugin passes its logger). */
+export function normaliseOptions (options: HardenedSessionOptions, warn: (message: string) => void = () => {}): Config {
   if (!isPlainObject(options)) fail('FST_SESSION_INVALID_OPTION', 'options must be an object')
   onlyKnown(options, '', TOP_LEVEL)
   const hasRedis = options.redis !== undefined
   const hasStore = options.store !== undefined
-  if (hasRedis === hasStore) fail('FST_SESSION_STORE_OPTION', hasRedis ? 'both given' : 'neither given')
+  if (hasRedis === hasStore) fail('FST_SESSION_STORE_OPTION', `give exactly one of redis and store (${hasRedis ? 'both given' : 'neither given'})`)
   const secrets = secretsOf(options.secrets)
   const keyPrefix = options.keyPrefix ?? 'sess:'
   if (typeof keyPrefix !== 'string' || keyPrefix.length > 64 || /[\s{}]/.test(keyPrefix)) {
@@ -254,8 +268,8 @@ export function normaliseOptions (options: HardenedSessionOptions): Config {
     touchInterval,
     cookie: cookieOf(options.cookie),
     maxSessionBytes: integer(options.maxSessionBytes, 'maxSessionBytes', 64 * 1024, 256),
-    storeTimeout: ms(options.storeTimeout, 'storeTimeout', SECOND, 1),
-    connectTimeout: ms(options.connectTimeout, 'connectTimeout', 10 * SECOND, 1),
+    storeTimeout: subSecond(ms(options.storeTimeout, 'storeTimeout', SECOND, 1), 'storeTimeout', warn),
+    connectTimeout: subSecond(ms(options.connectTimeout, 'connectTimeout', 10 * SECOND, 1), 'connectTimeout', warn),
     maxSessionsPerUser: integer(options.maxSessionsPerUser, 'maxSessionsPerUser', Number.MAX_SAFE_INTEGER, 1),
     cacheSize,
     cacheBytes: integer(options.cacheBytes, 'cacheBytes', 64 * 1024 * 1024, 64 * 1024),

@@ -38,7 +38,7 @@ import type { HardenedSessionOptions } from './types.ts'
 export type { SessionDecorator } from './admin.ts'
 
 async function hardenedSession (fastify: FastifyInstance, options: HardenedSessionOptions): Promise<void> {
-  const config = normaliseOptions(options)
+  const config = normaliseOptions(options, (message) => fastify.log.warn(message))
   const cipher = options.encryption === undefined ? undefined : createFieldCipher(options.encryption)
   const passwords = createPasswords(options.password, { log: fastify.log })
   const events = new Events(config.onEvent, fastify.log)
@@ -55,7 +55,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     const opened = await openRedisStore(options.redis as NonNullable<typeof options.redis>, config, fastify.log, (up, err) => {
       if (up) guard.up()
       else guard.down(err)
-    })
+    }, fastify.initialConfig.pluginTimeout)
     store = opened.store
     closeStore = opened.close
   }

@@ -7,7 +7,7 @@
  * }
  * ```
  */
-import type { RedisClientType, RedisClusterType, RedisClientOptions } from 'redis'
+import type { RedisClientType, RedisClusterType, RedisClientOptions, RedisSentinelType } from 'redis'
 import type { SessionErrorCode } from './errors.ts'
 import type { SessionStore } from './store/types.ts'
 
@@ -82,15 +82,22 @@ export interface EncryptionOptions {
 
 export interface CookieOptions {
   name?: string
-  sameSite?: 'lax' | 'strict' | 'none'
+  /** Any case ('Lax' = 'lax'). */
+  sameSite?: 'lax' | 'strict' | 'none' | 'Lax' | 'Strict' | 'None'
   secure?: boolean
   domain?: string
   path?: string
   partitioned?: boolean
 }
 
-export type RedisConnection = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any>
-export type RedisConnectOptions = Omit<RedisClientOptions, 'RESP' | 'clientSideCache'>
+export type RedisConnection = RedisClientType<any, any, any, any, any> | RedisClusterType<any, any, any, any, any> | RedisSentinelType<any, any, any, any, any>
+export type RedisConnectOptions = Omit<RedisClientOptions, 'RESP' | 'clientSideCache'> & {
+  /**
+   * With `NODE_ENV=production`, a plaintext connection to a host that is not loopback fails
+   * register (FST_SESSION_INSECURE_TRANSPORT); `true` allows it (e.g. a trusted private network).
+   */
+  allowPlaintext?: boolean
+}
 
 export interface HardenedSessionOptions {
   /** Cookie-signing keys, newest first; `[0]` signs, every entry verifies. Each ≥ 32 bytes. */

@@ -51,13 +51,17 @@ export function unwrap (wrapped: string, secret: Buffer): Buffer | undefined {
 /** Adds the given fields where absent (HSETNX) and returns the whole ring. */
 export type KeyringOp = (proposals: Record<string, string>) => Promise<Record<string, string>>
 
-/** The deployment's naming key, made on first start and wrapped under every configured secret. */
-export async function establishNamingKey (ring: KeyringOp, secrets: readonly Buffer[]): Promise<Buffer> {
+/**
+ * The deployment's naming key, made on first start and wrapped under every configured secret.
+ * With `create: false` (operations tools), a ring the secrets cannot open is an error instead.
+ */
+export async function establishNamingKey (ring: KeyringOp, secrets: readonly Buffer[], create = true): Promise<Buffer> {
   const prints = secrets.map(fingerprint)
   let fields = await ring({})
   for (let attempt = 0; attempt < 3; attempt++) {
     const at = prints.findIndex((p) => fields[p] !== undefined)
     if (at === -1) {
+      if (!create) break
       // No configured secret opens the ring (first start, all secrets replaced, or deleted): a
       // new key, unless another instance proposes one first (HSETNX), in which case that one.
       fields = await ring({ [prints[0] as string]: wrap(randomBytes(32), secrets[0] as Buffer) })

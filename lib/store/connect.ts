@@ -1,17 +1,27 @@
 /**
  * Opens the Redis store from the `redis` option: either connection options (the plugin makes
- * and owns a RESP3 client with client-side caching) or a client/cluster the application made
- * (used as given, connected if needed, never closed by the plugin).
+ * and owns a RESP3 client with client-side caching) or a client, cluster or Sentinel client the
+ * application made (used as given, connected if needed, never closed by the plugin).
+ *
+ * `register` never hangs and never fails in silence. Until the first `ready`, an error retrying
+ * cannot fix (credentials, permissions, TLS) ends the attempt at once; anything else (refused,
+ * unknown host, a server still loading) is retried until `connectTimeout`. Either way `register`
+ * fails with FST_SESSION_STORE_UNAVAILABLE whose `cause` is the real error, logged once without
+ * credentials. After the first `ready` the plugin's own client reconnects by itself forever.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { createClient } from 'redis'
 import { sessionError } from '../errors.ts'
 import type { Config } from '../options.ts'
 import type { RedisConnectOptions, RedisConnection } from '../types.ts'
+import { checkTransport, classify, describeError, FAILURE_PHRASE, targetOf, whereOf, type RedisTarget } from './connect-errors.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'
+import { isSentinel, sentinelConnection } from './sentinel.ts'
 import { TrackingOnlyCache } from './tracking.ts'
 
-function storeOptions (config: Config, onStatus: (up: boolean, err?: unknown) => void): RedisStoreOptions {
+type Status = (up: boolean, err?: unknown) => void
+
+function storeOptions (config: Config, onStatus: Status): RedisStoreOptions {
   return {
     cacheSize: config.cacheSize,
     cacheBytes: config.cacheBytes,
@@ -27,47 +37,99 @@ function isConnection (value: object): value is RedisConnection {
     typeof (value as { sendCommand?: unknown }).sendCommand === 'function'
 }
 
+/** Backoff of the plugin's own client after it was ready once: quick, capped at 1 s, forever. */
+function backoff (retries: number): number {
+  return Math.min(50 * 2 ** retries, 1000)
+}
+
+/**
+ * How long `register` may wait: `connectTimeout`, but always short of Fastify's `pluginTimeout`
+ * (10 s by default, like `connectTimeout`), so that the error that ends `register` is this one,
+ * with its cause, and not Fastify's anonymous plugin timeout.
+ */
+function budgetOf (connectTimeout: number, pluginTimeout: number | undefined): number {
+  if (pluginTimeout === undefined || pluginTimeout <= 0) return connectTimeout
+  // The margin covers what runs before the connect starts and a busy event loop (a loaded CI).
+  return Math.max(1, Math.min(connectTimeout, pluginTimeout - Math.min(1000, Math.ceil(pluginTimeout / 4))))
+}
+
 export async function openRedisStore (
   redis: RedisConnectOptions | RedisConnection,
   config: Config,
   log: FastifyBaseLogger,
-  onStatus: (up: boolean, err?: unknown) => void
-): Promise<{ store: RedisStore, close: () => Promise<void> }> {
+  onStatus: Status,
+  pluginTimeout?: number
+): Promise<{ store: RedisStore, close: () => Promise<void>, client: RedisConnection }> {
   if (typeof redis !== 'object' || redis === null) throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
+  const budget = budgetOf(config.connectTimeout, pluginTimeout)
   if (isConnection(redis)) {
     const conn = redis as any
-    const store = new RedisStore(conn, storeOptions(config, onStatus))
-    if (!store.caching) log.warn('session redis client has no clientSideCache: every authenticated request will read from Redis')
-    if (conn.isOpen !== true) await conn.connect()
-    return { store, close: () => store.close() }
+    const target = safeTarget(conn.options)
+    const sentinel = isSentinel(conn)
+    const store = new RedisStore(sentinel ? sentinelConnection(conn) : conn, storeOptions(config, onStatus))
+    if (sentinel) log.info('session store on a Redis Sentinel client: no local cache, every authenticated request reads the master (docs/redis-hardening.md#7-sentinel)')
+    else if (!store.caching) log.warn('session redis client has no clientSideCache: every authenticated request will read from Redis')
+    // A client already open (even if still connecting) is the application's: register goes on,
+    // and requests get 503 until it is ready.
+    if (conn.isOpen !== true) {
+      try {
+        await startWithin(conn, budget, target, log, () => {})
+      } catch (err) {
+        await store.close()
+        throw failed(err, target, budget, config.connectTimeout, log)
+      }
+    }
+    return { store, close: () => store.close(), client: redis }
   }
-  const client = createClient({
-    ...redis,
-    RESP: 3,
-    clientSideCache: new TrackingOnlyCache(),
-    // Fail fast while disconnected instead of queueing writes that would land after a 503.
-    disableOfflineQueue: true,
-    // No per-command AbortSignal: `storeTimeout` is enforced by one timer per store call.
-    commandOptions: { ...redis.commandOptions, timeout: 0 },
-    maintNotifications: 'disabled',
-    socket: {
-      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000),
-      ...redis.socket,
-    },
-  } as Parameters<typeof createClient>[0])
-  const store = new RedisStore(client as any, storeOptions(config, onStatus))
+
+  const { allowPlaintext, ...options } = redis
+  if (allowPlaintext !== undefined && typeof allowPlaintext !== 'boolean') throw sessionError('FST_SESSION_STORE_OPTION', 'redis.allowPlaintext must be a boolean')
+  const target = targetOf(options)
+  checkTransport(target, allowPlaintext === true)
+  const user = options.socket?.reconnectStrategy
+  let started = false
+  let client: ReturnType<typeof createClient>
+  try {
+    client = createClient({
+      ...options,
+      RESP: 3,
+      clientSideCache: new TrackingOnlyCache(),
+      // Fail fast while disconnected instead of queueing writes that would land after a 503.
+      disableOfflineQueue: true,
+      // No per-command AbortSignal: `storeTimeout` is enforced by one timer per store call.
+      commandOptions: { ...options.commandOptions, timeout: 0 },
+      maintNotifications: 'disabled',
+      socket: {
+        // At least one real error (not just "timed out") before register gives up.
+        connectTimeout: Math.max(100, Math.min(5000, Math.floor(budget / 2))),
+        ...options.socket,
+        reconnectStrategy: (retries: number, cause: Error) => {
+          // Until the first `ready`, errors that retrying cannot fix end `connect()` at once.
+          if (!started && classify(cause) !== 'retry') return cause
+          if (user === undefined) return backoff(retries)
+          return typeof user === 'function' ? user(retries, cause) : user
+        },
+      },
+    } as Parameters<typeof createClient>[0])
+  } catch {
+    // node-redis's own message may quote the URL, password included.
+    throw sessionError('FST_SESSION_STORE_OPTION', 'node-redis refused the redis options')
+  }
+  // Start-up errors are reported by `register` itself, not as an outage of a running app.
+  const store = new RedisStore(client as any, storeOptions(config, (up, err) => { if (started) onStatus(up, err) }))
   // The store reports errors; this listener only guarantees one exists until the client is
   // gone, so an error while closing can never become an uncaught exception.
   client.on('error', () => {})
   try {
-    await connectWithin(client, config.connectTimeout)
+    await startWithin(client, budget, target, log, () => { started = true })
   } catch (err) {
     await store.close()
     client.destroy()
-    throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'could not connect to Redis at register time', err)
+    throw failed(err, target, budget, config.connectTimeout, log)
   }
   return {
     store,
+    client: client as unknown as RedisConnection,
     close: async () => {
       if (client.isOpen) await client.close()
       await store.close()
@@ -75,14 +137,68 @@ export async function openRedisStore (
   }
 }
 
-async function connectWithin (client: { connect (): Promise<unknown> }, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
+/** The target of a client the application made, when its options tell (for log lines only). */
+function safeTarget (options: unknown): RedisTarget {
   try {
-    await Promise.race([
-      client.connect(),
-      new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('connect timed out')), ms) }),
-    ])
-  } finally {
-    clearTimeout(timer)
+    const o = (typeof options === 'object' && options !== null ? options : {}) as { url?: unknown, socket?: unknown, rootNodes?: unknown }
+    // A cluster: its first root node.
+    return targetOf(Array.isArray(o.rootNodes) && typeof o.rootNodes[0] === 'object' ? o.rootNodes[0] as { url?: unknown, socket?: unknown } : o)
+  } catch {
+    return { host: 'unknown host', port: 0, tls: false, path: undefined }
   }
+}
+
+/** Why the start failed: the error that ended it (final), or else the first error seen. */
+class StartFailure {
+  constructor (readonly cause: unknown, readonly timedOut: boolean) {}
+}
+
+/**
+ * Connects `client` within `ms`. Rejects with a StartFailure at the first error that retrying
+ * cannot fix, or when `ms` pass (carrying the first error seen). The application's own client is
+ * watched the same way, through its `error` events: its own reconnect strategy may retry forever.
+ */
+function startWithin (client: any, ms: number, target: RedisTarget, log: FastifyBaseLogger, onReady: () => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let first: unknown
+    const finish = (failure?: StartFailure): void => {
+      clearTimeout(timer)
+      client.off('error', onError)
+      if (failure === undefined) resolve()
+      else reject(failure)
+    }
+    const onError = (err: unknown): void => {
+      const retry = classify(err) === 'retry'
+      if (first === undefined && retry) {
+        log.warn({ store: { at: whereOf(target), tls: target.tls, error: describeError(err, target) } },
+          `session store: connecting to Redis failed; retrying for up to ${ms} ms`)
+      }
+      first ??= err
+      if (!retry) finish(new StartFailure(err, false))
+    }
+    const timer = setTimeout(() => {
+      finish(new StartFailure(first ?? new Error(`no connection to ${whereOf(target)} within ${ms} ms`), true))
+    }, ms)
+    client.on('error', onError)
+    client.connect().then(() => {
+      onReady()
+      finish()
+    }, (err: unknown) => {
+      // `connect()` rejects when the reconnect strategy gave up: the error it gave up on was
+      // emitted just before; otherwise take what connect() says.
+      finish(new StartFailure(first ?? err, false))
+    })
+  })
+}
+
+/** Logs the start-up failure once, without credentials, and makes the register error. */
+function failed (err: unknown, target: RedisTarget, budget: number, connectTimeout: number, log: FastifyBaseLogger): Error {
+  const failure = err instanceof StartFailure ? err : new StartFailure(err, false)
+  const kind = failure.timedOut ? 'retry' : classify(failure.cause)
+  const waited = budget < connectTimeout ? `${budget} ms (connectTimeout ${connectTimeout} ms, kept below Fastify's pluginTimeout)` : `${budget} ms`
+  log.error({ store: { at: whereOf(target), tls: target.tls, error: describeError(failure.cause, target) } },
+    failure.timedOut
+      ? `session store: no Redis connection within ${waited}; register fails`
+      : 'session store: Redis refused the connection; register fails')
+  return sessionError('FST_SESSION_STORE_UNAVAILABLE', FAILURE_PHRASE[kind], failure.cause)
 }

@@ -1,0 +1,211 @@
+/**
+ * The Redis side of the operations CLI (cli.ts): opens the same store the plugin opens
+ * (store/connect.ts: TLS, fail-fast start, no credentials in messages) from environment
+ * variables, and runs the plugin's own admin operations (admin.ts) on it — no second copy of any
+ * Redis logic, key naming or script. Only `stats` reads Redis directly (SCAN, INFO, MEMORY USAGE).
+ *
+ * Protects against an operations tool that leaks what it handles: it never prints a session id,
+ * a secret, a password or the Redis URL; sessions are shown by their `ref` only.
+ */
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { FastifyBaseLogger } from 'fastify'
+import { createAdmin, type SessionDecorator } from './admin.ts'
+import { createFieldCodec } from './codec.ts'
+import type { Core } from './core.ts'
+import { RecordSealer } from './crypto/record-seal.ts'
+import { Signer } from './crypto/signer.ts'
+import { sessionError } from './errors.ts'
+import { Events } from './events.ts'
+import { Guard } from './guard.ts'
+import { establishNamingKey } from './crypto/naming.ts'
+import { KeyNames, keyringKey } from './keys.ts'
+import { normaliseOptions } from './options.ts'
+import { Resolver } from './resolve.ts'
+import { openRedisStore } from './store/connect.ts'
+import type { RedisConnectOptions } from './types.ts'
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** A logger for the CLI: warnings and errors to stderr as one plain line each. */
+export function stderrLogger (write: (line: string) => void = (line) => process.stderr.write(line)): FastifyBaseLogger {
+  const line = (level: string) => (obj: unknown, msg?: string): void => {
+    const text = typeof obj === 'string' ? obj : msg ?? ''
+    const store = (obj as { store?: { at?: string, error?: Record<string, string> } } | null)?.store
+    const error = store?.error
+    const detail = error === undefined ? '' : ` [${store?.at ?? ''}] ${error.code ?? error.name ?? ''}: ${error.message ?? ''}${error.hint === undefined ? '' : ` (${error.hint})`}`
+    write(`${level}: ${text}${detail}\n`)
+  }
+  const quiet = (): void => {}
+  const log: Record<string, unknown> = { level: 'warn', fatal: line('fatal'), error: line('error'), warn: line('warning'), info: quiet, debug: quiet, trace: quiet, silent: quiet }
+  log.child = () => log
+  return log as unknown as FastifyBaseLogger
+}
+
+/** `SESSION_SECRETS` (comma-separated, newest first) or `SESSION_SECRET`, or nothing. */
+export function secretsFrom (env: Env): string[] | undefined {
+  const list = env.SESSION_SECRETS ?? env.SESSION_SECRET
+  if (list === undefined || list.trim() === '') return undefined
+  return (env.SESSION_SECRETS !== undefined ? list.split(',') : [list]).map((s) => s.trim())
+}
+
+/** Redis connection options from `REDIS_URL`, `REDIS_CA`/`REDIS_CERT`/`REDIS_KEY` (file paths), `REDIS_ALLOW_PLAINTEXT`. */
+export function redisFrom (env: Env): RedisConnectOptions {
+  const url = env.REDIS_URL
+  if (url === undefined || url === '') throw sessionError('FST_SESSION_STORE_OPTION', 'set REDIS_URL (e.g. redis://127.0.0.1:6379, or rediss://… for TLS)')
+  const socket: Record<string, unknown> = {}
+  for (const [name, option] of [['REDIS_CA', 'ca'], ['REDIS_CERT', 'cert'], ['REDIS_KEY', 'key']] as const) {
+    const file = env[name]
+    if (file === undefined || file === '') continue
+    if (!url.startsWith('rediss:')) throw sessionError('FST_SESSION_STORE_OPTION', `${name} needs a rediss:// REDIS_URL`)
+    try {
+      socket[option] = readFileSync(file)
+    } catch {
+      throw sessionError('FST_SESSION_STORE_OPTION', `${name}: the file cannot be read`)
+    }
+  }
+  const allow = env.REDIS_ALLOW_PLAINTEXT
+  return { url, socket: socket as RedisConnectOptions['socket'], allowPlaintext: allow === 'true' || allow === '1' }
+}
+
+export interface Ops {
+  readonly admin: SessionDecorator
+  readonly keys: KeyNames
+  /** A raw command on the store's connection (stats only). */
+  send (args: string[]): Promise<unknown>
+  close (): Promise<void>
+}
+
+/**
+ * Opens the store named by the environment. `needSecrets`: user indexes are keyed by a hash
+ * derived from `secrets`, so commands that take a user id need the application's secrets.
+ */
+export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseLogger): Promise<Ops> {
+  const given = secretsFrom(env)
+  if (given === undefined && needSecrets) {
+    throw sessionError('FST_SESSION_SECRET_INVALID', 'missing: set SESSION_SECRETS (comma-separated, newest first) or SESSION_SECRET to the application\'s secrets; user indexes are named with them')
+  }
+  // Commands without a user id never name an index: any secret does for them.
+  const secrets = given ?? [randomBytes(32).toString('base64url')]
+  const redis = redisFrom(env)
+  const config = normaliseOptions({
+    secrets,
+    redis,
+    keyPrefix: env.SESSION_KEY_PREFIX ?? 'sess:',
+    storeTimeout: 10_000,
+    connectTimeout: 10_000,
+  })
+  const events = new Events(undefined, log)
+  const guard = new Guard(config.storeTimeout, log, events)
+  const opened = await openRedisStore(redis, config, log, () => {})
+  guard.attach(opened.store)
+  // The naming key is read (never made) with the application's secrets; commands without a
+  // user id name no index, so they need neither.
+  let naming: Buffer
+  try {
+    naming = given === undefined
+      ? randomBytes(32)
+      : await establishNamingKey((proposals) => guard.run(opened.store.keyring(keyringKey(config.keyPrefix), proposals)), config.secrets, false)
+  } catch (err) {
+    await opened.close()
+    throw err
+  }
+  const core: Core = {
+    config,
+    store: opened.store,
+    keys: new KeyNames(config.keyPrefix, naming),
+    signer: new Signer(config.secrets, 16),
+    sealer: new RecordSealer(config.secrets),
+    // No encryption keys here: the CLI shows no data field, user agent or IP.
+    codec: createFieldCodec(undefined, () => {}),
+    guard,
+    events,
+    log,
+  }
+  const client = opened.client as unknown as { sendCommand (args: string[]): Promise<unknown> }
+  return {
+    admin: createAdmin(core, new Resolver(core)),
+    keys: core.keys,
+    send: (args) => within(client.sendCommand(args), config.storeTimeout),
+    close: opened.close,
+  }
+}
+
+/** `call`, or FST_SESSION_STORE_UNAVAILABLE after `ms` (the store's client has no command timeout). */
+function within<T> (call: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(sessionError('FST_SESSION_STORE_UNAVAILABLE', 'no reply from Redis within 10 s')), ms)
+  })
+  return Promise.race([call, late]).finally(() => clearTimeout(timer))
+}
+
+export interface Stats {
+  keyPrefix: string
+  /** Session keys in Redis: live ones, and revoked ones (revokeAll) until their TTL ends. */
+  sessionRecords: number
+  userIndexes: number
+  epoch: string
+  /** Redis's client-side-caching table: keys tracked for every connected instance. */
+  trackedKeys: number | undefined
+  /** `tracking-table-max-keys` (0 = unlimited), undefined when CONFIG GET is not permitted. */
+  trackingTableMaxKeys: number | undefined
+  /** Mean `MEMORY USAGE` of up to `sampled` session keys, in bytes. */
+  bytesPerSession: number | undefined
+  sampled: number
+  usedMemory: number | undefined
+}
+
+/** Glob-escapes a prefix for SCAN MATCH. */
+function globEscape (text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&')
+}
+
+function infoField (info: unknown, name: string): number | undefined {
+  const m = new RegExp(`^${name}:(\\d+)`, 'm').exec(String(info))
+  return m === null ? undefined : Number(m[1])
+}
+
+/** Session records, user indexes, tracked keys against the table limit, memory per session. */
+export async function collectStats (ops: Ops, sample = 200): Promise<Stats> {
+  const prefix = ops.keys.prefix
+  const session = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[A-Za-z0-9_-]{43}$`)
+  const indexPrefix = ops.keys.index('')
+  let cursor = '0'
+  let sessionRecords = 0
+  let userIndexes = 0
+  const sampledKeys: string[] = []
+  do {
+    const reply = await ops.send(['SCAN', cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', '1000']) as [string, string[]] | { cursor: string, keys: string[] }
+    const [next, keys] = Array.isArray(reply) ? reply : [reply.cursor, reply.keys]
+    cursor = String(next)
+    for (const key of keys.map(String)) {
+      if (key.startsWith(indexPrefix)) userIndexes++
+      else if (session.test(key)) {
+        sessionRecords++
+        if (sampledKeys.length < sample) sampledKeys.push(key)
+      }
+    }
+  } while (cursor !== '0')
+  let bytes = 0
+  let measured = 0
+  for (const key of sampledKeys) {
+    const usage = await ops.send(['MEMORY', 'USAGE', key]).catch(() => null)
+    if (typeof usage === 'number') { bytes += usage; measured++ }
+  }
+  const epoch = await ops.send(['GET', ops.keys.epoch])
+  const info = await ops.send(['INFO']).catch(() => undefined)
+  const limit = await ops.send(['CONFIG', 'GET', 'tracking-table-max-keys']).catch(() => undefined)
+  const limitValue = Array.isArray(limit) ? limit[1] : limit instanceof Map ? limit.get('tracking-table-max-keys') : typeof limit === 'object' && limit !== null ? (limit as Record<string, unknown>)['tracking-table-max-keys'] : undefined
+  return {
+    keyPrefix: prefix,
+    sessionRecords,
+    userIndexes,
+    epoch: typeof epoch === 'string' ? epoch : '0',
+    trackedKeys: infoField(info, 'tracking_total_keys'),
+    trackingTableMaxKeys: limitValue === undefined ? undefined : Number(limitValue),
+    bytesPerSession: measured === 0 ? undefined : Math.round(bytes / measured),
+    sampled: measured,
+    usedMemory: infoField(info, 'used_memory'),
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * The operations CLI as users run it: the built `dist/cli.js` (built here when lib/ is newer),
+ * in a child process, against real redis-servers (plain with an ACL user, and mTLS), next to a
+ * running app instance that must see the effect. Output is checked for what it must never
+ * contain: session ids, secrets, passwords, the Redis URL.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile, execFileSync } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, eventually, login, SECRET } from './helpers/app.ts'
+import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { startTlsRedis, type TlsRedisServer } from './helpers/tls.ts'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const CLI = `${root}dist/cli.js`
+const PASSWORD = 'cli-redis-password-91c2e7'
+const OLD_SECRET = 'an-older-secret-0123456789-abcdefghijklmnop'
+
+/** Newest modification time under a directory (ms). */
+function newest (dir: string): number {
+  let t = 0
+  for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) t = Math.max(t, statSync(`${dir}/${f}`).mtimeMs)
+  return t
+}
+
+interface Result { code: number, stdout: string, stderr: string, ms: number }
+
+function cli (args: string[], env: Record<string, string>): Promise<Result> {
+  const start = Date.now()
+  return new Promise((resolve) => {
+    // Only what the test gives: no SESSION_SECRET or REDIS_URL leaking in from the environment.
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr, ms: Date.now() - start })
+    })
+  })
+}
+
+let redis: RedisServer
+let url: string
+const apps: FastifyInstance[] = []
+before(async () => {
+  if (statSync(CLI, { throwIfNoEntry: false }) === undefined || newest(`${root}lib`) > statSync(CLI).mtimeMs) {
+    execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' })
+  }
+  redis = await startRedis()
+  await redis.command('ACL', 'SETUSER', 'ops', 'on', `>${PASSWORD}`, '~*', '&*', '+@all')
+  url = `redis://ops:${PASSWORD}@127.0.0.1:${redis.port}`
+})
+after(async () => {
+  await Promise.all(apps.map((a) => a.close()))
+  await redis?.stop()
+})
+
+async function app (keyPrefix: string, secrets = [SECRET]): Promise<FastifyInstance> {
+  const made = await buildApp({ redis: { url: redis.url }, keyPrefix, secrets })
+  apps.push(made)
+  return made
+}
+
+/** Everything a CLI run must never print. */
+function assertClean (result: Result, secrets: string[], cookies: string[]): void {
+  const all = result.stdout + result.stderr
+  for (const s of [PASSWORD, url, ...secrets]) assert.ok(!all.includes(s), 'no password, URL or secret in the output')
+  for (const c of cookies) {
+    const id = c.split('=')[1]?.split('.')[0] ?? ''
+    assert.ok(id.length > 20 && !all.includes(id), 'no session id in the output')
+  }
+}
+
+describe('cli: store commands', () => {
+  test('cli: list-sessions shows each live session of the user by ref and dates, nothing else', async () => {
+    const a = await app('cli1:')
+    const cookies = [await login(a, 'alice@example.com'), await login(a, 'alice@example.com'), await login(a, 'bob')]
+    const refs = await Promise.all(cookies.slice(0, 2).map(async (cookie) => (await a.inject({ url: '/ref', headers: { cookie } })).json().ref as string))
+    const env = { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli1:', SESSION_SECRET: SECRET }
+    const text = await cli(['list-sessions', 'alice@example.com'], env)
+    assert.equal(text.code, 0, text.stderr)
+    const lines = text.stdout.trim().split('\n')
+    assert.equal(lines[0], 'ref\tcreated\tlast seen\texpires\tauthenticated')
+    assert.deepEqual(lines.slice(1).map((l) => l.split('\t')[0]).sort(), [...refs].sort())
+    assert.ok(!text.stdout.includes('alice'), 'the user id is not echoed')
+    assertClean(text, [SECRET], cookies)
+    const json = await cli(['list-sessions', 'alice@example.com', '--json'], env)
+    assert.deepEqual((JSON.parse(json.stdout) as Array<{ ref: string }>).map((s) => s.ref).sort(), [...refs].sort())
+    assert.deepEqual(Object.keys((JSON.parse(json.stdout) as object[])[0] as object).sort(), ['authenticatedAt', 'createdAt', 'expiresAt', 'lastSeenAt', 'ref'])
+    assert.equal((await cli(['list-sessions', 'nobody'], env)).stdout, 'no live sessions\n')
+  })
+
+  test('cli: revoke-user ends every session of the user on a running instance; others keep working', async () => {
+    const a = await app('cli2:')
+    const alice = [await login(a, 'alice'), await login(a, 'alice')]
+    const bob = await login(a, 'bob')
+    for (const cookie of [...alice, bob]) assert.equal((await a.inject({ url: '/private', headers: { cookie } })).statusCode, 200) // cached
+    const result = await cli(['revoke-user', 'alice'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli2:', SESSION_SECRET: SECRET })
+    assert.equal(result.code, 0, result.stderr)
+    assert.equal(result.stdout, 'revoked 2 live sessions of that user\n')
+    for (const cookie of alice) await eventually(async () => (await a.inject({ url: '/private', headers: { cookie } })).statusCode === 401, 100, 'revoked on the instance')
+    assert.equal((await a.inject({ url: '/private', headers: { cookie: bob } })).statusCode, 200)
+    assertClean(result, [SECRET], [...alice, bob])
+  })
+
+  test('cli: SESSION_SECRETS (comma-separated, newest first) reaches sessions filed under an older secret', async () => {
+    const a = await app('cli3:', [OLD_SECRET])
+    await login(a, 'carol')
+    const env = { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli3:', SESSION_SECRETS: `${SECRET}, ${OLD_SECRET}` }
+    assert.equal((await cli(['list-sessions', 'carol'], env)).stdout.trim().split('\n').length, 2, 'header + one session')
+    assert.equal((await cli(['list-sessions', 'carol'], { ...env, SESSION_SECRETS: SECRET })).stdout, 'no live sessions\n', 'the newest secret alone does not find it')
+    const revoked = await cli(['revoke-user', 'carol'], env)
+    assert.equal(revoked.stdout, 'revoked 1 live session of that user\n')
+    assertClean(revoked, [SECRET, OLD_SECRET], [])
+  })
+
+  test('cli: revoke-all ends every session (anonymous ones too) on a running instance; new logins work', async () => {
+    const a = await app('cli4:')
+    const user = await login(a, 'dave')
+    const anon = String((await a.inject({ method: 'POST', url: '/set', payload: { theme: 'dark' } })).headers['set-cookie']).split(';')[0] as string
+    const result = await cli(['revoke-all'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli4:' })
+    assert.equal(result.code, 0, result.stderr)
+    await eventually(async () => (await a.inject({ url: '/private', headers: { cookie: user } })).statusCode === 401, 100, 'user session revoked')
+    assert.equal((await a.inject({ url: '/me', headers: { cookie: anon } })).json().theme, null)
+    const fresh = await login(a, 'dave')
+    assert.equal((await a.inject({ url: '/private', headers: { cookie: fresh } })).statusCode, 200)
+  })
+
+  test('cli: stats counts session records and user indexes, tracked keys against the table limit, memory per session', async () => {
+    const a = await app('cli5:')
+    await login(a, 'erin')
+    await login(a, 'erin')
+    await login(a, 'frank')
+    const result = await cli(['stats', '--json'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli5:' })
+    assert.equal(result.code, 0, result.stderr)
+    const stats = JSON.parse(result.stdout) as Record<string, unknown>
+    assert.equal(stats.keyPrefix, 'cli5:')
+    assert.equal(stats.sessionRecords, 3)
+    assert.equal(stats.userIndexes, 2)
+    assert.equal(stats.trackingTableMaxKeys, Number(/\d+\r\n$/.exec(await redis.command('CONFIG', 'GET', 'tracking-table-max-keys'))?.[0]))
+    assert.ok(typeof stats.trackedKeys === 'number' && stats.trackedKeys > 0)
+    assert.ok(typeof stats.bytesPerSession === 'number' && stats.bytesPerSession > 100 && stats.bytesPerSession < 10_000, String(stats.bytesPerSession))
+    const text = await cli(['stats'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli5:' })
+    assert.match(text.stdout, /^session records: +3 /m)
+    assert.match(text.stdout, /^tracked keys: +\d+ \/ limit \d+/m)
+    assert.match(text.stdout, /^memory per session: +\d+ bytes \(mean of 3\)/m)
+    assertClean(text, [], [])
+  })
+})
+
+describe('cli: failures say what went wrong', () => {
+  test('cli: revoke-user and list-sessions without SESSION_SECRET(S) exit 1 with a clear message, before touching Redis', async () => {
+    const before = await redis.totalCalls()
+    for (const command of ['revoke-user', 'list-sessions']) {
+      const result = await cli([command, 'alice'], { REDIS_URL: url })
+      assert.equal(result.code, 1)
+      assert.match(result.stderr, /FST_SESSION_SECRET_INVALID: .*missing: set SESSION_SECRETS \(comma-separated, newest first\) or SESSION_SECRET/)
+    }
+    assert.equal(await redis.totalCalls(), before)
+  })
+
+  test('cli: a missing REDIS_URL, a wrong password and a refused port exit 1 quickly; no password or URL is printed', async () => {
+    const noUrl = await cli(['stats'], {})
+    assert.equal(noUrl.code, 1)
+    assert.match(noUrl.stderr, /set REDIS_URL/)
+    const wrong = await cli(['revoke-all'], { REDIS_URL: `redis://ops:wrong-${PASSWORD}@127.0.0.1:${redis.port}` })
+    assert.equal(wrong.code, 1)
+    assert.match(wrong.stderr, /FST_SESSION_STORE_UNAVAILABLE: .*refused the credentials/)
+    assert.ok(wrong.ms < 5000, `${wrong.ms} ms`)
+    assert.ok(!wrong.stderr.includes(PASSWORD))
+    const server = await startRedis()
+    await server.stop()
+    const refused = await cli(['stats'], { REDIS_URL: `redis://ops:${PASSWORD}@127.0.0.1:${server.port}` })
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /ECONNREFUSED/)
+    assert.ok(!refused.stderr.includes(PASSWORD))
+  })
+
+  test('cli: unknown commands and missing arguments print the usage and exit 2', async () => {
+    for (const args of [[], ['nope'], ['revoke-user'], ['revoke-all', 'extra'], ['gen-key', 'x']]) {
+      const result = await cli(args, {})
+      assert.equal(result.code, 2, args.join(' '))
+      assert.match(result.stderr, /^Usage: fastify-hardened-session <command>/)
+    }
+    assert.match((await cli(['--help'], {})).stdout, /revoke-user <userId>/)
+  })
+})
+
+describe('cli: TLS', () => {
+  let tls: TlsRedisServer
+  before(async () => { tls = await startTlsRedis({ requireClientCert: true }) })
+  after(async () => { await tls?.stop() })
+
+  test('cli: rediss:// with REDIS_CA, REDIS_CERT and REDIS_KEY (mTLS) works; without the client certificate it fails at once with the TLS alert', async () => {
+    const { ca, client } = tls.certificates
+    const env = { REDIS_URL: `rediss://localhost:${tls.tlsPort}`, REDIS_CA: ca.certFile, REDIS_CERT: client.certFile, REDIS_KEY: client.keyFile }
+    const ok = await cli(['stats', '--json'], env)
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.equal((JSON.parse(ok.stdout) as { sessionRecords: number }).sessionRecords, 0)
+    const noCert = await cli(['stats'], { REDIS_URL: env.REDIS_URL, REDIS_CA: ca.certFile })
+    assert.equal(noCert.code, 1)
+    assert.match(noCert.stderr, /ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED/)
+    assert.ok(noCert.ms < 5000, `${noCert.ms} ms`)
+    const plain = await cli(['stats'], { REDIS_URL: `redis://localhost:${tls.tlsPort}`, REDIS_CA: ca.certFile })
+    assert.equal(plain.code, 1)
+    assert.match(plain.stderr, /REDIS_CA needs a rediss:\/\/ REDIS_URL/)
+  })
+})
