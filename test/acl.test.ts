@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs'
 import { createConnection, type Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { createClient, ErrorReply } from 'redis'
+import { hashPassword } from '../lib/index.ts'
 import { behaviourSuite } from './helpers/behaviour.ts'
 import { lifecycleSuite } from './helpers/lifecycle.ts'
 import { buildApp, eventually, login, manualClock } from './helpers/app.ts'
@@ -165,9 +166,13 @@ describe('acl: commands per operation', () => {
   test('commands: the table in docs/redis-hardening.md is what the plugin sends for each operation (MONITOR, as the ACL user)', async () => {
     const clock = manualClock()
     // A prefix of its own (inside the user's ~sess:*), away from the suites' users and epoch.
-    const options = { redis: { url }, clock: clock.now, keyPrefix: 'sess:ops:' }
-    const a = await buildApp(options)
-    const b = await buildApp(options)
+    const options = { redis: { url }, clock: clock.now, keyPrefix: 'sess:ops:', password: { memoryCost: 1024, timeCost: 1 } }
+    const hash = await hashPassword('correct horse battery', { memoryCost: 1024, timeCost: 1 })
+    const routes = (app: FastifyInstance): void => {
+      app.post('/pw', async (req) => await req.session.loginWithPassword({ account: 'u-pw', hash, password: (req.body as { p: string }).p }))
+    }
+    const a = await buildApp(options, {}, routes)
+    const b = await buildApp(options, {}, routes)
     apps.push(a, b)
     // Scripts loaded and the epoch read once, so that the rows show the steady state.
     const warm = await login(a, 'warm-up')
@@ -176,6 +181,8 @@ describe('acl: commands per operation', () => {
     await a.session.revokeUser('warm-up')
     await a.session.revokeAll()
     await a.inject({ url: '/me', headers: { cookie: await login(a, 'warm-up-2') } })
+    await a.inject({ method: 'POST', url: '/pw', payload: { p: 'wrong' } })
+    await a.inject({ method: 'POST', url: '/pw', payload: { p: 'correct horse battery' } })
 
     const mon = await monitor(redis.port)
     const measured = new Map<string, Seen>()
@@ -205,6 +212,8 @@ describe('acl: commands per operation', () => {
       await login(a, 'u-list')
       await step('listUserSessions (1 session)', () => a.session.listUserSessions('u-list'))
       await step('revokeAll', () => a.session.revokeAll())
+      await step('loginWithPassword, wrong password', () => a.inject({ method: 'POST', url: '/pw', payload: { p: 'wrong' } }))
+      await step('loginWithPassword, right password', () => a.inject({ method: 'POST', url: '/pw', payload: { p: 'correct horse battery' } }))
     } finally {
       mon.close()
     }
@@ -213,9 +222,10 @@ describe('acl: commands per operation', () => {
     const printed = [...got].map(([op, [sent, scripted]]) => `| ${op} | ${sent} | ${scripted} |`).join('\n')
     assert.deepEqual(got, table, `measured rows:\n${printed}`)
     // The ACL list is minimal: every command in it is sent by an operation above, or is the
-    // connection handshake's CLIENT TRACKING, the idle probe's PING, or EVAL (the fallback when
-    // Redis lost its script cache: NOSCRIPT, e.g. after a restart).
-    const used = new Set(['CLIENT|TRACKING', 'PING', 'EVAL'])
+    // connection handshake's CLIENT TRACKING, the idle probe's PING, EVAL (the fallback when
+    // Redis lost its script cache: NOSCRIPT, e.g. after a restart), or HSETNX (the KEYRING script
+    // wrapping the naming key under a secret it is not yet wrapped under: first start, rotation).
+    const used = new Set(['CLIENT|TRACKING', 'PING', 'EVAL', 'HSETNX'])
     for (const seen of measured.values()) for (const name of [...seen.sent, ...seen.scripted]) used.add(name)
     const allowed = aclLine().filter((t) => t.startsWith('+')).map((t) => t.slice(1).toUpperCase())
     assert.deepEqual(allowed.toSorted(), [...used].toSorted())
