@@ -4,7 +4,8 @@
  *
  * An unsafe request (RFC 9110 §9.2.1: anything but GET, HEAD, OPTIONS, TRACE) is refused when
  * the browser says it is cross-site (`Sec-Fetch-Site: cross-site`) or when its `Origin` is
- * neither the request's own origin nor a trusted one. Requests without these headers (curl,
+ * neither the request's own origin nor a trusted one (`Sec-Fetch-Site: same-origin` is trusted
+ * as is). Requests without these headers (curl,
  * server-to-server) pass: they carry no ambient browser credentials. `Origin: null` (sandboxed
  * frames, privacy-sensitive redirects) is foreign.
  */
@@ -38,7 +39,11 @@ function normalise (origin: string): string {
 export function createOriginCheck (trusted: ReadonlySet<string>): (request: OriginFacts) => OriginVerdict {
   const trustedNormalised = new Set([...trusted].map(normalise))
   return (request) => {
-    if (request.headers['sec-fetch-site'] === 'cross-site') return 'foreign'
+    const site = request.headers['sec-fetch-site']
+    if (site === 'cross-site') return 'foreign'
+    // The browser's own word that the initiator is this origin, which no page can forge; it
+    // covers `Origin: null` on same-origin forms under `Referrer-Policy: no-referrer`.
+    if (site === 'same-origin') return 'same'
     const origin = request.headers.origin
     if (origin === undefined) return 'same'
     const given = normalise(origin)

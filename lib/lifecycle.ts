@@ -172,6 +172,7 @@ export class Lifecycle implements SessionOps {
     if (typeof userId !== 'string' || userId === '' || userId.length > 1024) invalid('login: userId must be a non-empty string of at most 1024 characters')
     if (data !== undefined && !isPlainObject(data)) invalid('login: data must be a plain object')
     if (keep !== undefined && (!Array.isArray(keep) || !keep.every((k) => typeof k === 'string'))) invalid('login: keep must be an array of strings')
+    if (state.foreign) throw sessionError('FST_SESSION_CSRF')
     const { config, keys, codec, store, events } = this.#core
     const old = state.record
     const sameUser = old !== undefined && state.userId === userId
@@ -287,6 +288,7 @@ export class Lifecycle implements SessionOps {
     const record = state.record
     const dirty = state.dirty !== undefined && state.dirty.size > 0
     if (record === undefined) {
+      if (dirty && state.foreign) throw sessionError('FST_SESSION_CSRF')
       if (dirty) return this.#create(state, reply)
       if (state.cookie === 'clear') this.#headers.clear(reply, state)
       return undefined

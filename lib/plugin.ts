@@ -90,9 +90,9 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   let warnedScheme = false
 
   /** A cross-site unsafe request carrying our cookie: refused before any store access. */
-  const forged = (request: FastifyRequest, header: string): boolean => {
-    if (originCheck === undefined || !isUnsafe(request.method) || !header.includes(cookieName + '=')) return false
-    const verdict = originCheck(request)
+  const forged = (request: FastifyRequest, header: string | undefined): boolean => {
+    if (header === undefined || !header.includes(cookieName + '=')) return false
+    const verdict = (originCheck as NonNullable<typeof originCheck>)(request)
     if (verdict === 'same') return false
     if (verdict === 'scheme' && !warnedScheme) {
       warnedScheme = true
@@ -108,7 +108,8 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
       return
     }
     const header = request.headers.cookie
-    if (header !== undefined && forged(request, header)) {
+    const checked = originCheck !== undefined && isUnsafe(request.method)
+    if (checked && forged(request, header)) {
       done(sessionError('FST_SESSION_CSRF'))
       return
     }
@@ -119,6 +120,8 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
       done(err as Error)
       return
     }
+    // Without our cookie a cross-site request passes, but must not be handed a session.
+    if (checked && !(begun instanceof Promise) && begun.record === undefined && originCheck(request) !== 'same') begun.foreign = true
     if (!(begun instanceof Promise)) {
       request.session = new Session(lifecycle, begun)
       done()

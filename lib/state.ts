@@ -37,6 +37,11 @@ export class SessionState {
   /** Values parsed (or set) during this request, so each request works on its own copy. */
   values: Map<string, unknown> | undefined
   cookie: CookieIntent = 'none'
+  /**
+   * An unsafe cross-site request that carried no session cookie: it may run, but it is never
+   * given a session (no cookie a foreign page could plant, no login it could start).
+   */
+  foreign = false
   /** `logout()` ran: send `Clear-Site-Data`. */
   clearSite = false
   committed = false

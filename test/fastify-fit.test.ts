@@ -149,7 +149,7 @@ test('csrf: an unsafe request carrying the session cookie from a foreign Origin 
   await a.close()
 })
 
-test('csrf: same origin, a trusted origin, same-site fetch metadata, safe methods and requests without the cookie pass', async () => {
+test('csrf: same origin, a trusted origin, same-site fetch metadata, non-browser clients and safe methods pass', async () => {
   const a = await app({ csrf: { trustedOrigins: ['https://App.Example.com'] } })
   await a.ready()
   const cookie = sessionCookie(await a.inject({ method: 'POST', url: '/login' })) ?? ''
@@ -160,7 +160,6 @@ test('csrf: same origin, a trusted origin, same-site fetch metadata, safe method
   assert.equal(await ok('POST', { cookie, 'sec-fetch-site': 'same-site' }), 200, 'same-site fetch metadata without Origin')
   assert.equal(await ok('POST', { cookie }), 200, 'a non-browser client without the headers')
   assert.equal(await ok('GET', { cookie, origin: 'https://evil.example' }), 200, 'a safe method')
-  assert.equal(await ok('POST', { origin: 'https://evil.example' }), 200, 'no session cookie, nothing to forge')
   await a.close()
 })
 
@@ -203,5 +202,32 @@ test('recipe: @fastify/csrf-protection tokens stored in request.session, checked
   assert.equal((await a.inject({ method: 'POST', url: '/transfer', headers: { cookie, 'csrf-token': 'forged' } })).statusCode, 403, 'a forged token')
   const ok = await a.inject({ method: 'POST', url: '/transfer', headers: { cookie, 'csrf-token': token } })
   assert.deepEqual(ok.json(), { done: true })
+  await a.close()
+})
+
+test('csrf: a cross-site unsafe request without the session cookie runs, but is never given a session (no planted cookie, no login)', async () => {
+  const a = await app()
+  let ran = 0
+  a.post('/count', async () => { ran++; return { ok: true } })
+  await a.ready()
+  const foreign = { origin: 'https://evil.example', host: 'app.example.com' }
+  assert.equal((await a.inject({ method: 'POST', url: '/count', headers: foreign })).statusCode, 200, 'a request that sets nothing passes')
+  assert.equal(ran, 1)
+  const write = await a.inject({ method: 'POST', url: '/write', headers: foreign })
+  assert.equal(write.statusCode, 403)
+  assert.equal(write.json().code, 'FST_SESSION_CSRF')
+  assert.equal(write.headers['set-cookie'], undefined, 'no session cookie for a foreign page to plant')
+  const login = await a.inject({ method: 'POST', url: '/login', headers: { 'sec-fetch-site': 'cross-site' } })
+  assert.equal(login.statusCode, 403)
+  assert.equal(login.headers['set-cookie'], undefined)
+  await a.close()
+})
+
+test('csrf: Sec-Fetch-Site same-origin is trusted even when Origin is null (Referrer-Policy: no-referrer forms)', async () => {
+  const a = await app()
+  await a.ready()
+  const cookie = sessionCookie(await a.inject({ method: 'POST', url: '/login' })) ?? ''
+  const res = await a.inject({ method: 'POST', url: '/write', headers: { cookie, origin: 'null', 'sec-fetch-site': 'same-origin' } })
+  assert.equal(res.statusCode, 200)
   await a.close()
 })
