@@ -1,6 +1,6 @@
 /**
  * The demo application: a sign-in page, an account page with the session's self-service, and a
- * small JSON route. `demo.ts` runs it; `buildDemo` returns the app without listening.
+ * small JSON route. `demo.ts` runs it; the browser test (test-browser/) builds it in-process.
  *
  * Routes (HTML forms post and are answered with a page or a 303 to one; every form works
  * without script):

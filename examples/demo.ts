@@ -12,7 +12,7 @@
  * Open it in a browser: sign-in page with Log in (Enter) and Register, then an account page
  * with the devices signed in to the account ("this device" marked, sign out one or all others),
  * a theme kept in the session, "switch user", and "Who am I?". The page runs under a strict CSP
- * (no inline script or style).
+ * (no inline script or style). `npm run test:browser` drives it in Chromium.
  */
 import { randomBytes } from 'node:crypto'
 import { buildDemo } from './demo-app.ts'
