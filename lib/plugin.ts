@@ -51,9 +51,9 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     store = options.store
     closeStore = async () => {}
   } else {
-    const opened = await openRedisStore(options.redis as NonNullable<typeof options.redis>, config, fastify.log, (up, err) => {
-      if (up) guard.up()
-      else guard.down(err)
+    const opened = await openRedisStore(options.redis as NonNullable<typeof options.redis>, config, fastify.log, (up, err, node) => {
+      if (up) guard.up(node)
+      else guard.down(err, node)
     })
     store = opened.store
     closeStore = opened.close

@@ -11,7 +11,9 @@ import type { RedisConnectOptions, RedisConnection } from '../types.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'
 import { TrackingOnlyCache } from './tracking.ts'
 
-function storeOptions (config: Config, onStatus: (up: boolean, err?: unknown) => void): RedisStoreOptions {
+type OnStatus = (up: boolean, err?: unknown, node?: string) => void
+
+function storeOptions (config: Config, onStatus: OnStatus): RedisStoreOptions {
   return {
     cacheSize: config.cacheSize,
     cacheBytes: config.cacheBytes,
@@ -31,7 +33,7 @@ export async function openRedisStore (
   redis: RedisConnectOptions | RedisConnection,
   config: Config,
   log: FastifyBaseLogger,
-  onStatus: (up: boolean, err?: unknown) => void
+  onStatus: OnStatus
 ): Promise<{ store: RedisStore, close: () => Promise<void> }> {
   if (typeof redis !== 'object' || redis === null) throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
   if (isConnection(redis)) {
@@ -44,7 +46,7 @@ export async function openRedisStore (
   const client = createClient({
     ...redis,
     RESP: 3,
-    clientSideCache: new TrackingOnlyCache(),
+    clientSideCache: new TrackingOnlyCache(config.keyPrefix),
     // Fail fast while disconnected instead of queueing writes that would land after a 503.
     disableOfflineQueue: true,
     // No per-command AbortSignal: `storeTimeout` is enforced by one timer per store call.

@@ -1,19 +1,21 @@
 /**
- * Session store on Redis (node-redis, RESP3) with a process-local cache kept coherent by the
- * client-side-caching invalidations Redis pushes to this connection.
+ * Session store on Redis (node-redis, RESP3) with a
+ * process-local cache kept coherent by the client-side-caching invalidations Redis pushes.
  *
  * Protects against serving what another instance revoked or changed: every key this process
- * caches (session records, user index entries, the global epoch) is tracked by Redis, any change
- * or expiry elsewhere pushes an invalidation that drops the local entry synchronously, and
- * nothing is served locally while the connection is down, reconnecting or stalled (health.ts):
- * a revocation may have been missed meanwhile, so the whole cache is dropped then.
+ * caches (session records, user index entries, the global epoch) lives under the tracked prefix
+ * (tracking.ts), any change or expiry elsewhere pushes an invalidation that drops the local
+ * entry synchronously, and whenever invalidations may have been lost (a connection error,
+ * close or stall: link.ts) everything held locally is
+ * dropped and nothing is served from a link until it answers again.
  *
  * Session writes return the session as it is right after them (the scripts end with HGETALL),
- * and with the plugin's own client tracking is NOLOOP, so a session stays a cache hit across its
- * own writes. Index and epoch writes are not cached: the local entry is dropped instead. Replies
- * can reach the cache out of order (reads and writes resolve through promise chains of
- * different depth), so every snapshot carries a sequence number: per key, only a snapshot sent
- * after the key's last invalidation, and (for sessions) newer than the newest applied, is cached.
+ * and that snapshot is cached, so a session stays a cache hit across this process's own writes
+ * (see `#write` for why Redis does not echo them). Index and epoch writes are not cached: the
+ * local entry is dropped instead. Replies can reach the
+ * cache out of order (reads and writes resolve through promise chains of different depth), so
+ * every snapshot carries a sequence number: per key, only a snapshot sent after the key's last
+ * invalidation, and (for sessions) newer than the newest applied, is cached.
  *
  * Layout (every command or script touches exactly one key):
  *   <prefix><sha256(id)>   hash: m:* meta, d:<field> data; PEXPIRE ≤ idle/absolute deadline
@@ -22,22 +24,12 @@
  */
 import { BoundedCache } from '../lru.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
-import { LinkHealth } from './health.ts'
-import { ADMIT, BUMP, CREATE, DISMISS, DISMISS_ALL, UPDATE, type Script, type Send } from './scripts.ts'
+import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './link.ts'
+import { ADMIT, BUMP, CREATE, DISMISS, DISMISS_ALL, UPDATE, type Script } from './scripts.ts'
 import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
-/** The subset of a node-redis client or cluster this store uses. */
-export interface Connection {
-  isReady?: boolean
-  clientSideCache?: {
-    on (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
-    off (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
-  }
-  on (event: string, listener: (...args: any[]) => void): unknown
-  off (event: string, listener: (...args: any[]) => void): unknown
-  hGetAll (key: string): Promise<Record<string, string>>
-  sendCommand (...args: any[]): Promise<unknown>
-}
+/** A node-redis client. */
+export type Connection = ClientConnection
 
 /**
  * The snapshots of one key in flight. `staleBefore`: snapshots sent at or before this sequence
@@ -72,11 +64,11 @@ function entries (reply: unknown, from = 0): IndexEntry[] {
   return out
 }
 
-function sender (conn: Connection): Send {
-  const send = conn.sendCommand.bind(conn) as (...args: unknown[]) => Promise<unknown>
-  return 'masters' in conn
-    ? (key, args) => send(key, false, args)
-    : (_key, args) => send(args)
+/** An HGETALL reply (a map as an object, a Map or a flat array, depending on the type mapping) as an object. */
+function hashOf (reply: unknown): Record<string, string> {
+  if (Array.isArray(reply)) return pairs(reply)
+  if (reply instanceof Map) return Object.fromEntries([...reply].map(([k, v]) => [String(k), String(v)]))
+  return typeof reply === 'object' && reply !== null ? reply as Record<string, string> : {}
 }
 
 export interface RedisStoreOptions {
@@ -87,68 +79,33 @@ export interface RedisStoreOptions {
   storeTimeout: number
   /** ms between liveness probes of an idle connection. */
   probeInterval: number
-  /** Called on every connection state change; the plugin logs once per outage. */
-  onStatus?: (up: boolean, err?: unknown) => void
+  /** Called on every connection state change (`node`: a cluster node); the plugin logs once per outage. */
+  onStatus?: (up: boolean, err?: unknown, node?: string) => void
 }
 
 export class RedisStore implements SessionStore {
-  readonly #conn: Connection
-  readonly #command: Send
+  readonly #backend: Backend
   readonly #cache: BoundedCache<string, Cached> | undefined
   readonly #flights = new Map<string, Flight>()
   /** Reads in flight, joined by concurrent `get`s of the same key until it is invalidated. */
   readonly #reads = new Map<string, Promise<SessionRecord | undefined>>()
-  readonly #onStatus: ((up: boolean, err?: unknown) => void) | undefined
-  readonly #detach: Array<() => void> = []
-  readonly #health: LinkHealth
   #seq = 0
-  #connected: boolean
   #hits = 0
   #misses = 0
 
   constructor (conn: Connection, options: RedisStoreOptions) {
-    this.#conn = conn
-    this.#command = sender(conn)
-    this.#onStatus = options.onStatus
-    this.#connected = conn.isReady !== false
-    // Without client-side caching there are no invalidations, so nothing may be cached locally.
-    // A cluster reports connection loss per shard (`node-*` events) and moves slots between
-    // nodes; until that is handled, a cluster is used without the local cache.
-    const csc = 'masters' in conn ? undefined : conn.clientSideCache
-    this.#cache = csc === undefined ? undefined : new BoundedCache(options.cacheSize, options.cacheBytes)
-    if (csc !== undefined) {
-      const onInvalidate = (key: Buffer | string | null): void => {
+    const hooks: BackendHooks = {
+      invalidate: (key) => {
         if (key === null) this.#dropAll()
-        else this.#drop(typeof key === 'string' ? key : key.toString())
-      }
-      csc.on('invalidate', onInvalidate)
-      this.#detach.push(() => csc.off('invalidate', onInvalidate))
-    }
-    this.#health = new LinkHealth({
-      interval: options.probeInterval,
-      timeout: options.storeTimeout,
-      ping: () => this.#command('', ['PING']),
-      connected: () => this.#connected,
-      onChange: (up) => {
-        this.#dropAll()
-        this.#onStatus?.(up, up ? undefined : new Error('no reply within storeTimeout'))
+        else this.#drop(key)
       },
-    })
-    this.#listen('error', (err: unknown) => {
-      // Invalidations may have been lost with whatever failed: drop everything. Whether to
-      // cache again right away depends on whether the connection itself survived.
-      this.#dropAll()
-      this.#connected = conn.isReady === true
-      this.#onStatus?.(false, err)
-    })
-    this.#listen('end', () => { this.#dropAll(); this.#connected = false })
-    this.#listen('reconnecting', () => { this.#dropAll(); this.#connected = false })
-    this.#listen('ready', () => {
-      this.#dropAll()
-      this.#health.reset()
-      this.#connected = true
-      this.#onStatus?.(true)
-    })
+      reset: () => { this.#dropAll() },
+      status: (up, err, node) => { options.onStatus?.(up, err, node) },
+    }
+    const timing = { interval: options.probeInterval, timeout: options.storeTimeout }
+    this.#backend = new ClientBackend(conn, timing, hooks)
+    // Without client-side caching there are no invalidations, so nothing may be cached locally.
+    this.#cache = this.#backend.tracking ? new BoundedCache(options.cacheSize, options.cacheBytes) : undefined
   }
 
   /** Whether reads can be served locally (the connection has client-side caching). */
@@ -156,13 +113,15 @@ export class RedisStore implements SessionStore {
     return this.#cache !== undefined
   }
 
-  #listen (event: string, listener: (...args: any[]) => void): void {
-    this.#conn.on(event, listener)
-    this.#detach.push(() => this.#conn.off(event, listener))
+  get #serving (): boolean {
+    return this.#backend.serving
   }
 
-  get #serving (): boolean {
-    return this.#connected && !this.#health.stalled
+  /** A raw command routed by `key` (scripts take it as their `Send`). */
+  readonly #redis = (key: string, args: string[]): Promise<unknown> => this.#backend.send(key, args)
+
+  #command (key: string, args: string[]): Promise<unknown> {
+    return this.#backend.send(key, args)
   }
 
   #drop (key: string): void {
@@ -226,7 +185,7 @@ export class RedisStore implements SessionStore {
     this.#misses++
     const joined = this.#reads.get(key)
     if (joined !== undefined) return joined
-    const read = this.#snapshot(key, true, async () => decodeRecord(await this.#conn.hGetAll(key)), (record) => {
+    const read = this.#snapshot(key, true, async () => decodeRecord(hashOf(await this.#command(key, ['HGETALL', key]))), (record) => {
       this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record))
     })
     this.#reads.set(key, read)
@@ -236,16 +195,36 @@ export class RedisStore implements SessionStore {
   }
 
   async read (key: string): Promise<SessionRecord | undefined> {
-    return decodeRecord(await this.#conn.hGetAll(key))
+    return decodeRecord(hashOf(await this.#command(key, ['HGETALL', key])))
   }
 
-  /** Runs a session write script whose reply is the hash after the write (or 0 if the key is gone). */
-  async #write (script: Script, key: string, args: string[]): Promise<SessionRecord | undefined> {
+  /**
+   * Runs a session write script whose reply is the hash after the write (or 0 if the key is
+   * gone), followed in the same pipeline by `PEXPIRE key ttl` from this connection.
+   *
+   * Why the PEXPIRE: with broadcast tracking Redis sends one invalidation per key per event-loop
+   * iteration, to every subscriber except (NOLOOP) the connection that modified the key last in
+   * it — and a script's writes count as the script's, not this connection's, so the snapshot the
+   * script returned would be invalidated by its own echo. The PEXPIRE, processed right after the
+   * script (a connection's pipelined commands run back to back), makes this connection the last
+   * modifier, so no echo comes. It cannot hide another client's write: one processed before the
+   * script is in the snapshot, one after the PEXPIRE becomes the last modifier (and is pushed),
+   * and nothing runs between the two; if they do land in different iterations (a split read, a
+   * NOSCRIPT retry), the script's iteration pushes its echo and the snapshot is dropped.
+   * `ttl` is the session's remaining lifetime as this request saw it (never beyond its idle or
+   * absolute deadline, which only move forward; a concurrent touch elsewhere can at worst be
+   * shortened back to this request's view until the next touch; on a missing key PEXPIRE does
+   * nothing).
+   */
+  async #write (script: Script, key: string, args: string[], ttlMs: number): Promise<SessionRecord | undefined> {
     // A read sent before this write must not be joined by requests that start after it.
     this.#reads.delete(key)
     try {
       return await this.#snapshot(key, true, async () => {
-        const reply = await script.run(this.#command, key, args)
+        const written = script.run(this.#redis, key, args)
+        // A failed link is reported by the link itself. Without a lifetime (0) there is no PEXPIRE, and the echo comes.
+        if (ttlMs > 0) this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {})
+        const reply = await written
         return Array.isArray(reply) ? decodeRecord(pairs(reply)) : undefined
       }, (record) => { this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record)) })
     } catch (err) {
@@ -255,20 +234,20 @@ export class RedisStore implements SessionStore {
   }
 
   async create (key: string, record: SessionRecord, ttlMs: number): Promise<void> {
-    await this.#write(CREATE, key, [String(ttlMs), ...encodeRecord(record)])
+    await this.#write(CREATE, key, [String(ttlMs), ...encodeRecord(record)], ttlMs)
   }
 
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {
     const { set, cas, del } = encodeUpdate(update)
     const ttl = update.touch === undefined ? '0' : String(ttlMs)
-    return (await this.#write(UPDATE, key, [ttl, String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del])) !== undefined
+    return (await this.#write(UPDATE, key, [ttl, String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del], ttlMs)) !== undefined
   }
 
   async destroy (key: string): Promise<boolean> {
     try {
       return Number(await this.#command(key, ['DEL', key])) > 0
     } finally {
-      // Our own DEL is not echoed back (NOLOOP): forget the key here.
+      // Our own DEL is not echoed back (NOLOOP, not a script): forget the key here.
       this.#drop(key)
     }
   }
@@ -301,7 +280,7 @@ export class RedisStore implements SessionStore {
   }
 
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
-    const reply = await this.#own(indexKey, () => ADMIT.run(this.#command, indexKey, [
+    const reply = await this.#own(indexKey, () => ADMIT.run(this.#redis, indexKey, [
       entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max), String(options.ttlMs),
     ]))
     const flat = reply as unknown[]
@@ -311,11 +290,11 @@ export class RedisStore implements SessionStore {
   async dismiss (indexKey: string, members: ReadonlyArray<{ ref: string, hash: string | undefined }>): Promise<IndexEntry[]> {
     if (members.length === 0) return []
     const args = members.flatMap((m) => [m.ref, m.hash ?? ''])
-    return entries(await this.#own(indexKey, () => DISMISS.run(this.#command, indexKey, args)))
+    return entries(await this.#own(indexKey, () => DISMISS.run(this.#redis, indexKey, args)))
   }
 
   async dismissAll (indexKey: string, keepRef?: string): Promise<IndexEntry[]> {
-    return entries(await this.#own(indexKey, () => DISMISS_ALL.run(this.#command, indexKey, [keepRef ?? ''])))
+    return entries(await this.#own(indexKey, () => DISMISS_ALL.run(this.#redis, indexKey, [keepRef ?? ''])))
   }
 
   async members (indexKey: string): Promise<IndexEntry[]> {
@@ -335,11 +314,11 @@ export class RedisStore implements SessionStore {
   }
 
   async bumpEpoch (key: string): Promise<string> {
-    return String(await this.#own(key, () => BUMP.run(this.#command, key, [])))
+    return String(await this.#own(key, () => BUMP.run(this.#redis, key, [])))
   }
 
-  suspect (): void {
-    this.#health.suspect()
+  suspect (): boolean {
+    return this.#backend.suspect()
   }
 
   stats (): StoreStats {
@@ -347,8 +326,7 @@ export class RedisStore implements SessionStore {
   }
 
   async close (): Promise<void> {
-    this.#health.close()
-    for (const detach of this.#detach) detach()
+    this.#backend.close()
     this.#dropAll()
   }
 }

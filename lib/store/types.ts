@@ -134,8 +134,9 @@ export interface SessionStore {
   /**
    * A store call took longer than `storeTimeout`: stop serving anything held locally until a
    * round trip to the backend succeeds again (the link may be stalled, invalidations with it).
+   * Returns true when the store found a stalled link and reports its outage itself.
    */
-  suspect? (): void
+  suspect? (): boolean | void
   stats (): StoreStats
   close (): Promise<void>
 }
