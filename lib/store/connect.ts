@@ -7,7 +7,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { createClient } from 'redis'
 import { sessionError } from '../errors.ts'
 import type { Config } from '../options.ts'
-import type { RedisConnectOptions, RedisConnection } from '../types.ts'
+import type { RedisClusterConnectOptions, RedisConnectOptions, RedisConnection } from '../types.ts'
+import { isClusterOptions, openRedisCluster } from './open-cluster.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'
 import { TrackingOnlyCache } from './tracking.ts'
 
@@ -30,12 +31,14 @@ function isConnection (value: object): value is RedisConnection {
 }
 
 export async function openRedisStore (
-  redis: RedisConnectOptions | RedisConnection,
+  redis: RedisConnectOptions | { cluster: RedisClusterConnectOptions } | RedisConnection,
   config: Config,
   log: FastifyBaseLogger,
   onStatus: OnStatus
 ): Promise<{ store: RedisStore, close: () => Promise<void> }> {
   if (typeof redis !== 'object' || redis === null) throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
+  // A Redis Cluster the plugin makes: see store/open-cluster.ts.
+  if (isClusterOptions(redis)) return await openRedisCluster(redis.cluster, config.keyPrefix, config.connectTimeout, storeOptions(config, onStatus))
   if (isConnection(redis)) {
     const conn = redis as any
     const store = new RedisStore(conn, storeOptions(config, onStatus))

@@ -8,8 +8,9 @@
  *     reports it (or a probe or a call gets no answer, health.ts), everything held locally is
  *     dropped (`reset`), and nothing is cached again until the link answers;
  *   - requests for a node that is known to be down would each wait `storeTimeout`: they fail
- *     at once instead, with an error the guard does not log again (the link's state change was
- *     reported once, per node).
+ *     at once instead. Every failure is reported against its link (the guard logs once per
+ *     outage, per node on a cluster) and reaches the guard as the coded 503 error, which it
+ *     does not log again.
  */
 import { sessionError, type SessionError } from '../errors.ts'
 import { LinkHealth } from './health.ts'
@@ -59,6 +60,8 @@ export class NodeLink {
   readonly #health: LinkHealth
   readonly #timeout: number
   #up: boolean
+  /** A call failed and was reported; the next success reports recovery. */
+  #failed = false
   #inflight = 0
   /** When the link last answered, or went from idle to busy (performance.now()). */
   #progressAt = 0
@@ -113,15 +116,33 @@ export class NodeLink {
     this.#up = false
   }
 
-  /** Counts `call` as in flight on this link until it settles. */
+  /**
+   * Counts `call` as in flight on this link until it settles. A failure is reported against
+   * this link (the guard logs once per outage) and becomes the coded 503 error, which the guard
+   * passes on without logging again; the next success reports the link answering again.
+   * NOSCRIPT is no failure: the script runner loads the script and retries.
+   */
   track<T> (call: Promise<T>): Promise<T> {
     if (this.#inflight++ === 0) this.#progressAt = performance.now()
-    const settled = (): void => {
-      if (this.#inflight > 0) this.#inflight--
-      this.#progressAt = performance.now()
-    }
-    call.then(settled, settled)
-    return call
+    return call.then((value) => {
+      this.#settled()
+      if (this.#failed) {
+        this.#failed = false
+        this.#hooks.status(true, undefined, this.label)
+      }
+      return value
+    }, (err: unknown) => {
+      this.#settled()
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) throw err
+      this.#failed = true
+      this.#hooks.status(false, err, this.label)
+      throw sessionError('FST_SESSION_STORE_UNAVAILABLE', undefined, err)
+    })
+  }
+
+  #settled (): void {
+    if (this.#inflight > 0) this.#inflight--
+    this.#progressAt = performance.now()
   }
 
   /** Sends `call()` unless the link is known down or stalled. */

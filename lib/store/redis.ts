@@ -1,12 +1,12 @@
 /**
- * Session store on Redis (node-redis, RESP3) with a
+ * Session store on Redis (node-redis, RESP3; one client or a Redis Cluster) with a
  * process-local cache kept coherent by the client-side-caching invalidations Redis pushes.
  *
  * Protects against serving what another instance revoked or changed: every key this process
  * caches (session records, user index entries, the global epoch) lives under the tracked prefix
  * (tracking.ts), any change or expiry elsewhere pushes an invalidation that drops the local
  * entry synchronously, and whenever invalidations may have been lost (a connection error,
- * close or stall: link.ts) everything held locally is
+ * close, stall, or a new cluster topology: link.ts, cluster.ts) everything held locally is
  * dropped and nothing is served from a link until it answers again.
  *
  * Session writes return the session as it is right after them (the scripts end with HGETALL),
@@ -23,13 +23,14 @@
  *   <prefix>epoch          string: the global revocation epoch
  */
 import { BoundedCache } from '../lru.ts'
+import { ClusterBackend, isCluster, type ClusterConnection } from './cluster.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
 import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './link.ts'
 import { ADMIT, BUMP, CREATE, DISMISS, DISMISS_ALL, UPDATE, type Script } from './scripts.ts'
 import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
-/** A node-redis client. */
-export type Connection = ClientConnection
+/** A node-redis client or cluster client. */
+export type Connection = ClientConnection | ClusterConnection
 
 /**
  * The snapshots of one key in flight. `staleBefore`: snapshots sent at or before this sequence
@@ -103,7 +104,7 @@ export class RedisStore implements SessionStore {
       status: (up, err, node) => { options.onStatus?.(up, err, node) },
     }
     const timing = { interval: options.probeInterval, timeout: options.storeTimeout }
-    this.#backend = new ClientBackend(conn, timing, hooks)
+    this.#backend = isCluster(conn) ? new ClusterBackend(conn, timing, hooks) : new ClientBackend(conn, timing, hooks)
     // Without client-side caching there are no invalidations, so nothing may be cached locally.
     this.#cache = this.#backend.tracking ? new BoundedCache(options.cacheSize, options.cacheBytes) : undefined
   }
