@@ -22,6 +22,7 @@ import { currentEpoch, discard, ttlOf, type Core } from './core.ts'
 import { generateId, generateRef, storageHash } from './crypto/ids.ts'
 import { sessionError } from './errors.ts'
 import type { ResponseHeaders } from './headers.ts'
+import type { IndexPruner } from './prune.ts'
 import type { SessionOps, SessionState } from './state.ts'
 import type { IndexEntry, SessionRecord } from './store/types.ts'
 
@@ -40,10 +41,12 @@ function invalid (detail: string): never {
 export class Lifecycle implements SessionOps {
   readonly #core: Core
   readonly #headers: ResponseHeaders
+  readonly #pruner: IndexPruner
 
-  constructor (core: Core, headers: ResponseHeaders) {
+  constructor (core: Core, headers: ResponseHeaders, pruner: IndexPruner) {
     this.#core = core
     this.#headers = headers
+    this.#pruner = pruner
   }
 
   get codec (): Core['codec'] { return this.#core.codec }
@@ -86,6 +89,8 @@ export class Lifecycle implements SessionOps {
     if (!result.admitted) this.#ended(state)
     for (const e of result.evicted) events.emit('revoked', userId, e.ref)
     if (result.evicted.length > 0) await discard(this.#core, result.evicted.map((e) => e.hash))
+    // Entries of sessions that idled out, pruned in the background (prune.ts).
+    if (result.sample !== undefined && result.sample.length > 0) this.#pruner.prune(keys.index(userKey), result.sample).catch(() => {})
   }
 
   /** The record's meta values (user, user agent, IP) re-encrypted for `hash` under the newest key. */

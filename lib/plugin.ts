@@ -23,6 +23,7 @@ import { ResponseHeaders } from './headers.ts'
 import { KeyNames } from './keys.ts'
 import { Lifecycle } from './lifecycle.ts'
 import { normaliseOptions } from './options.ts'
+import { IndexPruner } from './prune.ts'
 import { createPasswords } from './password/index.ts'
 import { Resolver } from './resolve.ts'
 import { Session, stateOf } from './session.ts'
@@ -76,7 +77,10 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     log: fastify.log,
   }
   const resolver = new Resolver(core)
-  const lifecycle = new Lifecycle(core, new ResponseHeaders(config, cookieWriter(config.cookie)))
+  // A login writes the index entry before the record: a missing record counts as ended only when
+  // it is still missing well after the few store calls between the two.
+  const pruner = new IndexPruner(store, core.keys, guard, 10 * config.storeTimeout)
+  const lifecycle = new Lifecycle(core, new ResponseHeaders(config, cookieWriter(config.cookie)), pruner)
 
   const onRequest: onRequestHookHandler = function (request, _reply, done) {
     let begun: SessionState | Promise<SessionState>
@@ -143,6 +147,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     route.onSend = appendHook(route.onSend, onSend)
   })
   fastify.addHook('onClose', async () => {
+    pruner.close()
     await closeStore()
   })
 }

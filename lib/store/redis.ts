@@ -27,6 +27,9 @@ import { ClusterBackend, isCluster, type ClusterConnection } from './cluster.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
 import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './link.ts'
 import { ADMIT, BUMP, CREATE, DISMISS, DISMISS_ALL, UPDATE, type Script } from './scripts.ts'
+
+/** Other entries of a large index returned by each login, for the caller to prune (lifecycle). */
+const SAMPLE = 8
 import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 /** A node-redis client or cluster client. */
@@ -282,10 +285,12 @@ export class RedisStore implements SessionStore {
 
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
     const reply = await this.#own(indexKey, () => ADMIT.run(this.#redis, indexKey, [
-      entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max), String(options.ttlMs),
+      entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max), String(options.ttlMs), String(SAMPLE),
     ]))
     const flat = reply as unknown[]
-    return { admitted: Number(flat[0]) === 1, evicted: entries(flat, 1) }
+    if (Number(flat[0]) !== 1) return { admitted: false, evicted: [] }
+    const split = 2 + 2 * Number(flat[1])
+    return { admitted: true, evicted: entries(flat.slice(0, split), 2), sample: entries(flat, split) }
   }
 
   async dismiss (indexKey: string, members: ReadonlyArray<{ ref: string, hash: string | undefined }>): Promise<IndexEntry[]> {

@@ -87,6 +87,11 @@ export interface AdmitResult {
   readonly admitted: boolean
   /** Lineages removed to respect `max`. */
   readonly evicted: readonly IndexEntry[]
+  /**
+   * A few other lineages of a large index, picked at random, whose sessions the caller may check
+   * and `dismiss` if they ended (idled out): the store cannot see other keys in the same step.
+   */
+  readonly sample?: readonly IndexEntry[]
 }
 
 export interface StoreStats {
