@@ -116,7 +116,9 @@ elseif 4 * n < threshold and mark then
   redis.call('HSET', KEYS[1], '#scan', math.max(${SCAN_FLOOR}, 2 * n))
 end
 if n > ${SAMPLE_FLOOR} then
-  local picked = redis.call('HRANDFIELD', KEYS[1], tonumber(ARGV[7]) + 2, 'WITHVALUES')
+  -- HRANDFIELD needs Redis 6.2; before it, no sample (indexes are then pruned by deadline only).
+  local picked = redis.pcall('HRANDFIELD', KEYS[1], tonumber(ARGV[7]) + 2, 'WITHVALUES')
+  if type(picked) ~= 'table' or picked.err then picked = {} end
   local taken = 0
   for i = 1, #picked, 2 do
     if picked[i] ~= '#scan' and picked[i] ~= ARGV[1] and taken < tonumber(ARGV[7]) then
