@@ -92,8 +92,8 @@ test('index pruner: an entry whose record is missing at both looks, grace apart,
 })
 
 test('index: logins of a user whose 195 older sessions idled out shrink the index back, and never drop a live session', async () => {
-  // storeTimeout 100 ms: the pruner's second look comes 1 s after the first.
-  const app: FastifyInstance = await buildApp({ redis: { url: redis.url }, keyPrefix: 'grow:', storeTimeout: 100 })
+  // storeTimeout 300 ms: the pruner's second look comes 3 s after the first.
+  const app: FastifyInstance = await buildApp({ redis: { url: redis.url }, keyPrefix: 'grow:', storeTimeout: 300 })
   closers.push(() => app.close())
   const cookies: string[] = []
   for (let i = 0; i < 200; i++) cookies.push(await login(app, 'u-grow'))
