@@ -24,7 +24,7 @@ let redis: RedisServer
 const closers: Array<() => Promise<unknown>> = []
 before(async () => { redis = await startRedis() })
 after(async () => {
-  for (const close of closers) await close()
+  for (const close of closers) await close().catch(() => {})
   await redis.stop()
 })
 

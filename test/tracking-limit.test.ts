@@ -19,7 +19,7 @@ let redis: RedisServer
 const apps: FastifyInstance[] = []
 before(async () => { redis = await startRedis(['--tracking-table-max-keys', '100']) })
 after(async () => {
-  await Promise.all(apps.map((a) => a.close()))
+  await Promise.all(apps.map((a) => a.close().catch(() => {})))
   await redis.stop()
 })
 
