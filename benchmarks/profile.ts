@@ -15,7 +15,7 @@ import { summariseProfile } from './harness/cpuprofile.ts'
 import { pickLoadGenerator } from './harness/load/index.ts'
 import { pinning } from './harness/pinning.ts'
 import { installCleanup } from './harness/processes.ts'
-import { startBenchRedis, type BenchRedis } from './harness/redis.ts'
+import { startBenchCluster, startBenchRedis, type BenchRedis } from './harness/redis.ts'
 import { startServer, type ServerSpec } from './harness/server-process.ts'
 import { builtInVariants } from './harness/variants.ts'
 
@@ -48,8 +48,8 @@ let loadEnd = 0
 let stoppedAt = 0
 let requests = 0
 try {
-  if (variant.usesRedis) redis = await startBenchRedis(pin)
-  const server = await startServer(variant.name, spec, pin.server, { redisUrl: redis?.url ?? '' })
+  if (variant.usesRedis) redis = variant.usesCluster === true ? await startBenchCluster(pin) : await startBenchRedis(pin)
+  const server = await startServer(variant.name, spec, pin.server, { redisUrl: redis?.url ?? '', redisUrls: redis?.urls ?? '' })
   try {
     const plan = await variant.prepare({ origin: server.origin, redis })
     const settings = { origin: server.origin, connections, pinPrefix: pin.load, tmpDir: profDir }

@@ -19,8 +19,8 @@ import { pickLoadGenerator } from './harness/load/index.ts'
 import { pinning } from './harness/pinning.ts'
 import { installCleanup, onCleanup } from './harness/processes.ts'
 import { QUIET_PCT, waitForQuiet } from './harness/quiet.ts'
-import { startBenchRedis, type BenchRedis } from './harness/redis.ts'
-import { budgetTable, json, markdown, summaryTable, type Meta, type Report } from './harness/report.ts'
+import { startBenchCluster, startBenchRedis, type BenchRedis } from './harness/redis.ts'
+import { budgetTable, cacheTable, json, markdown, summaryTable, type Meta, type Report } from './harness/report.ts'
 import { runVariant, type Run } from './harness/runner.ts'
 import { roundOrder, summarise } from './harness/stats.ts'
 import { renderSvg } from './harness/svg.ts'
@@ -62,7 +62,11 @@ function selectVariants (opts: Options): Variant[] {
   for (const name of wanted) {
     if (!all.some((v) => v.name === name)) throw new TypeError(`unknown variant ${name}; --list shows them`)
   }
-  for (const v of all) if (wanted.has(v.name) && v.baseline !== undefined) wanted.add(v.baseline)
+  for (const v of all) {
+    if (!wanted.has(v.name)) continue
+    if (v.baseline !== undefined) wanted.add(v.baseline)
+    if (v.missBaseline !== undefined) wanted.add(v.missBaseline)
+  }
   return all.filter((v) => wanted.has(v.name))
 }
 
@@ -130,14 +134,19 @@ async function main (): Promise<number> {
   onCleanup(removeTmp)
 
   let redis: BenchRedis | undefined
+  let cluster: BenchRedis | undefined
   const runs: Run[] = []
   const discarded: Run[] = []
   try {
-    if (variants.some((v) => v.usesRedis || v.measureRedis === true)) {
+    if (variants.some((v) => (v.usesRedis || v.measureRedis === true) && v.usesCluster !== true)) {
       redis = await startBenchRedis(pin)
       console.log(`bench: redis-server at ${redis.url}`)
     }
-    const settings = { durationS: opts.durationS, warmupS: opts.warmupS, connections: opts.connections, generator, pin, redis, tmpDir }
+    if (variants.some((v) => v.usesCluster === true)) {
+      cluster = await startBenchCluster(pin)
+      console.log(`bench: redis cluster (3 masters) at ${cluster.urls}`)
+    }
+    const settings = { durationS: opts.durationS, warmupS: opts.warmupS, connections: opts.connections, generator, pin, redis, cluster, tmpDir }
     for (let round = 0; round < opts.rounds; round++) {
       for (const variant of roundOrder(variants, round, opts.rounds)) {
         let run: Run
@@ -157,6 +166,7 @@ async function main (): Promise<number> {
     }
   } finally {
     await redis?.stop()
+    await cluster?.stop()
     removeTmp()
   }
 
@@ -176,6 +186,8 @@ async function main (): Promise<number> {
   writeFileSync(`${stem}.svg`, renderSvg(summaries, 'fastify-hardened-session: HTTP benchmark', `${meta.date} · ${meta.loadGenerator.split(':')[0]} · ${opts.connections} connections · ${opts.rounds} round(s) × ${opts.durationS} s · node ${meta.node}`))
 
   console.log('\n' + summaryTable(summaries, meta.baselineLabel))
+  const cache = cacheTable(summaries)
+  if (cache !== undefined) console.log('\n' + cache)
   if (budgetResults !== undefined) console.log('\n' + budgetTable(budgetResults, summaries))
   console.log(`\nbench: wrote ${stem}.md, .json, .svg`)
 

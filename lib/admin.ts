@@ -46,13 +46,18 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
     return live.length
   }
 
-  /** The session an index entry points at, if it is live and (sealed) that user's. */
-  async function info (userId: string, userKey: string, entry: IndexEntry, epoch: string, now: number): Promise<SessionInfo | undefined> {
+  /**
+   * The session an index entry points at, if it is live and (sealed) that user's; `'ended'` when
+   * the entry can go: no record, another lineage, an older epoch, past its deadlines. A record
+   * these secrets cannot verify is only left out, never pruned (a tool run with a subset of the
+   * secrets must not end sessions).
+   */
+  async function info (userId: string, userKey: string, entry: IndexEntry, epoch: string, now: number): Promise<SessionInfo | 'ended' | undefined> {
     const record = await guard.run(store.read(keys.session(entry.hash)))
-    if (record === undefined || record.ref !== entry.ref || record.epoch !== epoch || record.userKey !== userKey) return undefined
+    if (record === undefined || record.ref !== entry.ref || record.epoch !== epoch || now >= record.idleExpiry || now >= record.absoluteExpiry) return 'ended'
     const view = resolver.view(record, entry.hash)
     // An entry a store writer copied from another user's index points at that user's session.
-    if (!view.ok || view.userId !== userId || now >= record.idleExpiry || now >= record.absoluteExpiry) return undefined
+    if (record.userKey !== userKey || !view.ok || view.userId !== userId) return undefined
     const out: SessionInfo = {
       ref: entry.ref,
       createdAt: new Date(record.createdAt),
@@ -81,11 +86,11 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
       const indexKey = keys.index(userKey)
       const entries = (await guard.run(store.members(indexKey))).filter((e) => e.expiresAt > now)
       const infos = await Promise.all(entries.map((e) => info(userId, userKey, e, epoch, now)))
-      const dead = entries.filter((_e, i) => infos[i] === undefined)
+      const dead = entries.filter((_e, i) => infos[i] === 'ended')
       // Entries whose session ended (idle timeout, deleted) are pruned as they are found, by
       // compare-and-set: a lineage that moved meanwhile (a regenerate) is left alone.
       if (dead.length > 0) await guard.run(store.dismiss(indexKey, dead))
-      const out = infos.filter((i): i is SessionInfo => i !== undefined)
+      const out = infos.filter((i): i is SessionInfo => typeof i === 'object')
       return out.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
     },
 

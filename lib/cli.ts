@@ -127,6 +127,7 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
       out(`user indexes:        ${s.userIndexes}`)
       out(`revocation epoch:    ${s.epoch}`)
       out(`tracked keys:        ${s.trackedKeys ?? 'unknown (INFO not permitted)'} / limit ${limit}${share}`)
+      out(`tracked prefixes:    ${s.trackingPrefixes ?? 'unknown'} (the plugin tracks by prefix: its sessions need no table entry)`)
       out(`memory per session:  ${s.bytesPerSession === undefined ? 'unknown' : `${s.bytesPerSession} bytes (mean of ${s.sampled})`}`)
       if (s.bytesPerSession !== undefined) out(`sessions total:      ~${Math.round(s.bytesPerSession * s.sessionRecords / 1024)} KiB`)
       if (s.usedMemory !== undefined) out(`redis used memory:   ${Math.round(s.usedMemory / 1024)} KiB`)

@@ -18,6 +18,8 @@ export class Guard {
   readonly #events: Events
   #store: SessionStore | undefined
   #down = false
+  /** Cluster nodes reported down, each logged once per outage. */
+  readonly #nodesDown = new Set<string>()
 
   constructor (timeout: number, log: FastifyBaseLogger, events: Events) {
     this.#timeout = timeout
@@ -30,17 +32,27 @@ export class Guard {
     this.#store = store
   }
 
-  /** The store went away: log and report once per outage. */
-  down (err: unknown): void {
-    if (this.#down) return
-    this.#down = true
+  /** The store (or, with `node`, one node of a cluster) went away: log and report once per outage. */
+  down (err: unknown, node?: string): void {
     const name = err instanceof Error ? err.name : 'Error'
     const message = err instanceof SessionError ? 'timed out' : err instanceof Error ? err.message : 'unknown error'
-    this.#log.error({ store: { name, message } }, 'session store unavailable; requests that need a session get 503 until it recovers')
+    if (node !== undefined) {
+      if (this.#nodesDown.has(node)) return
+      this.#nodesDown.add(node)
+      this.#log.error({ store: { node, name, message } }, 'session store node unavailable; requests for its keys get 503 until it recovers')
+    } else {
+      if (this.#down) return
+      this.#down = true
+      this.#log.error({ store: { name, message } }, 'session store unavailable; requests that need a session get 503 until it recovers')
+    }
     this.#events.emit('store_error', undefined, undefined, 'FST_SESSION_STORE_UNAVAILABLE')
   }
 
-  up (): void {
+  up (node?: string): void {
+    if (node !== undefined) {
+      if (this.#nodesDown.delete(node)) this.#log.info({ store: { node } }, 'session store node recovered')
+      return
+    }
     if (!this.#down) return
     this.#down = false
     this.#log.info('session store recovered')
@@ -51,8 +63,8 @@ export class Guard {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         const err = sessionError('FST_SESSION_STORE_UNAVAILABLE')
-        this.#store?.suspect?.()
-        this.down(err)
+        // A store that can blame a stalled link reports that link's outage itself.
+        if (this.#store?.suspect?.() !== true) this.down(err)
         reject(err)
       }, this.#timeout)
       call.then((value) => {
@@ -61,6 +73,11 @@ export class Guard {
         resolve(value)
       }, (err: unknown) => {
         clearTimeout(timer)
+        // Refused by the store itself for a link known to be down: already reported once.
+        if (err instanceof SessionError && err.code === 'FST_SESSION_STORE_UNAVAILABLE') {
+          reject(err)
+          return
+        }
         this.down(err)
         reject(sessionError('FST_SESSION_STORE_UNAVAILABLE', undefined, err))
       })

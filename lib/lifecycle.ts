@@ -24,6 +24,7 @@ import { generateId, generateRef, storageHash } from './crypto/ids.ts'
 import { sessionError } from './errors.ts'
 import type { ResponseHeaders } from './headers.ts'
 import { loginWithPassword, type PasswordLoginArgs, type PasswordLoginDeps, type PasswordLoginResult } from './password-login.ts'
+import type { IndexPruner } from './prune.ts'
 import type { SessionOps, SessionState } from './state.ts'
 import type { RecordUpdate, SessionRecord } from './store/types.ts'
 
@@ -58,11 +59,13 @@ export class Lifecycle implements SessionOps {
   readonly #core: Core
   readonly #headers: ResponseHeaders
   readonly #passwordLogin: PasswordLoginDeps
+  readonly #pruner: IndexPruner
 
-  constructor (core: Core, headers: ResponseHeaders, passwordLogin: Omit<PasswordLoginDeps, 'login'>) {
+  constructor (core: Core, headers: ResponseHeaders, passwordLogin: Omit<PasswordLoginDeps, 'login'>, pruner: IndexPruner) {
     this.#core = core
     this.#headers = headers
     this.#passwordLogin = { ...passwordLogin, login: (state, userId, data) => this.login(state, userId, data, undefined) }
+    this.#pruner = pruner
   }
 
   loginWithPassword (state: SessionState, args: PasswordLoginArgs): Promise<PasswordLoginResult> {
@@ -121,6 +124,8 @@ export class Lifecycle implements SessionOps {
       }
       for (const e of result.evicted) events.emit('revoked', move.userId, e.ref)
       if (result.evicted.length > 0) await discard(this.#core, result.evicted.map((e) => e.hash))
+      // Entries of sessions that idled out, pruned in the background (prune.ts).
+      if (result.sample !== undefined && result.sample.length > 0) this.#pruner.prune(indexKey, result.sample).catch(() => {})
     }
     if (old === undefined || oldHash === undefined) return
     const taken = await this.#run(store.take(keys.session(oldHash)))

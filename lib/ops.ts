@@ -146,8 +146,13 @@ export interface Stats {
   sessionRecords: number
   userIndexes: number
   epoch: string
-  /** Redis's client-side-caching table: keys tracked for every connected instance. */
+  /**
+   * Redis's client-side-caching table: keys tracked per key. The plugin's own clients track by
+   * prefix (broadcast), which uses no table at all, so this counts only other clients' tracking.
+   */
   trackedKeys: number | undefined
+  /** Prefixes tracked in broadcast mode (one per key prefix in use by an instance). */
+  trackingPrefixes: number | undefined
   /** `tracking-table-max-keys` (0 = unlimited), undefined when CONFIG GET is not permitted. */
   trackingTableMaxKeys: number | undefined
   /** Mean `MEMORY USAGE` of up to `sampled` session keys, in bytes. */
@@ -203,6 +208,7 @@ export async function collectStats (ops: Ops, sample = 200): Promise<Stats> {
     userIndexes,
     epoch: typeof epoch === 'string' ? epoch : '0',
     trackedKeys: infoField(info, 'tracking_total_keys'),
+    trackingPrefixes: infoField(info, 'tracking_total_prefixes'),
     trackingTableMaxKeys: limitValue === undefined ? undefined : Number(limitValue),
     bytesPerSession: measured === 0 ? undefined : Math.round(bytes / measured),
     sampled: measured,

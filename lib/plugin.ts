@@ -26,6 +26,7 @@ import { establishNamingKey } from './crypto/naming.ts'
 import { KeyNames, keyringKey } from './keys.ts'
 import { Lifecycle } from './lifecycle.ts'
 import { normaliseOptions } from './options.ts'
+import { IndexPruner } from './prune.ts'
 import { createPasswords } from './password/index.ts'
 import { Resolver } from './resolve.ts'
 import { Session, stateOf } from './session.ts'
@@ -52,9 +53,9 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     store = options.store
     closeStore = async () => {}
   } else {
-    const opened = await openRedisStore(options.redis as NonNullable<typeof options.redis>, config, fastify.log, (up, err) => {
-      if (up) guard.up()
-      else guard.down(err)
+    const opened = await openRedisStore(options.redis as NonNullable<typeof options.redis>, config, fastify.log, (up, err, node) => {
+      if (up) guard.up(node)
+      else guard.down(err, node)
     }, fastify.initialConfig.pluginTimeout)
     store = opened.store
     closeStore = opened.close
@@ -79,13 +80,16 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   }
   const originCheck = config.csrf === undefined ? undefined : createOriginCheck(config.csrf.trustedOrigins)
   const resolver = new Resolver(core)
+  // A missing record counts as ended only when it is still missing well after the few store
+  // calls of a move (a record is created before its index entry; the second look is a margin).
+  const pruner = new IndexPruner(store, core.keys, guard, 10 * config.storeTimeout)
   const lifecycle = new Lifecycle(core, new ResponseHeaders(config), {
     passwords,
     throttle: config.loginThrottle === undefined ? undefined : new LoginThrottle(config, store, guard, keys),
     originCheck,
     events,
     log: fastify.log,
-  })
+  }, pruner)
   const cookieName = config.cookie.name
   let warnedScheme = false
 
@@ -176,6 +180,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   fastify.addHook('onRequest', onRequest)
   fastify.addHook('onSend', onSend)
   fastify.addHook('onClose', async () => {
+    pruner.close()
     await closeStore()
   })
 }

@@ -7,7 +7,7 @@
  * }
  * ```
  */
-import type { RedisClientType, RedisClusterType, RedisClientOptions, RedisSentinelType } from 'redis'
+import type { RedisClientType, RedisClusterOptions, RedisClusterType, RedisClientOptions, RedisSentinelType } from 'redis'
 import type { SessionErrorCode } from './errors.ts'
 import type { SessionStore } from './store/types.ts'
 
@@ -98,12 +98,17 @@ export type RedisConnectOptions = Omit<RedisClientOptions, 'RESP' | 'clientSideC
    */
   allowPlaintext?: boolean
 }
+/** node-redis `createCluster` options for a cluster the plugin makes (`redis: { cluster: … }`); `allowPlaintext` as for one client. */
+export type RedisClusterConnectOptions = Omit<RedisClusterOptions, 'RESP' | 'clientSideCache' | 'keyPrefix' | 'modules' | 'functions' | 'scripts'> & { allowPlaintext?: boolean }
 
 export interface HardenedSessionOptions {
   /** Cookie-signing keys, newest first; `[0]` signs, every entry verifies. Each ≥ 32 bytes. */
   secrets: Array<string | Buffer>
-  /** Connection options (the plugin makes a RESP3 client with client-side caching) or a client you made. */
-  redis?: RedisConnectOptions | RedisConnection
+  /**
+   * Connection options (the plugin makes a RESP3 client with client-side caching), `{ cluster:
+   * { rootNodes, … } }` (the same for a Redis Cluster), or a client / cluster client you made.
+   */
+  redis?: RedisConnectOptions | { cluster: RedisClusterConnectOptions } | RedisConnection
   /** Any other store, e.g. `createMemoryStore()`. Exactly one of `redis` / `store`. */
   store?: SessionStore
   keyPrefix?: string

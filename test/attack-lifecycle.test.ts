@@ -105,7 +105,7 @@ async function hgetall (key: string): Promise<Map<string, string>> {
  * before it is sent, so a test can act between a login's index step and its record step.
  */
 async function holdingClient (): Promise<{ client: unknown, holdNextCreate: () => { reached: Promise<void>, release: () => void } }> {
-  const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache() })
+  const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('sess:') })
   client.on('error', () => {})
   await client.connect()
   closers.push(() => client.close())
@@ -690,8 +690,8 @@ describe('attack: cache coherence', () => {
     assert.equal(await works(b, next), true, 'a regenerate answered 200 issued a dead session')
   })
 
-  // DEFECT (open): NOLOOP default-mode tracking loses invalidations silently when Redis evicts tracking-table entries during this client's own command (tracking-table-max-keys, 1e6 by default): a revoked session keeps being served
-  test(`tracking: ${TRIES}× with Redis evicting tracking entries (tracking-table-max-keys reached), a revokeUser elsewhere is still seen within 100 ms`, { todo: 'tracking mode: fixed with the coherence work (BCAST)' }, async () => {
+  // Fixed defect: NOLOOP default-mode tracking loses invalidations silently when Redis evicts tracking-table entries during this client's own command (tracking-table-max-keys, 1e6 by default): a revoked session keeps being served
+  test(`tracking: ${TRIES}× with Redis evicting tracking entries (tracking-table-max-keys reached), a revokeUser elsewhere is still seen within 100 ms`, async () => {
     // A small table stands in for a busy deployment with more than a million tracked keys.
     const small = await startRedis(['--tracking-table-max-keys', '20'])
     closers.push(() => small.stop())
@@ -770,8 +770,8 @@ describe('attack: cache coherence', () => {
 // Invariant 4: a stalled Redis link
 // ---------------------------------------------------------------------------------------------
 describe('attack: a stalled link', () => {
-  // DEFECT (open): the idle probe runs every storeTimeout and needs a tick at least storeTimeout after the probe was sent; with timer jitter that is the tick after, so a stall is noticed after up to 3× storeTimeout
-  test('stall: an idle instance stops serving a session revoked elsewhere within about 2× storeTimeout, every time', { todo: 'probe timing: fixed with the coherence work' }, async () => {
+  // Fixed defect: the idle probe runs every storeTimeout and needs a tick at least storeTimeout after the probe was sent; with timer jitter that is the tick after, so a stall is noticed after up to 3× storeTimeout
+  test('stall: an idle instance stops serving a session revoked elsewhere within about 2× storeTimeout, every time', async () => {
     const STORE_TIMEOUT = 100
     const proxy = await startProxy(redis.port)
     closers.push(async () => { proxy.resume(); await proxy.close() })
@@ -840,9 +840,9 @@ describe('attack: resource bounds and logs', () => {
     assert.equal((await a.inject({ method: 'POST', url: '/set', payload: { v: 'x'.repeat(1400) } })).statusCode, 200)
   })
 
-  // DEFECT (open): index entries cached per user are counted as 256 bytes whatever their number: the local cache holds far more than cacheBytes
-  test('cache: the local cache stays within cacheBytes however many index entries of one user it holds', { todo: 'index entry accounting: fixed with the coherence work' }, async () => {
-    const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache() })
+  // Fixed defect: index entries cached per user are counted as 256 bytes whatever their number: the local cache holds far more than cacheBytes
+  test('cache: the local cache stays within cacheBytes however many index entries of one user it holds', async () => {
+    const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('sess:') })
     await client.connect()
     closers.push(() => client.close())
     const CACHE_BYTES = 64 * 1024

@@ -9,12 +9,12 @@ import { createClient } from 'redis'
 import { RedisStore } from '../lib/store/redis.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
 import { eventually } from './helpers/app.ts'
-import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { rawCommand, startRedis, type RedisServer } from './helpers/redis-server.ts'
 import { record, storeContract } from './helpers/store-contract.ts'
 
 let redis: RedisServer
 const clients: Array<{ close (): Promise<void> }> = []
-before(async () => { redis = await startRedis() })
+before(async () => { redis = await startRedis(['--enable-debug-command', 'yes']) })
 after(async () => {
   await Promise.all(clients.map((c) => c.close()))
   await redis.stop()
@@ -23,7 +23,7 @@ after(async () => {
 const OPTIONS = { cacheSize: 100, cacheBytes: 1 << 20, storeTimeout: 1000, probeInterval: 1000 }
 
 storeContract('redis store', async () => {
-  const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache() })
+  const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('') })
   await client.connect()
   clients.push(client)
   return new RedisStore(client as never, OPTIONS)
@@ -31,16 +31,16 @@ storeContract('redis store', async () => {
 
 /** A real client whose HGETALL replies are delivered only when the test releases them. */
 async function heldClient () {
-  const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache() })
+  const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('') })
   await client.connect()
   const held: Array<() => void> = []
   let holding = false
   const conn = new Proxy(client, {
     get (target, prop, receiver) {
-      if (prop === 'hGetAll') {
-        return async (key: string) => {
-          const reply = await target.hGetAll(key)
-          if (holding) await new Promise<void>((resolve) => held.push(resolve))
+      if (prop === 'sendCommand') {
+        return async (args: string[]) => {
+          const reply = await target.sendCommand(args)
+          if (holding && args[0] === 'HGETALL') await new Promise<void>((resolve) => held.push(resolve))
           return reply
         }
       }
@@ -64,7 +64,7 @@ test('redis store: a read reply that arrives after a newer write snapshot is not
     h.hold()
     const late = h.store.get('order:a') // HGETALL runs now (sees "old"), its reply is held
     await eventually(async () => h.waiting() === 1, 1000, 'read held')
-    assert.equal(await h.store.update('order:a', { maxBytes: 1 << 20, set: new Map([['x', '"new"']]), del: [] }, 0), true)
+    assert.equal(await h.store.update('order:a', { maxBytes: 1 << 20, set: new Map([['x', '"new"']]), del: [] }, 60_000), true)
     assert.equal(h.store.peek('order:a')?.fields.get('x'), '"new"', 'the write snapshot is cached')
     h.release()
     assert.equal((await late)?.fields.get('x'), '"old"', 'the late read itself saw the old value')
@@ -104,7 +104,7 @@ test('redis store: own writes are not echoed back (NOLOOP) yet other clients sti
   await other.connect()
   try {
     await h.store.create('loop:a', record({ x: '"1"' }), 60_000)
-    await h.store.update('loop:a', { maxBytes: 1 << 20, set: new Map([['x', '"2"']]), del: [] }, 0)
+    await h.store.update('loop:a', { maxBytes: 1 << 20, set: new Map([['x', '"2"']]), del: [] }, 60_000)
     await h.client.ping() // any echo of our own write would have arrived before this reply
     assert.equal(h.store.peek('loop:a')?.fields.get('x'), '"2"', 'still cached after our own write')
     await other.hSet('loop:a', 'd:x', '"3"')
@@ -131,5 +131,47 @@ test('redis store: replace is a compare-and-set inside the write script', async 
   } finally {
     await h.store.close()
     await h.client.close()
+  }
+})
+
+test('redis store: a foreign write processed in the same Redis event-loop iteration as an own write is never hidden by it', async (t) => {
+  const h = await heldClient()
+  const other = createClient({ url: redis.url })
+  await other.connect()
+  const outcomes = { foreignFirst: 0, foreignLast: 0 }
+  try {
+    for (let i = 0; i < 12; i++) {
+      const key = `same-loop:${i}`
+      await h.store.create(key, record({ x: '"0"' }), 60_000)
+      // Redis sleeps while both clients' commands queue up; it then runs them in one iteration.
+      const sleeping = redis.command('DEBUG', 'SLEEP', '0.15').catch(() => '')
+      await eventually(async () => {
+        try {
+          await rawCommand(redis.port, ['PING'], 30)
+          return false
+        } catch {
+          return true
+        }
+      }, 1000, 'Redis is asleep')
+      const own = () => h.store.update(key, { maxBytes: 1 << 20, set: new Map([['x', '"1"']]), del: [] }, 60_000)
+      const foreign = () => other.hSet(key, 'd:y', '"foreign"')
+      await (i % 2 === 0 ? Promise.all([own(), foreign()]) : Promise.all([foreign(), own()]))
+      await sleeping
+      await h.client.ping() // any invalidation pushed for those writes arrived before this reply
+      const cached = h.store.peek(key)
+      if (cached === undefined) {
+        outcomes.foreignLast++
+      } else {
+        assert.equal(cached?.fields.get('y'), '"foreign"', 'a cached snapshot includes the foreign write')
+        outcomes.foreignFirst++
+      }
+      assert.equal((await h.store.get(key))?.fields.get('y'), '"foreign"')
+    }
+    t.diagnostic(`foreign write before the own write: ${outcomes.foreignFirst}, after it (invalidation pushed): ${outcomes.foreignLast}`)
+    assert.ok(outcomes.foreignFirst > 0 && outcomes.foreignLast > 0, 'both orders of processing were exercised')
+  } finally {
+    await h.store.close()
+    await h.client.close()
+    await other.close()
   }
 })

@@ -60,6 +60,20 @@ export function summaryTable (summaries: readonly Summary[], base = 'bare'): str
   return lines.join('\n')
 }
 
+/** The local cache of the variants that report it: hit ratio, and what a miss costs. */
+export function cacheTable (summaries: readonly Summary[]): string | undefined {
+  const rows = summaries.filter((s) => s.cacheHitRate !== undefined)
+  if (rows.length === 0) return undefined
+  const lines = [
+    '| variant | cache hit ratio | misses/req | server CPU µs per miss | Redis cmds per miss |',
+    '| --- | ---: | ---: | ---: | ---: |',
+  ]
+  for (const s of rows) {
+    lines.push(`| ${s.label} | ${num((s.cacheHitRate ?? 0) * 100, 1)} % | ${num(s.missesPerRequest, 3)} | ${num(s.cpuUsPerMiss, 1)} | ${num(s.redisCommandsPerMiss, 2)} |`)
+  }
+  return lines.join('\n')
+}
+
 function budgetValue (metric: string, n: number | undefined): string {
   if (n === undefined) return dash
   return metric.toLowerCase().includes('ratio') ? `${n.toFixed(2)}×` : num(n, metric === 'rps' ? 0 : 2)
@@ -100,6 +114,10 @@ export function markdown (r: Report): string {
   const repeated = r.discarded.length === 0 ? '' : ` (${r.discarded.length} disturbed run(s) were repeated)`
   parts.push('', `Other processes on the machine (and hypervisor steal) used at most ${noise.toFixed(1)} % of a CPU during any timed run${repeated}` +
     (noise >= 10 ? ' (**disturbed**: rerun on a quiet machine, or with `--wait-quiet 120`).' : '.'))
+  const cache = cacheTable(r.summaries)
+  if (cache !== undefined) {
+    parts.push('', '**Local cache** (record look-ups; CPU per miss against the all-hits variant of the same round)', '', cache)
+  }
   if (r.budgets !== undefined) parts.push('', '**Budgets** (`benchmarks/budgets.json`)', '', budgetTable(r.budgets, r.summaries))
   if (r.meta.libChanged === true) parts.push('', '**Warning**: lib/ changed during this run, so its rounds measured different versions of the code.')
   if (r.meta.smoke) parts.push('', '_Smoke run: ~1 s per variant, one round; numbers are not meaningful._')

@@ -18,6 +18,8 @@ export interface RunSettings {
   readonly generator: LoadGenerator
   readonly pin: Pinning
   readonly redis: BenchRedis | undefined
+  /** The harness's Redis Cluster, for variants with `usesCluster`. */
+  readonly cluster?: BenchRedis | undefined
   readonly tmpDir: string
 }
 
@@ -82,15 +84,16 @@ function foreign (busy0: number | undefined, busy1: number | undefined, ours: Ar
 }
 
 export async function runVariant (variant: Variant, round: number, s: RunSettings): Promise<Run> {
-  const redis = variant.usesRedis ? s.redis : undefined
+  const store = variant.usesCluster === true ? s.cluster : s.redis
+  const redis = variant.usesRedis ? store : undefined
   // Commands are counted on the harness Redis for every variant that says so, including
   // built-in servers without Redis (a measured 0, not an assumed one).
-  const counted = variant.usesRedis || variant.measureRedis === true ? s.redis : undefined
+  const counted = variant.usesRedis || variant.measureRedis === true ? store : undefined
   if (variant.usesRedis && redis === undefined) return { variant: variant.name, round, status: 'failed', error: 'needs the harness Redis' }
   await redis?.flush()
   let server
   try {
-    server = await startServer(variant.name, variant.server, s.pin.server, { redisUrl: redis?.url ?? '' })
+    server = await startServer(variant.name, variant.server, s.pin.server, { redisUrl: redis?.url ?? '', redisUrls: redis?.urls ?? '' })
   } catch (err) {
     return { variant: variant.name, round, status: 'failed', error: (err as Error).message }
   }

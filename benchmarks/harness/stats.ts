@@ -42,6 +42,15 @@ export interface Summary {
   /** Median calls per request of each Redis command (script-internal commands included). */
   readonly redisCommandMix: Readonly<Record<string, number>> | undefined
   readonly cacheHitRate: number | undefined
+  /** Session cache misses per request (median of rounds). */
+  readonly missesPerRequest: number | undefined
+  /**
+   * With a `missBaseline`: server CPU of one miss, µs — (this variant's CPU per request minus the
+   * all-hits variant's, same round) ÷ misses per request; median of rounds.
+   */
+  readonly cpuUsPerMiss: number | undefined
+  /** Redis commands per miss: commands per request ÷ misses per request (median of rounds). */
+  readonly redisCommandsPerMiss: number | undefined
   /** Highest CPU use of unrelated processes during this variant's timed runs, % of one CPU. */
   readonly foreignCpuPctMax: number | undefined
   /** Per-round req/s, for spread. */
@@ -75,6 +84,14 @@ export function summarise (variants: readonly Variant[], runs: readonly Run[]): 
     }
     const hits = good.reduce((n, r) => n + (r.cache?.hits ?? 0), 0)
     const misses = good.reduce((n, r) => n + (r.cache?.misses ?? 0), 0)
+    const missRate = (r: Run): number | undefined => r.cache === undefined || r.load === undefined || r.load.requests === 0 ? undefined : r.cache.misses / r.load.requests
+    const perMiss = good.map((run) => {
+      const rate = missRate(run)
+      if (rate === undefined || rate === 0) return { cpu: undefined, redis: undefined }
+      const base = v.missBaseline === undefined ? undefined : ok(v.missBaseline).find((b) => b.round === run.round)
+      const cpu = run.cpuUsPerRequest === undefined || base?.cpuUsPerRequest === undefined ? undefined : (run.cpuUsPerRequest - base.cpuUsPerRequest) / rate
+      return { cpu, redis: run.redisCommandsPerRequest === undefined ? undefined : run.redisCommandsPerRequest / rate }
+    })
     return {
       name: v.name,
       label: v.label,
@@ -95,6 +112,9 @@ export function summarise (variants: readonly Variant[], runs: readonly Run[]): 
       redisCpuUsPerRequest: median(defined(good.map((r) => r.redisCpuUsPerRequest))),
       redisCommandMix: mixMedian(good),
       cacheHitRate: hits + misses === 0 ? undefined : hits / (hits + misses),
+      missesPerRequest: median(defined(good.map(missRate))),
+      cpuUsPerMiss: median(defined(perMiss.map((p) => p.cpu))),
+      redisCommandsPerMiss: median(defined(perMiss.map((p) => p.redis))),
       foreignCpuPctMax: good.some((r) => r.foreignCpuPct !== undefined) ? Math.max(...defined(good.map((r) => r.foreignCpuPct))) : undefined,
       rpsByRound: good.map((r) => r.load?.rps ?? 0),
     }

@@ -27,6 +27,16 @@ export interface Variant {
   /** Started with the harness's Redis (`{redisUrl}` in its command). */
   readonly usesRedis: boolean
   /**
+   * With `usesRedis`: the harness's Redis is a 3-master Redis Cluster (`{redisUrls}`: every root
+   * node, comma-separated); commands and CPU are summed over its nodes.
+   */
+  readonly usesCluster?: boolean
+  /**
+   * A variant measured in the same round whose requests are all cache hits (e.g. `hardened-read`):
+   * its server CPU per request is subtracted to report the cost of one cache miss.
+   */
+  readonly missBaseline?: string
+  /**
    * Sets up state (e.g. logs in), checks that the server answers correctly, and returns the
    * load to send. Throws when the check fails: the variant is then reported FAILED, not timed.
    */

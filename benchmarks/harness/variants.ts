@@ -8,6 +8,7 @@ import {
   bulkString, cookieValue, expect, expectAnonymousRead, expectLoginLogout, expectRead, expectWriteRoundTrip,
   login, LOGIN, LOGOUT, PROBE_N, READ, WRITE,
 } from './checks.ts'
+import { json, send } from './http.ts'
 import type { LoadPlan } from './load/types.ts'
 import type { BenchRedis } from './redis.ts'
 import type { ServerSpec } from './server-process.ts'
@@ -46,6 +47,26 @@ async function readPlan (ctx: PrepareContext): Promise<LoadPlan> {
   const cookie = await login(ctx.origin)
   await expectRead(ctx.origin, cookie)
   return fixed('GET', READ.path, cookie)
+}
+
+/**
+ * Working set: more sessions than the local cache holds. Each session is one user's, so it needs
+ * two cache entries (its record and its user's index); 8,000 sessions against `cacheSize` 2,000
+ * means at most a quarter of the working set fits.
+ */
+const WORKING_SET_CACHE = 2000
+const WORKING_SET_SESSIONS = 8000
+
+function workingSetPlan (zipf: number) {
+  return async (ctx: PrepareContext): Promise<LoadPlan> => {
+    const body = JSON.stringify({ count: WORKING_SET_SESSIONS })
+    const res = await send(ctx.origin, { method: 'POST', path: '/__bench/sessions', headers: { 'content-type': 'application/json' }, body })
+    const cookies = json(res)['cookies']
+    expect(Array.isArray(cookies) && cookies.length === WORKING_SET_SESSIONS, `bulk login made ${Array.isArray(cookies) ? cookies.length : 0} sessions`)
+    await expectRead(ctx.origin, cookies[0] as string, 'ws-0')
+    await expectRead(ctx.origin, cookies[WORKING_SET_SESSIONS - 1] as string, `ws-${WORKING_SET_SESSIONS - 1}`)
+    return { kind: 'pool', request: READ, cookies: cookies as string[], zipf }
+  }
 }
 
 /** POST /write without a body writes a fresh random `n` on every request: always a real change. */
@@ -154,6 +175,39 @@ const suite: Variant[] = [
       const stored = bulkString(await needRedis(ctx).command('HGET', hardenedKey(cookie), 'd:n'))
       expect(stored?.startsWith('~1.') === true && !stored.includes(String(PROBE_N)), `d:n is not stored encrypted: ${stored}`)
     }),
+  },
+  {
+    name: 'hardened-cluster-read',
+    label: 'hardened-session: cached authenticated read (Redis Cluster, 3 masters)',
+    group: 'plugin',
+    baseline: 'bare-read',
+    server: server('hardened.ts', '--redis-urls', '{redisUrls}'),
+    usesRedis: true,
+    usesCluster: true,
+    statsPath: '/__bench/stats',
+    prepare: readPlan,
+  },
+  {
+    name: 'hardened-workset-uniform',
+    label: `hardened-session: read, ${WORKING_SET_SESSIONS} sessions drawn uniformly, cacheSize ${WORKING_SET_CACHE}`,
+    group: 'plugin',
+    baseline: 'bare-read',
+    missBaseline: 'hardened-read',
+    server: server('hardened.ts', '--redis-url', '{redisUrl}', '--cache-size', String(WORKING_SET_CACHE)),
+    usesRedis: true,
+    statsPath: '/__bench/stats',
+    prepare: workingSetPlan(0),
+  },
+  {
+    name: 'hardened-workset-zipf',
+    label: `hardened-session: read, ${WORKING_SET_SESSIONS} sessions drawn Zipf (s = 1), cacheSize ${WORKING_SET_CACHE}`,
+    group: 'plugin',
+    baseline: 'bare-read',
+    missBaseline: 'hardened-read',
+    server: server('hardened.ts', '--redis-url', '{redisUrl}', '--cache-size', String(WORKING_SET_CACHE)),
+    usesRedis: true,
+    statsPath: '/__bench/stats',
+    prepare: workingSetPlan(1),
   },
   {
     name: 'hardened-memory-read',

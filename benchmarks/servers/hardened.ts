@@ -1,11 +1,13 @@
 /**
  * This plugin, on the shared route shape.
  *
- *   node --import tsx benchmarks/servers/hardened.ts --redis-url redis://127.0.0.1:PORT [--encryption]
+ *   node --import tsx benchmarks/servers/hardened.ts --redis-url redis://127.0.0.1:PORT [--encryption] [--cache-size N]
+ *   node --import tsx benchmarks/servers/hardened.ts --redis-urls redis://127.0.0.1:P1,redis://… (a Redis Cluster)
  *   node --import tsx benchmarks/servers/hardened.ts --store memory
  *
  * `GET /__bench/stats` (no session) answers `fastify.session.stats()` so the harness can report
- * client-side cache hits and misses during a run.
+ * client-side cache hits and misses during a run. `POST /__bench/sessions` with `{ count }`
+ * logs in `count` sessions, one user each, and answers their cookies (for working-set loads).
  */
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
@@ -14,8 +16,12 @@ import type { HardenedSessionOptions, Session } from '../../lib/index.ts'
 import { argValue, SECRET, serve, THEME, USER, writtenNumber } from './common.ts'
 
 const options: HardenedSessionOptions = { secrets: [SECRET] }
+const clusterUrls = argValue('redis-urls')
 if (argValue('store') === 'memory') options.store = createMemoryStore()
+else if (clusterUrls !== undefined) options.redis = { cluster: { rootNodes: clusterUrls.split(',').map((url) => ({ url })) } }
 else options.redis = { url: argValue('redis-url') ?? 'redis://127.0.0.1:6379' }
+const cacheSize = argValue('cache-size')
+if (cacheSize !== undefined) options.cacheSize = Number(cacheSize)
 if (process.argv.includes('--encryption')) {
   options.encryption = { keys: [{ id: 'k1', key: generateEncryptionKey() }], fields: '*' }
 }
@@ -48,5 +54,24 @@ app.post('/logout', async (req) => {
   return { ok: true }
 })
 app.get('/__bench/stats', { config: { session: false } }, async () => app.session.stats())
+app.post('/__bench/login-as', async (req) => {
+  await session(req).login((req.body as { user: string }).user, { theme: THEME })
+  return { ok: true }
+})
+app.post('/__bench/sessions', { config: { session: false } }, async (req) => {
+  const count = Number((req.body as { count?: unknown } | null)?.count ?? 0)
+  const cookies: string[] = []
+  for (let i = 0; i < count; i += 100) {
+    const batch = await Promise.all(Array.from({ length: Math.min(100, count - i) }, (_, j) =>
+      app.inject({ method: 'POST', url: '/__bench/login-as', payload: { user: `ws-${i + j}` } })))
+    for (const res of batch) {
+      const header = res.headers['set-cookie']
+      const line = (Array.isArray(header) ? header : [header ?? '']).find((c) => c.startsWith('__Host-sid='))
+      if (res.statusCode !== 200 || line === undefined) throw new Error(`bulk login failed: ${res.statusCode}`)
+      cookies.push(line.split(';')[0] as string)
+    }
+  }
+  return { cookies }
+})
 
 await serve(app)

@@ -13,21 +13,22 @@ import type { FastifyBaseLogger } from 'fastify'
 import { createClient } from 'redis'
 import { sessionError } from '../errors.ts'
 import type { Config } from '../options.ts'
-import type { RedisConnectOptions, RedisConnection } from '../types.ts'
+import type { RedisClusterConnectOptions, RedisConnectOptions, RedisConnection } from '../types.ts'
 import { checkTransport, classify, describeError, FAILURE_PHRASE, targetOf, whereOf, type RedisTarget } from './connect-errors.ts'
+import { isClusterOptions, openRedisCluster } from './open-cluster.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'
 import { isSentinel, sentinelConnection } from './sentinel.ts'
 import { TrackingOnlyCache } from './tracking.ts'
 
-type Status = (up: boolean, err?: unknown) => void
+type Status = (up: boolean, err?: unknown, node?: string) => void
 
 function storeOptions (config: Config, onStatus: Status): RedisStoreOptions {
   return {
     cacheSize: config.cacheSize,
     cacheBytes: config.cacheBytes,
     storeTimeout: config.storeTimeout,
-    // An idle link is probed often enough that a stall is noticed within about storeTimeout.
-    probeInterval: Math.max(50, Math.min(1000, config.storeTimeout)),
+    // An idle link is probed every storeTimeout / 2 (at most 1 s): a stall is noticed within 1.5 × storeTimeout.
+    probeInterval: Math.max(50, Math.min(1000, Math.floor(config.storeTimeout / 2))),
     onStatus,
   }
 }
@@ -54,14 +55,21 @@ function budgetOf (connectTimeout: number, pluginTimeout: number | undefined): n
 }
 
 export async function openRedisStore (
-  redis: RedisConnectOptions | RedisConnection,
+  redis: RedisConnectOptions | { cluster: RedisClusterConnectOptions } | RedisConnection,
   config: Config,
   log: FastifyBaseLogger,
   onStatus: Status,
   pluginTimeout?: number
-): Promise<{ store: RedisStore, close: () => Promise<void>, client: RedisConnection }> {
+): Promise<{ store: RedisStore, close: () => Promise<void>, client?: RedisConnection }> {
   if (typeof redis !== 'object' || redis === null) throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
   const budget = budgetOf(config.connectTimeout, pluginTimeout)
+  // A Redis Cluster the plugin makes: see store/open-cluster.ts. The transport rule holds for
+  // every root node.
+  if (isClusterOptions(redis)) {
+    const { allowPlaintext, ...cluster } = redis.cluster as RedisClusterConnectOptions & { allowPlaintext?: boolean }
+    for (const node of cluster.rootNodes ?? []) checkTransport(targetOf(node as { url?: unknown, socket?: unknown }), allowPlaintext === true)
+    return await openRedisCluster(cluster, config.keyPrefix, budget, storeOptions(config, onStatus))
+  }
   if (isConnection(redis)) {
     const conn = redis as any
     const target = safeTarget(conn.options)
@@ -93,7 +101,7 @@ export async function openRedisStore (
     client = createClient({
       ...options,
       RESP: 3,
-      clientSideCache: new TrackingOnlyCache(),
+      clientSideCache: new TrackingOnlyCache(config.keyPrefix),
       // Fail fast while disconnected instead of queueing writes that would land after a 503.
       disableOfflineQueue: true,
       // No per-command AbortSignal: `storeTimeout` is enforced by one timer per store call.

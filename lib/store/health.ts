@@ -5,7 +5,8 @@
  * holding traffic, a SIGSTOPped server, a half-open TCP connection): node-redis only notices a
  * closed socket, and invalidations stop arriving the moment the link stalls. So the connection
  * is probed with PING every `interval` ms while idle; a probe without a reply after `timeout`
- * ms, or any store call slower than `storeTimeout` (`suspect()`), marks the link stalled. While
+ * ms (its own timer, so a stall is noticed within `interval + timeout`), or any store call
+ * slower than `storeTimeout` (`suspect()`), marks the link stalled. While
  * stalled nothing may be served locally; a PING sent after the stall began and answered ends it
  * (Redis answers in order, so every invalidation sent before that reply has been processed).
  */
@@ -27,6 +28,8 @@ export class LinkHealth {
   readonly #timer: NodeJS.Timeout
   /** When the probe in flight was sent (performance.now()), or -1. */
   #sentAt = -1
+  /** Fires `timeout` ms after the probe in flight was sent: a stall is noticed then, not at a later tick. */
+  #deadline: NodeJS.Timeout | undefined
   #stalledAt = -1
   #closed = false
 
@@ -60,8 +63,16 @@ export class LinkHealth {
       return
     }
     const sentAt = this.#sentAt = now
+    clearTimeout(this.#deadline)
+    this.#deadline = setTimeout(() => {
+      if (this.#sentAt === sentAt && this.#stalledAt === -1 && !this.#closed) this.#stall()
+    }, this.#options.timeout)
+    this.#deadline.unref()
     this.#options.ping().then(() => {
-      if (this.#sentAt === sentAt) this.#sentAt = -1
+      if (this.#sentAt === sentAt) {
+        this.#sentAt = -1
+        clearTimeout(this.#deadline)
+      }
       // Only a probe sent after the stall began proves the link carries traffic again.
       if (this.#stalledAt === -1 || this.#closed) return
       if (sentAt >= this.#stalledAt) {
@@ -85,5 +96,6 @@ export class LinkHealth {
   close (): void {
     this.#closed = true
     clearInterval(this.#timer)
+    clearTimeout(this.#deadline)
   }
 }

@@ -1,19 +1,21 @@
 /**
- * Session store on Redis (node-redis, RESP3) with a process-local cache kept coherent by the
- * client-side-caching invalidations Redis pushes to this connection.
+ * Session store on Redis (node-redis, RESP3; one client or a Redis Cluster) with a
+ * process-local cache kept coherent by the client-side-caching invalidations Redis pushes.
  *
  * Protects against serving what another instance revoked or changed: every key this process
- * caches (session records, user index entries, the global epoch) is tracked by Redis, any change
- * or expiry elsewhere pushes an invalidation that drops the local entry synchronously, and
- * nothing is served locally while the connection is down, reconnecting or stalled (health.ts):
- * a revocation may have been missed meanwhile, so the whole cache is dropped then.
+ * caches (session records, user index entries, the global epoch) lives under the tracked prefix
+ * (tracking.ts), any change or expiry elsewhere pushes an invalidation that drops the local
+ * entry synchronously, and whenever invalidations may have been lost (a connection error,
+ * close, stall, or a new cluster topology: link.ts, cluster.ts) everything held locally is
+ * dropped and nothing is served from a link until it answers again.
  *
  * Session writes return the session as it is right after them (the scripts end with HGETALL),
- * and with the plugin's own client tracking is NOLOOP, so a session stays a cache hit across its
- * own writes. Index and epoch writes are not cached: the local entry is dropped instead. Replies
- * can reach the cache out of order (reads and writes resolve through promise chains of
- * different depth), so every snapshot carries a sequence number: per key, only a snapshot sent
- * after the key's last invalidation, and (for sessions) newer than the newest applied, is cached.
+ * and that snapshot is cached, so a session stays a cache hit across this process's own writes
+ * (see `#write` for why Redis does not echo them). Index and epoch writes are not cached: the
+ * local entry is dropped instead. Replies can reach the
+ * cache out of order (reads and writes resolve through promise chains of different depth), so
+ * every snapshot carries a sequence number: per key, only a snapshot sent after the key's last
+ * invalidation, and (for sessions) newer than the newest applied, is cached.
  *
  * Layout (every command or script touches exactly one key):
  *   <prefix><sha256(id)>   hash: m:* meta, d:<field> data; PEXPIRE ≤ idle/absolute deadline
@@ -21,24 +23,18 @@
  *   <prefix>epoch          string: the global revocation epoch
  */
 import { BoundedCache } from '../lru.ts'
+import { ClusterBackend, isCluster, type ClusterConnection } from './cluster.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
-import { LinkHealth } from './health.ts'
+import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './link.ts'
 import { sessionError } from '../errors.ts'
-import { ADMIT, CREATE, EPOCH, KEYRING, TAKE, DISMISS, DISMISS_ALL, HIT, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
+import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, TAKE, UNHIT, UPDATE, type Script } from './scripts.ts'
+
+/** Other entries of a large index returned by each login, for the caller to prune (lifecycle). */
+const SAMPLE = 8
 import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
-/** The subset of a node-redis client or cluster this store uses. */
-export interface Connection {
-  isReady?: boolean
-  clientSideCache?: {
-    on (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
-    off (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
-  }
-  on (event: string, listener: (...args: any[]) => void): unknown
-  off (event: string, listener: (...args: any[]) => void): unknown
-  hGetAll (key: string): Promise<Record<string, string>>
-  sendCommand (...args: any[]): Promise<unknown>
-}
+/** A node-redis client or cluster client. */
+export type Connection = ClientConnection | ClusterConnection
 
 /**
  * The snapshots of one key in flight. `staleBefore`: snapshots sent at or before this sequence
@@ -74,11 +70,11 @@ function entries (reply: unknown, from = 0): IndexEntry[] {
   return out
 }
 
-function sender (conn: Connection): Send {
-  const send = conn.sendCommand.bind(conn) as (...args: unknown[]) => Promise<unknown>
-  return 'masters' in conn
-    ? (key, args) => send(key, false, args)
-    : (_key, args) => send(args)
+/** An HGETALL reply (a map as an object, a Map or a flat array, depending on the type mapping) as an object. */
+function hashOf (reply: unknown): Record<string, string> {
+  if (Array.isArray(reply)) return pairs(reply)
+  if (reply instanceof Map) return Object.fromEntries([...reply].map(([k, v]) => [String(k), String(v)]))
+  return typeof reply === 'object' && reply !== null ? reply as Record<string, string> : {}
 }
 
 export interface RedisStoreOptions {
@@ -89,68 +85,33 @@ export interface RedisStoreOptions {
   storeTimeout: number
   /** ms between liveness probes of an idle connection. */
   probeInterval: number
-  /** Called on every connection state change; the plugin logs once per outage. */
-  onStatus?: (up: boolean, err?: unknown) => void
+  /** Called on every connection state change (`node`: a cluster node); the plugin logs once per outage. */
+  onStatus?: (up: boolean, err?: unknown, node?: string) => void
 }
 
 export class RedisStore implements SessionStore {
-  readonly #conn: Connection
-  readonly #command: Send
+  readonly #backend: Backend
   readonly #cache: BoundedCache<string, Cached> | undefined
   readonly #flights = new Map<string, Flight>()
   /** Reads in flight, joined by concurrent `get`s of the same key until it is invalidated. */
   readonly #reads = new Map<string, Promise<SessionRecord | undefined>>()
-  readonly #onStatus: ((up: boolean, err?: unknown) => void) | undefined
-  readonly #detach: Array<() => void> = []
-  readonly #health: LinkHealth
   #seq = 0
-  #connected: boolean
   #hits = 0
   #misses = 0
 
   constructor (conn: Connection, options: RedisStoreOptions) {
-    this.#conn = conn
-    this.#command = sender(conn)
-    this.#onStatus = options.onStatus
-    this.#connected = conn.isReady !== false
-    // Without client-side caching there are no invalidations, so nothing may be cached locally.
-    // A cluster reports connection loss per shard (`node-*` events) and moves slots between
-    // nodes; until that is handled, a cluster is used without the local cache.
-    const csc = 'masters' in conn ? undefined : conn.clientSideCache
-    this.#cache = csc === undefined ? undefined : new BoundedCache(options.cacheSize, options.cacheBytes)
-    if (csc !== undefined) {
-      const onInvalidate = (key: Buffer | string | null): void => {
+    const hooks: BackendHooks = {
+      invalidate: (key) => {
         if (key === null) this.#dropAll()
-        else this.#drop(typeof key === 'string' ? key : key.toString())
-      }
-      csc.on('invalidate', onInvalidate)
-      this.#detach.push(() => csc.off('invalidate', onInvalidate))
-    }
-    this.#health = new LinkHealth({
-      interval: options.probeInterval,
-      timeout: options.storeTimeout,
-      ping: () => this.#command('', ['PING']),
-      connected: () => this.#connected,
-      onChange: (up) => {
-        this.#dropAll()
-        this.#onStatus?.(up, up ? undefined : new Error('no reply within storeTimeout'))
+        else this.#drop(key)
       },
-    })
-    this.#listen('error', (err: unknown) => {
-      // Invalidations may have been lost with whatever failed: drop everything. Whether to
-      // cache again right away depends on whether the connection itself survived.
-      this.#dropAll()
-      this.#connected = conn.isReady === true
-      this.#onStatus?.(false, err)
-    })
-    this.#listen('end', () => { this.#dropAll(); this.#connected = false })
-    this.#listen('reconnecting', () => { this.#dropAll(); this.#connected = false })
-    this.#listen('ready', () => {
-      this.#dropAll()
-      this.#health.reset()
-      this.#connected = true
-      this.#onStatus?.(true)
-    })
+      reset: () => { this.#dropAll() },
+      status: (up, err, node) => { options.onStatus?.(up, err, node) },
+    }
+    const timing = { interval: options.probeInterval, timeout: options.storeTimeout }
+    this.#backend = isCluster(conn) ? new ClusterBackend(conn, timing, hooks) : new ClientBackend(conn, timing, hooks)
+    // Without client-side caching there are no invalidations, so nothing may be cached locally.
+    this.#cache = this.#backend.tracking ? new BoundedCache(options.cacheSize, options.cacheBytes) : undefined
   }
 
   /** Whether reads can be served locally (the connection has client-side caching). */
@@ -158,13 +119,15 @@ export class RedisStore implements SessionStore {
     return this.#cache !== undefined
   }
 
-  #listen (event: string, listener: (...args: any[]) => void): void {
-    this.#conn.on(event, listener)
-    this.#detach.push(() => this.#conn.off(event, listener))
+  get #serving (): boolean {
+    return this.#backend.serving
   }
 
-  get #serving (): boolean {
-    return this.#connected && !this.#health.stalled
+  /** A raw command routed by `key` (scripts take it as their `Send`). */
+  readonly #redis = (key: string, args: string[]): Promise<unknown> => this.#backend.send(key, args)
+
+  #command (key: string, args: string[]): Promise<unknown> {
+    return this.#backend.send(key, args)
   }
 
   #drop (key: string): void {
@@ -228,7 +191,7 @@ export class RedisStore implements SessionStore {
     this.#misses++
     const joined = this.#reads.get(key)
     if (joined !== undefined) return joined
-    const read = this.#snapshot(key, true, async () => decodeRecord(await this.#conn.hGetAll(key)), (record) => {
+    const read = this.#snapshot(key, true, async () => decodeRecord(hashOf(await this.#command(key, ['HGETALL', key]))), (record) => {
       this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record))
     })
     this.#reads.set(key, read)
@@ -238,16 +201,36 @@ export class RedisStore implements SessionStore {
   }
 
   async read (key: string): Promise<SessionRecord | undefined> {
-    return decodeRecord(await this.#conn.hGetAll(key))
+    return decodeRecord(hashOf(await this.#command(key, ['HGETALL', key])))
   }
 
-  /** Runs a session write script whose reply is the hash after the write (0 if the key is gone, -1 if too large). */
-  async #write (script: Script, key: string, args: string[]): Promise<SessionRecord | undefined | typeof TOO_LARGE> {
+  /**
+   * Runs a session write script whose reply is the hash after the write (or 0 if the key is
+   * gone), followed in the same pipeline by `PEXPIRE key ttl` from this connection.
+   *
+   * Why the PEXPIRE: with broadcast tracking Redis sends one invalidation per key per event-loop
+   * iteration, to every subscriber except (NOLOOP) the connection that modified the key last in
+   * it — and a script's writes count as the script's, not this connection's, so the snapshot the
+   * script returned would be invalidated by its own echo. The PEXPIRE, processed right after the
+   * script (a connection's pipelined commands run back to back), makes this connection the last
+   * modifier, so no echo comes. It cannot hide another client's write: one processed before the
+   * script is in the snapshot, one after the PEXPIRE becomes the last modifier (and is pushed),
+   * and nothing runs between the two; if they do land in different iterations (a split read, a
+   * NOSCRIPT retry), the script's iteration pushes its echo and the snapshot is dropped.
+   * `ttl` is the session's remaining lifetime as this request saw it (never beyond its idle or
+   * absolute deadline, which only move forward; a concurrent touch elsewhere can at worst be
+   * shortened back to this request's view until the next touch; on a missing key PEXPIRE does
+   * nothing).
+   */
+  async #write (script: Script, key: string, args: string[], ttlMs: number): Promise<SessionRecord | undefined | typeof TOO_LARGE> {
     // A read sent before this write must not be joined by requests that start after it.
     this.#reads.delete(key)
     try {
       return await this.#snapshot(key, true, async () => {
-        const reply = await script.run(this.#command, key, args)
+        const written = script.run(this.#redis, key, args)
+        // A failed link is reported by the link itself. Without a lifetime (0) there is no PEXPIRE, and the echo comes.
+        if (ttlMs > 0) this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {})
+        const reply = await written
         if (Number(reply) === -1) return TOO_LARGE
         return Array.isArray(reply) ? decodeRecord(pairs(reply)) : undefined
       }, (record) => {
@@ -260,20 +243,20 @@ export class RedisStore implements SessionStore {
   }
 
   async create (key: string, record: SessionRecord, ttlMs: number): Promise<void> {
-    await this.#write(CREATE, key, [String(ttlMs), ...encodeRecord(record)])
+    await this.#write(CREATE, key, [String(ttlMs), ...encodeRecord(record)], ttlMs)
   }
 
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {
     const { set, cas, del } = encodeUpdate(update)
     const ttl = update.touch === undefined ? '0' : String(ttlMs)
-    const written = await this.#write(UPDATE, key, [ttl, String(update.maxBytes), String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del])
+    const written = await this.#write(UPDATE, key, [ttl, String(update.maxBytes), String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del], ttlMs)
     if (written === TOO_LARGE) throw sessionError('FST_SESSION_TOO_LARGE')
     return written !== undefined
   }
 
   async take (key: string): Promise<SessionRecord | undefined> {
     try {
-      return decodeRecord(pairs(await TAKE.run(this.#command, key, []) as unknown[]))
+      return decodeRecord(pairs(await TAKE.run(this.#redis, key, []) as unknown[]))
     } finally {
       this.#drop(key)
     }
@@ -283,7 +266,7 @@ export class RedisStore implements SessionStore {
     try {
       return Number(await this.#command(key, ['DEL', key])) > 0
     } finally {
-      // Our own DEL is not echoed back (NOLOOP): forget the key here.
+      // Our own DEL is not echoed back (NOLOOP, not a script): forget the key here.
       this.#drop(key)
     }
   }
@@ -309,28 +292,32 @@ export class RedisStore implements SessionStore {
       return typeof value === 'string' ? decodeEntry(ref, value) ?? null : null
     }, (entry) => {
       const cache = this.#cache as BoundedCache<string, Cached>
-      let members = cache.get(indexKey) as Members | undefined
-      if (members === undefined) cache.set(indexKey, members = new Map(), 256)
+      const members = (cache.get(indexKey) as Members | undefined) ?? new Map()
       members.set(ref, entry)
+      // Re-set with its size, so that a user with very many sessions cannot grow the cache past
+      // cacheBytes (a map too large for the cache is simply not kept: its reads go to Redis).
+      cache.set(indexKey, members, 128 + members.size * 2 * (ref.length + 60 + 48))
     })
   }
 
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
-    const reply = await this.#own(indexKey, () => ADMIT.run(this.#command, indexKey, [
-      entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max), String(options.ttlMs),
+    const reply = await this.#own(indexKey, () => ADMIT.run(this.#redis, indexKey, [
+      entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max), String(options.ttlMs), String(SAMPLE),
     ]))
     const flat = reply as unknown[]
-    return { admitted: Number(flat[0]) === 1, evicted: entries(flat, 1) }
+    if (Number(flat[0]) !== 1) return { admitted: false, evicted: [] }
+    const split = 2 + 2 * Number(flat[1])
+    return { admitted: true, evicted: entries(flat.slice(0, split), 2), sample: entries(flat, split) }
   }
 
   async dismiss (indexKey: string, members: ReadonlyArray<{ ref: string, hash: string | undefined }>): Promise<IndexEntry[]> {
     if (members.length === 0) return []
     const args = members.flatMap((m) => [m.ref, m.hash ?? ''])
-    return entries(await this.#own(indexKey, () => DISMISS.run(this.#command, indexKey, args)))
+    return entries(await this.#own(indexKey, () => DISMISS.run(this.#redis, indexKey, args)))
   }
 
   async dismissAll (indexKey: string, keepRef?: string): Promise<IndexEntry[]> {
-    return entries(await this.#own(indexKey, () => DISMISS_ALL.run(this.#command, indexKey, [keepRef ?? ''])))
+    return entries(await this.#own(indexKey, () => DISMISS_ALL.run(this.#redis, indexKey, [keepRef ?? ''])))
   }
 
   async members (indexKey: string): Promise<IndexEntry[]> {
@@ -343,7 +330,7 @@ export class RedisStore implements SessionStore {
   }
 
   getEpoch (key: string, fresh: string): Promise<string> {
-    return this.#snapshot(key, false, async () => String(await EPOCH.run(this.#command, key, [fresh])), (epoch) => {
+    return this.#snapshot(key, false, async () => String(await EPOCH.run(this.#redis, key, [fresh])), (epoch) => {
       this.#cache?.set(key, epoch, 64)
     })
   }
@@ -353,12 +340,12 @@ export class RedisStore implements SessionStore {
   }
 
   async hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }> {
-    const reply = await HIT.run(this.#command, key, [String(windowMs)]) as unknown[]
+    const reply = await HIT.run(this.#redis, key, [String(windowMs)]) as unknown[]
     return { count: Number(reply[0]), ttlMs: Number(reply[1]) }
   }
 
   async unhit (key: string): Promise<void> {
-    await UNHIT.run(this.#command, key, [])
+    await UNHIT.run(this.#redis, key, [])
   }
 
   async clearHits (key: string): Promise<void> {
@@ -366,11 +353,11 @@ export class RedisStore implements SessionStore {
   }
 
   async keyring (key: string, proposals: Record<string, string>): Promise<Record<string, string>> {
-    return pairs(await KEYRING.run(this.#command, key, Object.entries(proposals).flat()) as unknown[])
+    return pairs(await KEYRING.run(this.#redis, key, Object.entries(proposals).flat()) as unknown[])
   }
 
-  suspect (): void {
-    this.#health.suspect()
+  suspect (): boolean {
+    return this.#backend.suspect()
   }
 
   stats (): StoreStats {
@@ -378,8 +365,7 @@ export class RedisStore implements SessionStore {
   }
 
   async close (): Promise<void> {
-    this.#health.close()
-    for (const detach of this.#detach) detach()
+    this.#backend.close()
     this.#dropAll()
   }
 }

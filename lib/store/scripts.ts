@@ -13,7 +13,9 @@
  *   ADMIT        a lineage enters a user's index only if it still points where the caller saw
  *                it (`expect`): a regenerate racing a revocation cannot re-admit the revoked
  *                lineage. Pruning and the `maxSessionsPerUser` cap happen in the same step, so
- *                parallel logins cannot prune each other's entries or exceed the cap.
+ *                parallel logins cannot prune each other's entries or exceed the cap; the scan
+ *                they need runs only when the index doubled since the last one (or passed the
+ *                cap), so a login costs amortised O(1) however large the index.
  *   DISMISS      removes a lineage only while it points at the given session, so ending an
  *                old id never removes the lineage a newer id holds.
  *   DISMISS_ALL  removes every lineage (but one) in one step: revokeUser / revokeOthers.
@@ -22,6 +24,11 @@
  *                arithmetic on what a writer left in the key can bring an old epoch back.
  */
 import { createHash } from 'node:crypto'
+
+/** An index is scanned when it holds more entries than twice its size after the last scan, and never below this. */
+export const SCAN_FLOOR = 16
+/** An index with more entries than this returns a sample of them at each login, for pruning. */
+export const SAMPLE_FLOOR = 16
 
 /** Sends a raw command addressed by `key` (a cluster routes it by the key's slot). */
 export type Send = (key: string, args: string[]) => Promise<unknown>
@@ -103,9 +110,14 @@ local all = redis.call('HGETALL', KEYS[1])
 if #all > 0 then redis.call('DEL', KEYS[1]) end
 return all`)
 
-// Index entries are '<hash> <expiresAt> <loginAt>'.
-// ARGV: ref, entry, expected hash ('' = none), now, max, ttl.
-// Returns {0} when the expected hash does not match, else {1, evicted ref, evicted entry, …}.
+// Index entries are '<hash> <expiresAt> <loginAt>'. The field '#scan' (never a ref) holds the
+// size above which the next login scans the index: scans are amortised O(1) per login.
+// ARGV: ref, entry, expected hash ('' = none), now, max, ttl, sample size.
+// Returns {0} when the expected hash does not match, else {1, e, e evicted ref/entry pairs, then
+// sampled ref/entry pairs}. A scan (when the index outgrew twice its size after the last scan,
+// or the cap) prunes entries past their absolute deadline and evicts the oldest beyond the cap;
+// an index above the sample floor also returns a few random other entries, whose sessions the
+// caller checks (their records live on other keys, possibly other cluster slots).
 export const ADMIT = new Script(`
 if ARGV[3] ~= '' then
   local cur = redis.call('HGET', KEYS[1], ARGV[1])
@@ -113,24 +125,52 @@ if ARGV[3] ~= '' then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local now = tonumber(ARGV[4])
-local live = {}
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  local exp, at = string.match(all[i + 1], '^%S+ (%d+) (%d+)$')
-  if exp == nil or tonumber(exp) <= now then
-    redis.call('HDEL', KEYS[1], all[i])
-  elseif all[i] ~= ARGV[1] then
-    live[#live + 1] = { all[i], all[i + 1], tonumber(at) }
+local max = tonumber(ARGV[5])
+local mark = tonumber(redis.call('HGET', KEYS[1], '#scan'))
+local n = redis.call('HLEN', KEYS[1]) - (mark and 1 or 0)
+local threshold = mark or ${SCAN_FLOOR}
+local out = {1, 0}
+if n > threshold or n > max then
+  local live = {}
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if all[i] ~= '#scan' then
+      local exp, at = string.match(all[i + 1], '^%S+ (%d+) (%d+)$')
+      if exp == nil or tonumber(exp) <= now then
+        redis.call('HDEL', KEYS[1], all[i])
+      elseif all[i] ~= ARGV[1] then
+        live[#live + 1] = { all[i], all[i + 1], tonumber(at) }
+      end
+    end
   end
+  local excess = #live + 1 - max
+  if excess > 0 then
+    table.sort(live, function (a, b) return a[3] < b[3] end)
+    for i = 1, excess do
+      redis.call('HDEL', KEYS[1], live[i][1])
+      out[#out + 1] = live[i][1]
+      out[#out + 1] = live[i][2]
+    end
+    out[2] = excess
+  else
+    excess = 0
+  end
+  n = #live + 1 - excess
+  redis.call('HSET', KEYS[1], '#scan', math.max(${SCAN_FLOOR}, 2 * n))
+elseif 4 * n < threshold and mark then
+  redis.call('HSET', KEYS[1], '#scan', math.max(${SCAN_FLOOR}, 2 * n))
 end
-local out = {1}
-local excess = #live + 1 - tonumber(ARGV[5])
-if excess > 0 then
-  table.sort(live, function (a, b) return a[3] < b[3] end)
-  for i = 1, excess do
-    redis.call('HDEL', KEYS[1], live[i][1])
-    out[#out + 1] = live[i][1]
-    out[#out + 1] = live[i][2]
+if n > ${SAMPLE_FLOOR} then
+  -- HRANDFIELD needs Redis 6.2; before it, no sample (indexes are then pruned by deadline only).
+  local picked = redis.pcall('HRANDFIELD', KEYS[1], tonumber(ARGV[7]) + 2, 'WITHVALUES')
+  if type(picked) ~= 'table' or picked.err then picked = {} end
+  local taken = 0
+  for i = 1, #picked, 2 do
+    if picked[i] ~= '#scan' and picked[i] ~= ARGV[1] and taken < tonumber(ARGV[7]) then
+      out[#out + 1] = picked[i]
+      out[#out + 1] = picked[i + 1]
+      taken = taken + 1
+    end
   end
 end
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end

@@ -31,19 +31,6 @@ export function isSentinel (value: object): value is SentinelLike {
     typeof (value as { sendCommand?: unknown }).sendCommand === 'function'
 }
 
-/** An HGETALL reply (RESP3 map as an object or Map, or a RESP2 flat array) as an object. */
-function hash (reply: unknown): Record<string, string> {
-  const out: Record<string, string> = {}
-  if (Array.isArray(reply)) {
-    for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1])
-  } else if (reply instanceof Map) {
-    for (const [k, v] of reply) out[String(k)] = String(v)
-  } else if (typeof reply === 'object' && reply !== null) {
-    for (const [k, v] of Object.entries(reply)) out[k] = String(v)
-  }
-  return out
-}
-
 /** The store's view of a Sentinel client: master only (never a replica), no client-side cache. */
 export function sentinelConnection (sentinel: SentinelLike): Connection {
   return {
@@ -51,7 +38,6 @@ export function sentinelConnection (sentinel: SentinelLike): Connection {
     clientSideCache: undefined,
     on: (event, listener) => sentinel.on(event, listener),
     off: (event, listener) => sentinel.off(event, listener),
-    hGetAll: async (key) => hash(await sentinel.sendCommand(false, ['HGETALL', key])),
     sendCommand: (args: string[]) => sentinel.sendCommand(false, args),
   }
 }

@@ -93,6 +93,11 @@ export interface AdmitResult {
   readonly admitted: boolean
   /** Lineages removed to respect `max`. */
   readonly evicted: readonly IndexEntry[]
+  /**
+   * A few other lineages of a large index, picked at random, whose sessions the caller may check
+   * and `dismiss` if they ended (idled out): the store cannot see other keys in the same step.
+   */
+  readonly sample?: readonly IndexEntry[]
 }
 
 export interface StoreStats {
@@ -162,8 +167,9 @@ export interface SessionStore {
   /**
    * A store call took longer than `storeTimeout`: stop serving anything held locally until a
    * round trip to the backend succeeds again (the link may be stalled, invalidations with it).
+   * Returns true when the store found a stalled link and reports its outage itself.
    */
-  suspect? (): void
+  suspect? (): boolean | void
   stats (): StoreStats
   close (): Promise<void>
 }

@@ -21,6 +21,7 @@ function expectType<T> (_value: T): void {}
 const app = Fastify()
 await app.register(hardenedSession, { secrets: ['x'.repeat(32)], store: createMemoryStore() })
 await app.register(hardenedSession, { secrets: [Buffer.alloc(32)], redis: { url: 'redis://127.0.0.1:6379' } })
+await app.register(hardenedSession, { secrets: [Buffer.alloc(32)], redis: { cluster: { rootNodes: [{ url: 'redis://127.0.0.1:7000' }] } } })
 // @ts-expect-error secrets is required
 await app.register(hardenedSession, { store: createMemoryStore() })
 // @ts-expect-error cookie.sameSite is a closed set

@@ -1,9 +1,12 @@
 /**
  * autocannon in its own process (pinned like wrk would be), so the load generator never shares
- * the harness's event loop. Usage: node --import tsx autocannon-worker.ts '<json>' where json is
+ * the harness's event loop. Usage: node --import tsx autocannon-worker.ts '<json>' (or
+ * `@<file>` holding it, for plans too large for a command line) where json is
  * `{ origin, connections, durationS, plan }`; prints one JSON line with the LoadResult.
  */
+import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
+import { sampler } from './pool.ts'
 import type { LoadPlan, LoadResult, RequestSpec } from './types.ts'
 
 interface Job {
@@ -13,7 +16,8 @@ interface Job {
   plan: LoadPlan
 }
 
-const job = JSON.parse(process.argv[2] ?? '{}') as Job
+const arg = process.argv[2] ?? '{}'
+const job = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as Job
 
 function toRequest (spec: RequestSpec): autocannon.Request {
   return { method: spec.method as autocannon.Request['method'], path: spec.path, headers: { ...spec.headers }, body: spec.body }
@@ -29,21 +33,29 @@ function cookieOf (headers: Record<string, unknown> | undefined): string | undef
   return undefined
 }
 
+function poolRequests (plan: Extract<LoadPlan, { kind: 'pool' }>): autocannon.Request[] {
+  const next = sampler(plan)
+  const base = toRequest(plan.request)
+  return [{ ...base, setupRequest: (request) => ({ ...request, headers: { ...request.headers, cookie: next() } }) }]
+}
+
 const requests: autocannon.Request[] = job.plan.kind === 'fixed'
   ? [toRequest(job.plan.request)]
-  : [
-      {
-        ...toRequest(job.plan.first),
-        onResponse: (_status, _body, context, headers) => { (context as { cookie?: string }).cookie = cookieOf(headers) },
-      },
-      {
-        ...toRequest(job.plan.second),
-        setupRequest: (request, context) => {
-          const cookie = (context as { cookie?: string }).cookie
-          return { ...request, headers: { ...request.headers, ...(cookie === undefined ? {} : { cookie }) } }
+  : job.plan.kind === 'pool'
+    ? poolRequests(job.plan)
+    : [
+        {
+          ...toRequest(job.plan.first),
+          onResponse: (_status, _body, context, headers) => { (context as { cookie?: string }).cookie = cookieOf(headers) },
         },
-      },
-    ]
+        {
+          ...toRequest(job.plan.second),
+          setupRequest: (request, context) => {
+            const cookie = (context as { cookie?: string }).cookie
+            return { ...request, headers: { ...request.headers, ...(cookie === undefined ? {} : { cookie }) } }
+          },
+        },
+      ]
 
 const result = await autocannon({
   url: job.origin,

@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runToEnd } from '../processes.ts'
+import { cumulative } from './pool.ts'
 import type { LoadGenerator, LoadPlan, LoadResult, LoadSettings, RequestSpec } from './types.ts'
 
 const MARKER = 'WRK_JSON '
@@ -47,6 +48,24 @@ export function wrkScript (plan: LoadPlan): string {
     return `wrk.method = ${luaString(r.method)}
 wrk.path = ${luaString(r.path)}
 ${headers}${r.body === undefined ? '' : `wrk.body = ${luaString(r.body)}\n`}${DONE}`
+  }
+  if (plan.kind === 'pool') {
+    // A cookie per request, drawn from the cumulative weights by binary search.
+    const cum = cumulative(plan.cookies.length, plan.zipf)
+    return `local cookies = { ${plan.cookies.map(luaString).join(', ')} }
+local cum = { ${Array.from(cum, (c) => c.toPrecision(17)).join(', ')} }
+local headers = ${luaHeaders(plan.request.headers)}
+request = function()
+  local r = math.random()
+  local lo, hi = 1, #cum
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if cum[mid] < r then lo = mid + 1 else hi = mid end
+  end
+  headers["Cookie"] = cookies[lo]
+  return wrk.format(${luaString(plan.request.method)}, ${luaString(plan.request.path)}, headers, ${plan.request.body === undefined ? 'nil' : luaString(plan.request.body)})
+end
+${DONE}`
   }
   // One wrk thread shares this state across its connections: each cookie a login response set
   // is queued and spent by exactly one logout.

@@ -1,0 +1,236 @@
+/**
+ * How the Redis store reaches Redis: a `Backend` sends commands addressed by key and tells the
+ * store when invalidations may have been lost. Two backends: one node-redis client (here) and
+ * a Redis Cluster (cluster.ts), which is a set of `NodeLink`s, one per master.
+ *
+ * Protects against two failure modes of a local cache kept coherent by pushed invalidations:
+ *   - a connection that closes or stalls stops delivering invalidations: the moment the client
+ *     reports it (or a probe or a call gets no answer, health.ts), everything held locally is
+ *     dropped (`reset`), and nothing is cached again until the link answers;
+ *   - requests for a node that is known to be down would each wait `storeTimeout`: they fail
+ *     at once instead. Every failure is reported against its link (the guard logs once per
+ *     outage, per node on a cluster) and reaches the guard as the coded 503 error, which it
+ *     does not log again.
+ */
+import { sessionError, type SessionError } from '../errors.ts'
+import { LinkHealth } from './health.ts'
+
+/** What the store hears from its backend. */
+export interface BackendHooks {
+  /** A key was changed elsewhere (`null`: everything, e.g. FLUSHALL). */
+  invalidate (key: string | null): void
+  /** Invalidations may have been missed: drop everything held locally. */
+  reset (): void
+  /** A link went down (`up` false) or answered again; `node` names a cluster node. */
+  status (up: boolean, err: unknown, node: string | undefined): void
+}
+
+export interface Backend {
+  /** Whether invalidations arrive at all (the connection tracks keys): without them nothing may be cached. */
+  readonly tracking: boolean
+  /** Whether what is held locally may be served right now. */
+  readonly serving: boolean
+  /** A raw command routed by `key`; fails at once when the key's node is known down. */
+  send (key: string, args: string[]): Promise<unknown>
+  /** A store call got no answer within `storeTimeout`; true when a link was marked stalled (and reported). */
+  suspect (): boolean
+  close (): void
+}
+
+export interface LinkTiming {
+  /** ms between probes of an idle link. */
+  interval: number
+  /** ms without an answer after which a link counts as stalled. */
+  timeout: number
+}
+
+/** A store call refused because its node is known down; already reported once by the link. */
+export function nodeUnavailable (): SessionError {
+  return sessionError('FST_SESSION_STORE_UNAVAILABLE', 'the store node for this key is unavailable')
+}
+
+/**
+ * One connection: up (its client is ready), stalled (no answer within `timeout`), the calls in
+ * flight (a timed-out call is blamed on the link that stopped answering), and one report per
+ * change of state.
+ */
+export class NodeLink {
+  readonly label: string | undefined
+  readonly #hooks: BackendHooks
+  readonly #health: LinkHealth
+  readonly #timeout: number
+  #up: boolean
+  /** A call failed and was reported; the next success reports recovery. */
+  #failed = false
+  #inflight = 0
+  /** When the link last answered, or went from idle to busy (performance.now()). */
+  #progressAt = 0
+
+  constructor (label: string | undefined, up: boolean, timing: LinkTiming, ping: () => Promise<unknown>, hooks: BackendHooks) {
+    this.label = label
+    this.#up = up
+    this.#hooks = hooks
+    this.#timeout = timing.timeout
+    this.#health = new LinkHealth({
+      interval: timing.interval,
+      timeout: timing.timeout,
+      ping: () => this.track(ping()),
+      connected: () => this.#up,
+      onChange: (answered) => {
+        hooks.reset()
+        hooks.status(answered, answered ? undefined : new Error('no reply within storeTimeout'), label)
+      },
+    })
+  }
+
+  get up (): boolean {
+    return this.#up
+  }
+
+  get serving (): boolean {
+    return this.#up && !this.#health.stalled
+  }
+
+  /** The client is ready (again): the tracking handshake ran before anything else on it. */
+  ready (): void {
+    this.#health.reset()
+    this.#inflight = 0
+    this.#up = true
+    this.#hooks.status(true, undefined, this.label)
+  }
+
+  /**
+   * The client reported an error; `stillReady` when its connection survived it. Reported every
+   * time (the guard logs once per outage); the local cache is dropped only when this link was
+   * serving, since nothing is cached from a link that is down.
+   */
+  error (err: unknown, stillReady: boolean): void {
+    if (this.serving) this.#hooks.reset()
+    this.#up = stillReady
+    this.#hooks.status(false, err, this.label)
+  }
+
+  /** The connection closed or is reconnecting. */
+  closed (): void {
+    if (this.serving) this.#hooks.reset()
+    this.#up = false
+  }
+
+  /**
+   * Counts `call` as in flight on this link until it settles. A failure is reported against
+   * this link (the guard logs once per outage) and becomes the coded 503 error, which the guard
+   * passes on without logging again; the next success reports the link answering again.
+   * NOSCRIPT is no failure: the script runner loads the script and retries.
+   */
+  track<T> (call: Promise<T>): Promise<T> {
+    if (this.#inflight++ === 0) this.#progressAt = performance.now()
+    return call.then((value) => {
+      this.#settled()
+      if (this.#failed) {
+        this.#failed = false
+        this.#hooks.status(true, undefined, this.label)
+      }
+      return value
+    }, (err: unknown) => {
+      this.#settled()
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) throw err
+      this.#failed = true
+      this.#hooks.status(false, err, this.label)
+      throw sessionError('FST_SESSION_STORE_UNAVAILABLE', undefined, err)
+    })
+  }
+
+  #settled (): void {
+    if (this.#inflight > 0) this.#inflight--
+    this.#progressAt = performance.now()
+  }
+
+  /** Sends `call()` unless the link is known down or stalled. */
+  send<T> (call: () => Promise<T>): Promise<T> {
+    if (!this.serving) return Promise.reject(nodeUnavailable())
+    return this.track(call())
+  }
+
+  /**
+   * A call timed out somewhere: if this link has calls in flight and has not answered anything
+   * for a while, it is stalled (Redis answers in order, so a live link makes progress).
+   */
+  suspect (): boolean {
+    if (!this.serving || this.#inflight === 0 || performance.now() - this.#progressAt < this.#timeout / 2) return false
+    this.#health.suspect()
+    return true
+  }
+
+  close (): void {
+    this.#health.close()
+  }
+}
+
+/** The subset of a node-redis client the single-connection backend uses. */
+export interface ClientConnection {
+  readonly isReady?: boolean
+  readonly clientSideCache?: {
+    on (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
+    off (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
+  }
+  on (event: string, listener: (...args: any[]) => void): unknown
+  off (event: string, listener: (...args: any[]) => void): unknown
+  sendCommand (args: string[]): Promise<unknown>
+}
+
+/** Subscribes `listener` to `event` and returns how to unsubscribe. */
+export function listen (emitter: Pick<ClientConnection, 'on' | 'off'>, event: string, listener: (...args: any[]) => void): () => void {
+  emitter.on(event, listener)
+  return () => { emitter.off(event, listener) }
+}
+
+/** Invalidation pushes as node-redis reports them (keys as Buffers, `null` for a flush). */
+export function invalidations (cache: ClientConnection['clientSideCache'], hooks: BackendHooks): (() => void) | undefined {
+  if (cache === undefined) return undefined
+  const onInvalidate = (key: Buffer | string | null): void => {
+    hooks.invalidate(key === null ? null : typeof key === 'string' ? key : key.toString())
+  }
+  cache.on('invalidate', onInvalidate)
+  return () => { cache.off('invalidate', onInvalidate) }
+}
+
+/** One node-redis client: one link. */
+export class ClientBackend implements Backend {
+  readonly tracking: boolean
+  readonly #conn: ClientConnection
+  readonly #link: NodeLink
+  readonly #detach: Array<() => void> = []
+
+  constructor (conn: ClientConnection, timing: LinkTiming, hooks: BackendHooks) {
+    this.#conn = conn
+    const send = conn.sendCommand.bind(conn)
+    this.#link = new NodeLink(undefined, conn.isReady !== false, timing, () => send(['PING']), hooks)
+    const detach = invalidations(conn.clientSideCache, hooks)
+    this.tracking = detach !== undefined
+    if (detach !== undefined) this.#detach.push(detach)
+    const link = this.#link
+    this.#detach.push(
+      listen(conn, 'error', (err: unknown) => { link.error(err, conn.isReady === true) }),
+      listen(conn, 'end', () => { link.closed() }),
+      listen(conn, 'reconnecting', () => { link.closed() }),
+      listen(conn, 'ready', () => { link.ready() })
+    )
+  }
+
+  get serving (): boolean {
+    return this.#link.serving
+  }
+
+  send (_key: string, args: string[]): Promise<unknown> {
+    return this.#link.send(() => this.#conn.sendCommand(args))
+  }
+
+  suspect (): boolean {
+    return this.#link.suspect()
+  }
+
+  close (): void {
+    this.#link.close()
+    for (const detach of this.#detach) detach()
+  }
+}
