@@ -73,8 +73,10 @@ export class Guard {
         resolve(value)
       }, (err: unknown) => {
         clearTimeout(timer)
-        // Refused by the store itself for a link known to be down: already reported once.
-        if (err instanceof SessionError && err.code === 'FST_SESSION_STORE_UNAVAILABLE') {
+        // Refused by the store itself for a link known to be down (already reported once), or a
+        // refusal that is no outage at all (a write over maxSessionBytes): passed on as it is.
+        if (err instanceof SessionError) {
+          if (err.code !== 'FST_SESSION_STORE_UNAVAILABLE') this.up()
           reject(err)
           return
         }

@@ -21,7 +21,7 @@ import { toJson } from './codec.ts'
 import { storedBytes } from './store/codec.ts'
 import { discard, freshEpoch, ttlOf, type Core } from './core.ts'
 import { generateId, generateRef, storageHash } from './crypto/ids.ts'
-import { sessionError } from './errors.ts'
+import { SessionError, sessionError } from './errors.ts'
 import type { ResponseHeaders } from './headers.ts'
 import { loginWithPassword, type PasswordLoginArgs, type PasswordLoginDeps, type PasswordLoginResult } from './password-login.ts'
 import type { IndexPruner } from './prune.ts'
@@ -136,7 +136,17 @@ export class Lifecycle implements SessionOps {
       this.#ended(state)
     }
     const delta = this.#delta(old, taken, oldHash, hash, move)
-    if (delta !== undefined) await this.#run(store.update(keys.session(hash), delta, 0))
+    if (delta === undefined) return
+    try {
+      await this.#run(store.update(keys.session(hash), delta, 0))
+    } catch (err) {
+      // The old id is gone and the new one cannot take what was written to it meanwhile: the
+      // session ends here, leaving nothing listed that no cookie can reach.
+      if (index !== undefined) await this.#run(store.dismiss(keys.index(index.userKey), [{ ref: record.ref, hash }])).catch(() => [])
+      await discard(this.#core, [hash])
+      if (err instanceof SessionError && err.code === 'FST_SESSION_TOO_LARGE') this.#ended(state)
+      throw err
+    }
   }
 
   /** Fields another request changed on the old id after this one loaded it (and not changed here). */
@@ -152,7 +162,9 @@ export class Lifecycle implements SessionOps {
     for (const key of old.fields.keys()) {
       if (!taken.fields.has(key) && !move.ours.has(key) && move.carries(key)) del.push(key)
     }
-    return set.size + del.length === 0 ? undefined : { set, del, maxBytes: config.maxSessionBytes }
+    // Each carried write was accepted within maxSessionBytes on its own; together with this
+    // request's changes they may go past it, up to twice.
+    return set.size + del.length === 0 ? undefined : { set, del, maxBytes: 2 * config.maxSessionBytes }
   }
 
   /** The record's meta values (user, user agent, IP) re-encrypted for `hash` under the newest key. */
@@ -264,8 +276,10 @@ export class Lifecycle implements SessionOps {
       await this.#run(store.destroy(keys.session(hash)))
       events.emit(type, state.userId, record.ref)
     }
-    // What follows in this request starts a new, empty session.
+    // What follows in this request starts a new, empty session. A cross-site request carried
+    // no cookie and ended nothing: it must not delete the visitor's cookie either.
     state.rebind(undefined, undefined, undefined, undefined)
+    if (state.foreign) return
     state.cookie = 'clear'
     if (type === 'logout') state.clearSite = true
   }

@@ -105,7 +105,7 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
   try {
     naming = given === undefined
       ? randomBytes(32)
-      : await establishNamingKey((proposals) => guard.run(opened.store.keyring(keyringKey(config.keyPrefix), proposals)), config.secrets, false)
+      : await establishNamingKey((proposals, create) => guard.run(opened.store.keyring(keyringKey(config.keyPrefix), proposals, create)), config.secrets, false)
   } catch (err) {
     await opened.close()
     throw err

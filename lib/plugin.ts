@@ -61,7 +61,13 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     closeStore = opened.close
   }
   guard.attach(store)
-  const keys = new KeyNames(config.keyPrefix, await establishNamingKey((proposals) => guard.run(store.keyring(keyringKey(config.keyPrefix), proposals)), config.secrets))
+  let keys: KeyNames
+  try {
+    keys = new KeyNames(config.keyPrefix, await establishNamingKey((proposals, create) => guard.run(store.keyring(keyringKey(config.keyPrefix), proposals, create)), config.secrets))
+  } catch (err) {
+    await closeStore() // register failed after the store was opened: nothing may keep the process alive
+    throw err
+  }
 
   const codec = createFieldCodec(cipher, (record, _hash, field) => {
     fastify.log.warn({ sessionRef: record.ref, field }, 'encrypted session field could not be read')

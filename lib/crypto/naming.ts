@@ -48,8 +48,8 @@ export function unwrap (wrapped: string, secret: Buffer): Buffer | undefined {
   }
 }
 
-/** Adds the given fields where absent (HSETNX) and returns the whole ring. */
-export type KeyringOp = (proposals: Record<string, string>) => Promise<Record<string, string>>
+/** Adds the given fields where absent (with `create`: all of them, only if none exists) and returns the whole ring. */
+export type KeyringOp = (proposals: Record<string, string>, create?: boolean) => Promise<Record<string, string>>
 
 /**
  * The deployment's naming key, made on first start and wrapped under every configured secret.
@@ -63,8 +63,10 @@ export async function establishNamingKey (ring: KeyringOp, secrets: readonly Buf
     if (at === -1) {
       if (!create) break
       // No configured secret opens the ring (first start, all secrets replaced, or deleted): a
-      // new key, unless another instance proposes one first (HSETNX), in which case that one.
-      fields = await ring({ [prints[0] as string]: wrap(randomBytes(32), secrets[0] as Buffer) })
+      // new key wrapped under every secret at once, written only if no instance sharing any of
+      // these secrets was first (then that key is the one, whichever secret wrapped it).
+      const fresh = randomBytes(32)
+      fields = await ring(Object.fromEntries(secrets.map((secret, i) => [prints[i] as string, wrap(fresh, secret)])), true)
       continue
     }
     const naming = unwrap(fields[prints[at] as string] as string, secrets[at] as Buffer)

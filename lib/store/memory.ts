@@ -209,9 +209,9 @@ export class MemoryStore implements SessionStore {
     this.#counters.delete(key)
   }
 
-  async keyring (key: string, proposals: Record<string, string>): Promise<Record<string, string>> {
+  async keyring (key: string, proposals: Record<string, string>, create = false): Promise<Record<string, string>> {
     const ring = this.#rings.get(key) ?? {}
-    this.#rings.set(key, { ...proposals, ...ring })
+    if (!create || !Object.keys(proposals).some((field) => field in ring)) this.#rings.set(key, { ...proposals, ...ring })
     return { ...this.#rings.get(key) }
   }
 

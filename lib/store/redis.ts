@@ -231,7 +231,13 @@ export class RedisStore implements SessionStore {
         // A failed link is reported by the link itself. Without a lifetime (0) there is no PEXPIRE, and the echo comes.
         if (ttlMs > 0) this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {})
         const reply = await written
-        if (Number(reply) === -1) return TOO_LARGE
+        // Refused: nothing was written, but the pipelined PEXPIRE made this connection the key's
+        // last modifier, which may have swallowed the invalidation of another client's write in
+        // the same Redis iteration. What is held locally can no longer be trusted.
+        if (Number(reply) === -1) {
+          this.#drop(key)
+          return TOO_LARGE
+        }
         return Array.isArray(reply) ? decodeRecord(pairs(reply)) : undefined
       }, (record) => {
         if (record !== TOO_LARGE) this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record))
@@ -352,8 +358,8 @@ export class RedisStore implements SessionStore {
     await this.#command(key, ['DEL', key])
   }
 
-  async keyring (key: string, proposals: Record<string, string>): Promise<Record<string, string>> {
-    return pairs(await KEYRING.run(this.#redis, key, Object.entries(proposals).flat()) as unknown[])
+  async keyring (key: string, proposals: Record<string, string>, create = false): Promise<Record<string, string>> {
+    return pairs(await KEYRING.run(this.#redis, key, [create ? 'create' : 'add', ...Object.entries(proposals).flat()]) as unknown[])
   }
 
   suspect (): boolean {

@@ -99,9 +99,18 @@ end
 if ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return all`)
 
-// ARGV: field, value, … Sets each absent field; returns the whole hash.
+// ARGV: mode ('add': set each absent field; 'create': set them all only if none exists), field,
+// value, … Returns the whole hash. 'create' makes a first start atomic: two instances starting
+// together with overlapping secrets can never write two different naming keys.
 export const KEYRING = new Script(`
-for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[1] == 'create' then
+  for i = 2, #ARGV, 2 do
+    if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then return redis.call('HGETALL', KEYS[1]) end
+  end
+  for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+else
+  for i = 2, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
 return redis.call('HGETALL', KEYS[1])`)
 
 // Deletes the session and returns it as it was: the last read of a move, atomic with the delete.

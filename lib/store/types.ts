@@ -160,9 +160,10 @@ export interface SessionStore {
 
   /**
    * The naming key ring (crypto/naming.ts): sets each proposed field that is absent (never
-   * overwrites), then returns every field.
+   * overwrites) — with `create`, all of them only if none exists yet, atomically — then returns
+   * every field.
    */
-  keyring (key: string, proposals: Record<string, string>): Promise<Record<string, string>>
+  keyring (key: string, proposals: Record<string, string>, create?: boolean): Promise<Record<string, string>>
 
   /**
    * A store call took longer than `storeTimeout`: stop serving anything held locally until a
