@@ -2,7 +2,8 @@
  * Evidence for compliance duties (docs/security.md): the audit trail reports every kind of event
  * the plugin has, each from the operation that causes it, with the user id and the session's
  * reference and never the session id; and erasing a user (`revokeUser`) leaves nothing of that
- * user's sessions in Redis. Real redis-server, started here.
+ * user's sessions in Redis; and a re-authentication (a same-user `login`) restarts the absolute
+ * timeout, which NIST SP 800-63B-4's per-AAL limits count from. Real redis-server, started here.
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -61,6 +62,27 @@ test("erasure: revokeUser leaves no record of the user's sessions and no index u
   assert.deepEqual(await keysUnder(prefix), [recordKey(prefix, kept), keptIndex, prefix + 'epoch', prefix + 'keyring'].sort(),
     'only the other user\'s record and index, the epoch and the key ring remain')
   assert.equal((await app.inject({ url: '/me', headers: { cookie: kept } })).json().user, 'keep-me@example.com')
+})
+
+test('reauthentication: a same-user re-login restarts the absolute timeout; a regenerate does not', async () => {
+  const clock = manualClock()
+  const app = await make({ keyPrefix: 'reauth:', idleTimeout: 1000, touchInterval: 100, absoluteTimeout: 1500, clock: clock.now })
+  const user = async (cookie: string): Promise<string | null> => (await app.inject({ url: '/me', headers: { cookie } })).json().user
+  const a = await login(app, 'reauth-a')
+  const b = await login(app, 'reauth-b')
+  clock.advance(700)
+  const reLoggedIn = sessionCookie(await app.inject({ method: 'POST', url: '/login', headers: { cookie: a }, payload: { user: 'reauth-a' } })) as string
+  const regenerated = sessionCookie(await app.inject({ method: 'POST', url: '/regenerate', headers: { cookie: b } })) as string
+  clock.advance(700) // 1400 ms: both within their idle timeout
+  assert.equal(await user(reLoggedIn), 'reauth-a')
+  assert.equal(await user(regenerated), 'reauth-b')
+  clock.advance(200) // 1600 ms: past the absolute deadline of the first login
+  assert.equal(await user(regenerated), null, 'a regenerate keeps the absolute deadline of the login')
+  assert.equal(await user(reLoggedIn), 'reauth-a', 'a re-login restarts it')
+  clock.advance(500) // 2100 ms
+  assert.equal(await user(reLoggedIn), 'reauth-a')
+  clock.advance(100) // 2200 ms: 1500 ms after the re-login
+  assert.equal(await user(reLoggedIn), null, 'the restarted absolute timeout ends it however active')
 })
 
 test('events: each event type is reported by the operation that causes it, with the user id and the session ref, never the session id', async () => {
