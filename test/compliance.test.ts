@@ -64,7 +64,7 @@ test("erasure: revokeUser leaves no record of the user's sessions and no index u
   assert.equal((await app.inject({ url: '/me', headers: { cookie: kept } })).json().user, 'keep-me@example.com')
 })
 
-test('reauthentication: a same-user re-login restarts the absolute timeout; a regenerate does not', async () => {
+test('reauthentication: a same-user re-login ends the old id and restarts the absolute timeout; a regenerate does not restart it', async () => {
   const clock = manualClock()
   const app = await make({ keyPrefix: 'reauth:', idleTimeout: 1000, touchInterval: 100, absoluteTimeout: 1500, clock: clock.now })
   const user = async (cookie: string): Promise<string | null> => (await app.inject({ url: '/me', headers: { cookie } })).json().user
@@ -73,6 +73,8 @@ test('reauthentication: a same-user re-login restarts the absolute timeout; a re
   clock.advance(700)
   const reLoggedIn = sessionCookie(await app.inject({ method: 'POST', url: '/login', headers: { cookie: a }, payload: { user: 'reauth-a' } })) as string
   const regenerated = sessionCookie(await app.inject({ method: 'POST', url: '/regenerate', headers: { cookie: b } })) as string
+  assert.equal(await user(a), null, 'the id before the re-login is dead')
+  assert.equal(await user(b), null, 'the id before the regenerate is dead')
   clock.advance(700) // 1400 ms: both within their idle timeout
   assert.equal(await user(reLoggedIn), 'reauth-a')
   assert.equal(await user(regenerated), 'reauth-b')
