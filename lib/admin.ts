@@ -16,6 +16,7 @@ import type { Resolver } from './resolve.ts'
 import type { IndexEntry, StoreStats } from './store/types.ts'
 import type { SessionInfo } from './types.ts'
 
+/** `fastify.session`: instance-wide operations on the sessions in the store. */
 export interface SessionDecorator {
   /** Ends every session of `userId` on every instance; returns how many were live. */
   revokeUser (userId: string): Promise<number>
@@ -25,6 +26,7 @@ export interface SessionDecorator {
   revokeSession (userId: string, ref: string): Promise<boolean>
   /** Breach response: every session that exists now ends, on every instance; new ones work. */
   revokeAll (): Promise<void>
+  /** Hits and misses of this instance's local cache. */
   stats (): StoreStats
 }
 

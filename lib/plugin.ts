@@ -191,6 +191,11 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   })
 }
 
+/**
+ * The plugin: `await app.register(hardenedSession, { secrets, redis })`. Decorates
+ * `request.session`, `fastify.session`, `fastify.passwords`, `fastify.requireLogin` and
+ * `fastify.requireFreshLogin`. Options: {@link HardenedSessionOptions}.
+ */
 export default fp(hardenedSession, { fastify: '5.x', name: 'fastify-hardened-session' })
 
 declare module 'fastify' {

@@ -50,21 +50,27 @@ export class Session {
     return (this.#s.ref ??= generateRef())
   }
 
+  /** `true` until the session exists in the store (a handler set data, or `login` ran). */
   get isNew (): boolean { return this.#s.record === undefined }
+  /** The user bound by `login`; `undefined` for an anonymous session and after `logout`. */
   get userId (): string | undefined { return this.#s.userId }
+  /** When the session was created (kept by `regenerate` and a same-user re-login). */
   get createdAt (): Date { return new Date(this.#s.record?.createdAt ?? this.#ops.now()) }
 
+  /** When `login` last ran for this session (for step-up checks; see `requireFreshLogin`). */
   get authenticatedAt (): Date | undefined {
     const at = this.#s.record?.authenticatedAt
     return at === undefined ? undefined : new Date(at)
   }
 
+  /** min(last activity + `idleTimeout`, start + `absoluteTimeout`). */
   get expiresAt (): Date {
     const r = this.#s.record
     if (r === undefined) return new Date(this.#ops.now() + this.#ops.idleTimeout)
     return new Date(Math.min(r.idleExpiry, r.absoluteExpiry))
   }
 
+  /** This request's own copy of a value (mutating it saves nothing: call `set`); `undefined` when absent or unreadable. */
   get<K extends SessionKey> (key: K): SessionValue<K> | undefined {
     const s = this.#s
     const values = s.values
@@ -83,6 +89,10 @@ export class Session {
     return value as SessionValue<K>
   }
 
+  /**
+   * Sets a JSON-serialisable value, written at the end of the request (only changed fields are
+   * written). Throws `FST_SESSION_NOT_SERIALIZABLE` for a value JSON cannot hold.
+   */
   set<K extends SessionKey> (key: K, value: SessionValue<K>): void {
     checkKey(key)
     if (value === undefined) {
@@ -100,6 +110,7 @@ export class Session {
     ;(s.dirty ??= new Map()).set(key, text)
   }
 
+  /** Removes a value (written at the end of the request). */
   delete (key: SessionKey): void {
     checkKey(key)
     const s = this.#s
@@ -109,6 +120,7 @@ export class Session {
     else s.dirty?.delete(key)
   }
 
+  /** Whether the session holds a value for `key`. */
   has (key: SessionKey): boolean {
     const values = this.#s.values
     if (values !== undefined && values.has(key)) return values.get(key) !== undefined

@@ -100,8 +100,11 @@ export interface AdmitResult {
   readonly sample?: readonly IndexEntry[]
 }
 
+/** Counters of a store's process-local cache (`fastify.session.stats()`). */
 export interface StoreStats {
+  /** Reads answered from the local cache, with no command sent. */
   cacheHits: number
+  /** Reads that had to ask the store. */
   cacheMisses: number
 }
 
