@@ -7,6 +7,7 @@ export default hardenedSession
 export { hardenedSession }
 export type { SessionDecorator } from './admin.ts'
 export type { Session, LoginOptions } from './session.ts'
+export type { PasswordLoginArgs, PasswordLoginResult } from './password-login.ts'
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from './store/memory.ts'
 export type {
   SessionStore, SessionRecord, RecordUpdate, IndexEntry, AdmitOptions, AdmitResult, StoreStats,
@@ -15,9 +16,10 @@ export { SessionError, errorTable, type SessionErrorCode } from './errors.ts'
 export { generateEncryptionKey } from './crypto/field-cipher.ts'
 export {
   hashPassword, verifyPassword, needsRehash, verifyAndUpgrade, createPasswords, sharedPasswords,
-  type Passwords, type PasswordLogger, type VerifyAndUpgradeResult, type ResolvedPasswordOptions,
+  type Passwords, type PasswordLogger, type PasswordsContext, type VerifyAndUpgradeResult, type ResolvedPasswordOptions,
 } from './password/index.ts'
 export type {
   SessionData, SessionKey, SessionValue, SessionEvent, SessionEventType, SessionInfo, PasswordOptions,
   EncryptionKey, EncryptionOptions, CookieOptions, HardenedSessionOptions, RedisConnection, RedisConnectOptions,
+  RedisClusterConnectOptions,
 } from './types.ts'

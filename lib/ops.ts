@@ -77,8 +77,9 @@ export interface Ops {
 }
 
 /**
- * Opens the store named by the environment. `needSecrets`: user indexes are keyed by a hash
- * derived from `secrets`, so commands that take a user id need the application's secrets.
+ * Opens the store named by the environment. `needSecrets`: user indexes are named with the
+ * naming key, which the store holds only wrapped under the application's secrets (and records
+ * are sealed with them), so commands that take a user id need those secrets.
  */
 export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseLogger): Promise<Ops> {
   const given = secretsFrom(env)

@@ -1,5 +1,6 @@
 /**
- * Keys derived from the cookie-signing `secrets`, one per purpose, so that no key serves two
+ * Keys derived from a root key — a cookie-signing secret, or the naming key (crypto/naming.ts) —
+ * one per purpose, so that no key serves two
  * purposes (NIST SP 800-108 / RFC 5869 §3.2: domain separation by label) and a leak of one
  * derived key reveals neither the secret nor the other keys.
  *
