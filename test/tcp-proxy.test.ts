@@ -177,7 +177,7 @@ test('tcp-proxy: a node-redis PING gets no reply while stalled and gets it after
     assert.equal(client.isReady, true, 'the client still thinks it is connected')
     proxy.resume()
     assert.equal(await pending, 'PONG')
-    assert.ok(Date.now() - started >= NO_REPLY_MS)
+    assert.ok(Date.now() - started >= NO_REPLY_MS - 5) // timers and Date.now() round differently
   } finally {
     proxy.resume()
     client.destroy()

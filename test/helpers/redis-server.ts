@@ -64,6 +64,10 @@ export async function rawCommand (port: number, args: string[], timeoutMs = 2000
     : tlsConnect({ ...tlsOptions, host: '127.0.0.1', port })
   socket.setEncoding('utf8')
   let data = ''
+  // A server that closes the connection (CLIENT KILL, shutdown) fails the call at once. Handled
+  // here, so that the close our own destroy() causes is no unhandled rejection.
+  const closed = once(socket, 'close').then(() => { throw new Error('redis connection closed before the reply') })
+  closed.catch(() => {})
   try {
     await Promise.race([
       once(socket, tlsOptions === undefined ? 'connect' : 'secureConnect'),
@@ -75,6 +79,7 @@ export async function rawCommand (port: number, args: string[], timeoutMs = 2000
       if (Date.now() > deadline) throw new Error(`redis command ${args[0]} timed out`)
       const [chunk] = await Promise.race([
         once(socket, 'data'),
+        closed,
         new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('redis reply timed out')), timeoutMs).unref()),
       ]) as [string]
       data += chunk
