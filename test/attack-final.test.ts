@@ -245,10 +245,10 @@ describe('coherence: BCAST echo suppression', () => {
 
   /** Puts Redis to sleep (DEBUG SLEEP) so that commands sent meanwhile run in one event-loop iteration; `done` resolves when it wakes. */
   async function asleep (): Promise<{ done: Promise<unknown> }> {
-    const sleeping = redis.command('DEBUG', 'SLEEP', '0.2').catch(() => '')
+    const sleeping = redis.command('DEBUG', 'SLEEP', '0.4').catch(() => '')
     await eventually(async () => {
       try {
-        await rawCommand(redis.port, ['PING'], 30)
+        await rawCommand(redis.port, ['PING'], 100)
         return false
       } catch {
         return true
@@ -291,10 +291,10 @@ describe('coherence: BCAST echo suppression', () => {
 
 describe('coherence: two instances', () => {
   async function asleep (): Promise<{ done: Promise<unknown> }> {
-    const sleeping = redis.command('DEBUG', 'SLEEP', '0.25').catch(() => '')
+    const sleeping = redis.command('DEBUG', 'SLEEP', '0.45').catch(() => '')
     await eventually(async () => {
       try {
-        await rawCommand(redis.port, ['PING'], 30)
+        await rawCommand(redis.port, ['PING'], 100)
         return false
       } catch {
         return true
@@ -555,10 +555,10 @@ describe('coherence on a cluster', () => {
       assert.equal(await works(a, cookie), true)
       assert.equal(await works(b, cookie), true)
       const master = await cluster.masterForKey(keyPrefix + storageHash(cookie.split('=')[1]?.split('.')[0] as string))
-      const sleeping = cluster.command(master.port, 'DEBUG', 'SLEEP', '0.25').catch(() => '')
+      const sleeping = cluster.command(master.port, 'DEBUG', 'SLEEP', '0.45').catch(() => '')
       await eventually(async () => {
         try {
-          await rawCommand(master.port, ['PING'], 30)
+          await rawCommand(master.port, ['PING'], 100)
           return false
         } catch {
           return true

@@ -144,10 +144,10 @@ test('redis store: a foreign write processed in the same Redis event-loop iterat
       const key = `same-loop:${i}`
       await h.store.create(key, record({ x: '"0"' }), 60_000)
       // Redis sleeps while both clients' commands queue up; it then runs them in one iteration.
-      const sleeping = redis.command('DEBUG', 'SLEEP', '0.15').catch(() => '')
+      const sleeping = redis.command('DEBUG', 'SLEEP', '0.35').catch(() => '')
       await eventually(async () => {
         try {
-          await rawCommand(redis.port, ['PING'], 30)
+          await rawCommand(redis.port, ['PING'], 100)
           return false
         } catch {
           return true
