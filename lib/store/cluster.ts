@@ -32,22 +32,25 @@ const CRC16_TABLE = ((): Uint16Array => {
   return table
 })()
 
-/** The hash slot of `key`: only the bytes between the first `{` and the next `}` count, when there are any. */
-export function keySlot (key: string): number {
-  const bytes = Buffer.from(key)
-  let from = 0
-  let to = bytes.length
+/** CRC16 as Redis Cluster uses it (XMODEM: poly 0x1021, init 0, no reflection), of `bytes[from, to)`. */
+export function crc16 (bytes: Uint8Array, from = 0, to = bytes.length): number {
+  let crc = 0
+  for (let i = from; i < to; i++) crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ (bytes[i] as number)) & 0xff] as number)
+  return crc
+}
+
+/**
+ * The hash slot of a key. When the key holds a `{`, and a `}` after it with at least one byte
+ * between them, only the bytes between the first `{` and the first `}` after it are hashed.
+ */
+export function keySlot (key: string | Uint8Array): number {
+  const bytes = typeof key === 'string' ? Buffer.from(key) : key
   const open = bytes.indexOf(0x7b)
   if (open !== -1) {
     const close = bytes.indexOf(0x7d, open + 1)
-    if (close > open + 1) {
-      from = open + 1
-      to = close
-    }
+    if (close > open + 1) return crc16(bytes, open + 1, close) % SLOTS
   }
-  let crc = 0
-  for (let i = from; i < to; i++) crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ (bytes[i] as number)) & 0xff] as number)
-  return crc % SLOTS
+  return crc16(bytes) % SLOTS
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, rawCommand, startRedis, type RedisServer } from './redis-server.ts'
+import { keySlot } from '../../lib/store/cluster.ts'
 
 export const SLOTS = 16384
 
@@ -76,39 +77,9 @@ export interface RedisCluster {
   stop (): Promise<void>
 }
 
-// ---------------------------------------------------------------------------------------------
-// Key slots (Redis Cluster spec: CRC16-XMODEM of the key, or of its hash tag, modulo 16384)
-
-const CRC16_TABLE = ((): Uint16Array => {
-  const table = new Uint16Array(256)
-  for (let i = 0; i < 256; i++) {
-    let crc = i << 8
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
-    table[i] = crc
-  }
-  return table
-})()
-
-/** CRC16 as Redis Cluster uses it (XMODEM: poly 0x1021, init 0, no reflection). */
-export function crc16 (bytes: Uint8Array): number {
-  let crc = 0
-  for (const byte of bytes) crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ byte) & 0xff] as number)
-  return crc
-}
-
-/**
- * The hash slot of a key. When the key holds a `{`, and a `}` after it with at least one byte
- * between them, only the bytes between the first `{` and the first `}` after it are hashed.
- */
-export function keySlot (key: string | Uint8Array): number {
-  const bytes = typeof key === 'string' ? Buffer.from(key) : Buffer.from(key.buffer, key.byteOffset, key.byteLength)
-  const open = bytes.indexOf(0x7b)
-  if (open !== -1) {
-    const close = bytes.indexOf(0x7d, open + 1)
-    if (close > open + 1) return crc16(bytes.subarray(open + 1, close)) % SLOTS
-  }
-  return crc16(bytes) % SLOTS
-}
+// Key slots: the plugin's own implementation (lib/store/cluster.ts), which
+// test/redis-cluster.test.ts checks against the specification and CLUSTER KEYSLOT.
+export { crc16, keySlot } from '../../lib/store/cluster.ts'
 
 // ---------------------------------------------------------------------------------------------
 // RESP2 replies as values
