@@ -30,6 +30,12 @@ export function trackingCommand (prefix: string): string[] {
   return ['CLIENT', 'TRACKING', 'ON', 'BCAST', ...(prefix === '' ? [] : ['PREFIX', prefix]), 'NOLOOP']
 }
 
+/** What both providers do with a command: run it, and cache nothing (the store caches). */
+async function uncached (...[, parser, fn, transformReply, typeMapping]: Parameters<HandleCache>): Promise<unknown> {
+  const reply = await fn()
+  return transformReply === undefined ? reply : transformReply(reply, parser.preserve, typeMapping)
+}
+
 /** For a single client. */
 export class TrackingOnlyCache extends BasicClientSideCache {
   readonly #command: string[]
@@ -39,9 +45,8 @@ export class TrackingOnlyCache extends BasicClientSideCache {
     this.#command = trackingCommand(prefix)
   }
 
-  override async handleCache (...[, parser, fn, transformReply, typeMapping]: Parameters<HandleCache>): Promise<unknown> {
-    const reply = await fn()
-    return transformReply === undefined ? reply : transformReply(reply, parser.preserve, typeMapping)
+  override handleCache (...args: Parameters<HandleCache>): Promise<unknown> {
+    return uncached(...args)
   }
 
   override trackingOn (): string[] {
@@ -64,9 +69,8 @@ export class TrackingOnlyPooledCache extends BasicPooledClientSideCache {
     this.#command = trackingCommand(prefix)
   }
 
-  override async handleCache (...[, parser, fn, transformReply, typeMapping]: Parameters<HandleCache>): Promise<unknown> {
-    const reply = await fn()
-    return transformReply === undefined ? reply : transformReply(reply, parser.preserve, typeMapping)
+  override handleCache (...args: Parameters<HandleCache>): Promise<unknown> {
+    return uncached(...args)
   }
 
   override trackingOn (): string[] {
