@@ -27,6 +27,8 @@ interface View {
   /** Sealed under an older secret, or meta stored under an older encryption key. */
   readonly reseal: boolean
   readonly userId: string | undefined
+  /** The key of the user's index (a logged-in record), named once per record, not per request. */
+  readonly indexKey: string | undefined
 }
 
 interface Found {
@@ -110,7 +112,8 @@ export class Resolver {
       if (opened === null || opened === undefined || record.userKey !== this.#core.keys.userKey(opened)) ok = false
       else userId = opened
     }
-    const view: View = { hash, ok, reseal: seal === 'stale' || codec.metaStale(record), userId }
+    const indexKey = record.userKey === undefined ? undefined : this.#core.keys.index(record.userKey)
+    const view: View = { hash, ok, reseal: seal === 'stale' || codec.metaStale(record), userId, indexKey }
     this.#views.set(record, view)
     return view
   }
@@ -152,25 +155,26 @@ export class Resolver {
 
   #epochChecked (found: Found, epoch: string, fresh: boolean): SessionState | Promise<SessionState> {
     const { record } = found
-    const { store, keys } = this.#core
+    const { store } = this.#core
     if (record.epoch !== epoch) {
       if (fresh) return this.#dismissed(found)
       return freshEpoch(this.#core).then((e) => this.#epochChecked(found, e, true))
     }
-    if (record.userKey === undefined) return this.#bind(found)
-    const entry = store.peekMember(keys.index(record.userKey), record.ref)
-    if (entry === undefined) return this.#fetchMember(found, record.userKey)
+    const indexKey = found.view.indexKey
+    if (indexKey === undefined) return this.#bind(found)
+    const entry = store.peekMember(indexKey, record.ref)
+    if (entry === undefined) return this.#fetchMember(found, indexKey)
     return this.#indexed(found, entry, false)
   }
 
-  #fetchMember (found: Found, userKey: string): Promise<SessionState> {
-    const { store, keys, guard } = this.#core
-    return guard.run(store.getMember(keys.index(userKey), found.record.ref)).then((e) => this.#indexed(found, e, true))
+  #fetchMember (found: Found, indexKey: string): Promise<SessionState> {
+    const { store, guard } = this.#core
+    return guard.run(store.getMember(indexKey, found.record.ref)).then((e) => this.#indexed(found, e, true))
   }
 
   #indexed (found: Found, entry: IndexEntry | null, fresh: boolean): SessionState | Promise<SessionState> {
     if (entry !== null && entry.hash === found.verified.hash) return this.#bind(found)
-    return fresh ? this.#dismissed(found) : this.#fetchMember(found, found.record.userKey as string)
+    return fresh ? this.#dismissed(found) : this.#fetchMember(found, found.view.indexKey as string)
   }
 
   #bind ({ state, raw, verified, record, view }: Found): SessionState {
