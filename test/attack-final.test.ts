@@ -19,8 +19,8 @@ import { hashPassword, type HardenedSessionOptions, type SessionEvent } from '..
 import { establishNamingKey } from '../lib/crypto/naming.ts'
 import { RedisStore } from '../lib/store/redis.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
-import { barrier, buildApp, captureLogs, eventually, login, SECRET, sessionCookie } from './helpers/app.ts'
-import { rawCommand, startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { barrier, buildApp, captureLogs, eventually, login, SECRET, sessionCookie, works } from './helpers/app.ts'
+import { putToSleep, rawCommand, startRedis, type RedisServer } from './helpers/redis-server.ts'
 import { record } from './helpers/store-contract.ts'
 import { startProxy } from './helpers/tcp-proxy.ts'
 import { startCluster, type RedisCluster } from './helpers/redis-cluster.ts'
@@ -54,10 +54,6 @@ async function app (options: Partial<HardenedSessionOptions>, routes?: (app: Fas
   const made = await buildApp({ redis: { url: redis.url }, keyPrefix: freshPrefix(), ...options }, server, routes)
   apps.push(made)
   return made
-}
-
-async function works (a: FastifyInstance, cookie: string): Promise<boolean> {
-  return (await a.inject({ url: '/private', headers: { cookie } })).statusCode === 200
 }
 
 /** Two concurrent writes that fit maxSessionBytes alone but not together: exactly one is
@@ -243,20 +239,6 @@ describe('coherence: BCAST echo suppression', () => {
     return { client, store }
   }
 
-  /** Puts Redis to sleep (DEBUG SLEEP) so that commands sent meanwhile run in one event-loop iteration; `done` resolves when it wakes. */
-  async function asleep (): Promise<{ done: Promise<unknown> }> {
-    const sleeping = redis.command('DEBUG', 'SLEEP', '0.4').catch(() => '')
-    await eventually(async () => {
-      try {
-        await rawCommand(redis.port, ['PING'], 100)
-        return false
-      } catch {
-        return true
-      }
-    }, 1000, 'Redis is asleep')
-    return { done: sleeping }
-  }
-
   // Fixed defect: an own write that UPDATE refuses as too large is still followed by our PEXPIRE, which hides a foreign write processed just before it in the same Redis iteration; the cached snapshot that predates the foreign write stays served indefinitely.
   test('coherence: a foreign write in the same Redis iteration as an own write refused as too large never leaves a stale snapshot cached', async (t) => {
     const own = await storeWithClient()
@@ -271,13 +253,13 @@ describe('coherence: BCAST echo suppression', () => {
       const key = `${freshPrefix()}toolarge`
       await own.store.create(key, record({ x: '"0"' }), 60_000)
       assert.equal(own.store.peek(key)?.fields.get('x'), '"0"', 'the created snapshot is cached')
-      const sleeping = await asleep()
+      const sleeping = await putToSleep(redis.port, 0.4)
       const foreign = other.hSet(key, 'd:y', '"foreign"')
       await new Promise((resolve) => setTimeout(resolve, 20)) // the foreign command reaches Redis first
       const mine = own.store.update(key, { maxBytes: 200, set: new Map([['big', '"' + 'z'.repeat(500) + '"']]), del: [] }, 60_000).catch((err: Error & { code?: string }) => err.code)
       const [, result] = await Promise.all([foreign, mine])
       assert.equal(result, 'FST_SESSION_TOO_LARGE')
-      await sleeping.done
+      await sleeping.awake
       await own.client.ping() // any invalidation pushed for those writes arrived before this reply
       const cached = own.store.peek(key)
       if (cached === undefined) outcomes.dropped++
@@ -290,19 +272,6 @@ describe('coherence: BCAST echo suppression', () => {
 })
 
 describe('coherence: two instances', () => {
-  async function asleep (): Promise<{ done: Promise<unknown> }> {
-    const sleeping = redis.command('DEBUG', 'SLEEP', '0.45').catch(() => '')
-    await eventually(async () => {
-      try {
-        await rawCommand(redis.port, ['PING'], 100)
-        return false
-      } catch {
-        return true
-      }
-    }, 1000, 'Redis is asleep')
-    return { done: sleeping }
-  }
-
   // Fixed defect: two concurrent writes of one session, each within maxSessionBytes but over it together: the instance whose UPDATE is refused keeps serving its cached snapshot without the other instance's accepted write for good (its PEXPIRE hid the invalidation).
   test('coherence: a value written on one instance is read on the other within 100 ms even when the other\'s concurrent write of the same session is refused as too large', async (t) => {
     const keyPrefix = freshPrefix()
@@ -317,7 +286,7 @@ describe('coherence: two instances', () => {
       const cookie = await login(a, user())
       assert.equal(await works(a, cookie), true) // cached on A
       assert.equal(await works(b, cookie), true) // and on B, so that B's write is sent at once
-      const sleeping = await asleep()
+      const sleeping = await putToSleep(redis.port, 0.45)
       // Both writes wait for the sleeping Redis and run in one of its iterations. Which one lands
       // first is up to scheduling (B is sent 20 ms earlier, usually first), so the test follows the
       // accepted write: the instance whose write was refused must read the other's.
@@ -325,7 +294,7 @@ describe('coherence: two instances', () => {
       await new Promise((resolve) => setTimeout(resolve, 20))
       const onA = a.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { fromA: 'a'.repeat(450) } })
       const [resB, resA] = await Promise.all([onB, onA])
-      await sleeping.done
+      await sleeping.awake
       t.diagnostic(`B ${resB.statusCode} ${resB.body} A ${resA.statusCode} ${resA.body}`)
       const { loser, field } = acceptedWrite(a, b, resA.statusCode, resB.statusCode)
       try {
@@ -555,15 +524,7 @@ describe('coherence on a cluster', () => {
       assert.equal(await works(a, cookie), true)
       assert.equal(await works(b, cookie), true)
       const master = await cluster.masterForKey(keyPrefix + storageHash(cookie.split('=')[1]?.split('.')[0] as string))
-      const sleeping = cluster.command(master.port, 'DEBUG', 'SLEEP', '0.45').catch(() => '')
-      await eventually(async () => {
-        try {
-          await rawCommand(master.port, ['PING'], 100)
-          return false
-        } catch {
-          return true
-        }
-      }, 1000, 'the shard is asleep')
+      const sleeping = (await putToSleep(master.port, 0.45)).awake
       const onB = b.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { fromB: 'b'.repeat(450) } })
       await new Promise((resolve) => setTimeout(resolve, 20))
       const onA = a.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { fromA: 'a'.repeat(450) } })

@@ -9,7 +9,7 @@ import { createClient } from 'redis'
 import { RedisStore } from '../lib/store/redis.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
 import { eventually } from './helpers/app.ts'
-import { rawCommand, startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { putToSleep, startRedis, type RedisServer } from './helpers/redis-server.ts'
 import { record, storeContract } from './helpers/store-contract.ts'
 
 let redis: RedisServer
@@ -144,15 +144,7 @@ test('redis store: a foreign write processed in the same Redis event-loop iterat
       const key = `same-loop:${i}`
       await h.store.create(key, record({ x: '"0"' }), 60_000)
       // Redis sleeps while both clients' commands queue up; it then runs them in one iteration.
-      const sleeping = redis.command('DEBUG', 'SLEEP', '0.35').catch(() => '')
-      await eventually(async () => {
-        try {
-          await rawCommand(redis.port, ['PING'], 100)
-          return false
-        } catch {
-          return true
-        }
-      }, 1000, 'Redis is asleep')
+      const sleeping = (await putToSleep(redis.port, 0.35)).awake
       const own = () => h.store.update(key, { maxBytes: 1 << 20, set: new Map([['x', '"1"']]), del: [] }, 60_000)
       const foreign = () => other.hSet(key, 'd:y', '"foreign"')
       await (i % 2 === 0 ? Promise.all([own(), foreign()]) : Promise.all([foreign(), own()]))

@@ -90,6 +90,23 @@ export async function rawCommand (port: number, args: string[], timeoutMs = 2000
   }
 }
 
+/**
+ * Puts the Redis server on `port` to sleep (`DEBUG SLEEP`, which needs `--enable-debug-command`)
+ * so that commands sent meanwhile queue up and run in one of its event-loop iterations. Resolves
+ * once a PING has gone unanswered for 100 ms (a busy but awake server answers sooner);
+ * `awake` settles when the server wakes.
+ */
+export async function putToSleep (port: number, seconds: number): Promise<{ awake: Promise<unknown> }> {
+  const awake = rawCommand(port, ['DEBUG', 'SLEEP', String(seconds)], seconds * 1000 + 5000).catch(() => '')
+  const deadline = Date.now() + 1000
+  for (;;) {
+    const answered = await rawCommand(port, ['PING'], 100).then(() => true, () => false)
+    if (!answered) return { awake }
+    if (Date.now() > deadline) throw new Error(`Redis on port ${port} did not fall asleep within 1000 ms`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
 /** True when `data` holds one whole RESP2 reply. */
 function replyComplete (data: string): boolean {
   return parseLength(data, 0) !== -1
