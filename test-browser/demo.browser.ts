@@ -113,8 +113,15 @@ async function account (name: string, password = PASSWORD): Promise<void> {
   assert.equal(res.statusCode, 200)
 }
 
-function waitForPost (page: Page, path: string): Promise<Response> {
-  return page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === path)
+/**
+ * Opens the attacker's page on `host` (`127.0.0.1`: another origin of the same site as the demo;
+ * `localhost`: another site), which auto-posts a form with `fields` to the demo's `path`, and
+ * answers the demo's response to that POST.
+ */
+async function autoPosted (page: Page, host: '127.0.0.1' | 'localhost', path: string, fields: Record<string, string>): Promise<Response> {
+  const posted = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === path)
+  await page.goto(`http://${host}:${attackerPort}/?${new URLSearchParams({ to: path, ...fields }).toString()}`)
+  return await posted
 }
 
 /**
@@ -434,9 +441,7 @@ browserTest('csrf: a form auto-posted from another origin of the same site is re
   await signIn(page, name)
   assert.equal(page.url(), `${demo}/account`)
   const cookie = await sessionCookie(context)
-  const posted = waitForPost(page, '/theme')
-  await page.goto(`http://127.0.0.1:${attackerPort}/?to=/theme&theme=dark&back=/account`)
-  const res = await posted
+  const res = await autoPosted(page, '127.0.0.1', '/theme', { theme: 'dark', back: '/account' })
   const sent = await res.request().allHeaders()
   assert.equal(sent['sec-fetch-site'], 'same-site')
   assert.match(sent['cookie'] ?? '', /__Host-sid=/, 'SameSite=Lax let the cookie through: the origin check had to act')
@@ -457,9 +462,7 @@ browserTest('csrf: a login form auto-posted from another site is refused (login 
   await signIn(page, victim)
   assert.equal(page.url(), `${demo}/account`)
   const cookie = await sessionCookie(context)
-  const posted = waitForPost(page, '/login')
-  await page.goto(`http://localhost:${attackerPort}/?to=/login&username=${mallory}&password=${encodeURIComponent(PASSWORD)}`)
-  const res = await posted
+  const res = await autoPosted(page, 'localhost', '/login', { username: mallory, password: PASSWORD })
   const sent = await res.request().allHeaders()
   assert.equal(sent['sec-fetch-site'], 'cross-site')
   assert.equal(sent['cookie'], undefined, 'SameSite=Lax withheld the cookie')
@@ -476,9 +479,7 @@ browserTest('csrf: a cross-site form to /theme (cookie withheld) is refused and 
   await signIn(page, name)
   assert.equal(page.url(), `${demo}/account`)
   const cookie = await sessionCookie(context)
-  const posted = waitForPost(page, '/theme')
-  await page.goto(`http://localhost:${attackerPort}/?to=/theme&theme=dark&back=/`)
-  const res = await posted
+  const res = await autoPosted(page, 'localhost', '/theme', { theme: 'dark', back: '/' })
   assert.equal((await res.request().allHeaders())['cookie'], undefined)
   assert.equal(res.status(), 403)
   assert.equal(await res.headerValue('set-cookie'), null)

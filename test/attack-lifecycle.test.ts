@@ -7,13 +7,13 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, createHmac, randomBytes } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { createClient } from 'redis'
 import { generateEncryptionKey, type HardenedSessionOptions, type SessionEvent } from '../lib/index.ts'
 import { RedisStore } from '../lib/store/redis.ts'
 import { CREATE } from '../lib/store/scripts.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
-import { barrier, buildApp, captureLogs, eventually, login, manualClock, SECRET, sessionCookie } from './helpers/app.ts'
+import { barrier, buildApp, captureLogs, eventually, gone, idOf, login, manualClock, refOf, SECRET, sessionCookie, works } from './helpers/app.ts'
 import { startRedis, type RedisServer } from './helpers/redis-server.ts'
 import { startProxy } from './helpers/tcp-proxy.ts'
 
@@ -51,22 +51,6 @@ async function app (options: Partial<HardenedSessionOptions>, routes?: (app: Fas
 async function pair (options: Partial<HardenedSessionOptions> = {}, routes?: (app: FastifyInstance) => void): Promise<[FastifyInstance, FastifyInstance]> {
   const keyPrefix = options.keyPrefix ?? freshPrefix()
   return [await app({ ...options, keyPrefix }, routes), await app({ ...options, keyPrefix }, routes)]
-}
-
-async function works (app: FastifyInstance, cookie: string): Promise<boolean> {
-  return (await app.inject({ url: '/private', headers: { cookie } })).statusCode === 200
-}
-
-async function gone (app: FastifyInstance, cookie: string, what = 'revoked session'): Promise<void> {
-  await eventually(async () => !(await works(app, cookie)), 100, `${what} still works`)
-}
-
-async function refOf (app: FastifyInstance, cookie: string): Promise<string> {
-  return (await app.inject({ url: '/ref', headers: { cookie } })).json().ref
-}
-
-function idOf (cookie: string): string {
-  return cookie.split('=')[1]?.split('.')[0] ?? ''
 }
 
 function hashOf (cookie: string): string {
@@ -189,20 +173,29 @@ describe('attack: revocation is final', () => {
     await gone(b, next, 'the session re-logged-in before the logout resolved')
   })
 
-  // Fixed defect: regenerate() racing revokeAll answers 200 with a dead cookie instead of 409 FST_SESSION_ENDED
-  test('revokeAll: a regenerate in a handler still running when revokeAll resolved fails with 409 FST_SESSION_ENDED and revives nothing', async () => {
+  /**
+   * A gated move (`/slow-regenerate`, `/slow-relogin`) on A, still in its handler when
+   * `revokeAll` resolves on B; any cookie it issues must already be dead on B.
+   */
+  async function racingRevokeAll (route: string, what: string): Promise<{ res: LightMyRequestResponse, next: string | undefined }> {
     const gates: Array<ReturnType<typeof barrier>> = []
     const [a, b] = await pair({}, gatedRoutes(gates))
     const cookie = await login(a, user())
     const gate = barrier()
     gates.push(gate)
-    const pending = a.inject({ method: 'POST', url: '/slow-regenerate', headers: { cookie } })
+    const pending = a.inject({ method: 'POST', url: route, headers: { cookie } })
     await gate.reached
     await b.session.revokeAll()
     gate.release()
     const res = await pending
     const next = sessionCookie(res)
-    if (next !== undefined) await gone(b, next, 'the regenerated id')
+    if (next !== undefined) await gone(b, next, what)
+    return { res, next }
+  }
+
+  // Fixed defect: regenerate() racing revokeAll answers 200 with a dead cookie instead of 409 FST_SESSION_ENDED
+  test('revokeAll: a regenerate in a handler still running when revokeAll resolved fails with 409 FST_SESSION_ENDED and revives nothing', async () => {
+    const { res, next } = await racingRevokeAll('/slow-regenerate', 'the regenerated id')
     assert.equal(res.statusCode, 409, 'the regenerate is reported as failed')
     assert.equal(res.json().code, 'FST_SESSION_ENDED')
     assert.equal(next, undefined, 'no cookie is issued')
@@ -210,18 +203,7 @@ describe('attack: revocation is final', () => {
 
   // Fixed defect: a same-user re-login racing revokeAll answers 200 with a dead cookie instead of 409 FST_SESSION_ENDED
   test('revokeAll: a same-user re-login in a handler still running when revokeAll resolved fails with 409 FST_SESSION_ENDED', async () => {
-    const gates: Array<ReturnType<typeof barrier>> = []
-    const [a, b] = await pair({}, gatedRoutes(gates))
-    const cookie = await login(a, user())
-    const gate = barrier()
-    gates.push(gate)
-    const pending = a.inject({ method: 'POST', url: '/slow-relogin', headers: { cookie } })
-    await gate.reached
-    await b.session.revokeAll()
-    gate.release()
-    const res = await pending
-    const next = sessionCookie(res)
-    if (next !== undefined) await gone(b, next, 'the re-logged-in id')
+    const { res } = await racingRevokeAll('/slow-relogin', 'the re-logged-in id')
     assert.equal(res.statusCode, 409)
     assert.equal(res.json().code, 'FST_SESSION_ENDED')
   })

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { createHash, createHmac, randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { generateEncryptionKey, hashPassword, type HardenedSessionOptions, type SessionEvent, type SessionEventType } from '../lib/index.ts'
-import { buildApp, eventually, login, manualClock, sessionCookie } from './helpers/app.ts'
+import { buildApp, eventually, idOf, login, manualClock, sessionCookie } from './helpers/app.ts'
 import { startRedis, type RedisServer } from './helpers/redis-server.ts'
 
 const CHEAP = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const
@@ -26,10 +26,6 @@ async function make (options: Partial<HardenedSessionOptions>, routes?: (app: Fa
   const app = await buildApp({ redis: { url: redis.url }, ...options }, {}, routes)
   apps.push(app)
   return app
-}
-
-function idOf (cookie: string): string {
-  return cookie.split('=')[1]?.split('.')[0] ?? ''
 }
 
 function recordKey (prefix: string, cookie: string): string {

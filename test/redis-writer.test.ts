@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { generateEncryptionKey, type HardenedSessionOptions, type SessionEvent } from '../lib/index.ts'
-import { buildApp, eventually, login } from './helpers/app.ts'
+import { buildApp, eventually, idOf, login } from './helpers/app.ts'
 import { startRedis, type RedisServer } from './helpers/redis-server.ts'
 
 let redis: RedisServer
@@ -20,10 +20,6 @@ after(async () => {
   await Promise.all(apps.map((a) => a.close()))
   await redis.stop()
 })
-
-function idOf (cookie: string): string {
-  return cookie.split('=')[1]?.split('.')[0] ?? ''
-}
 
 function keyOf (prefix: string, cookie: string): string {
   return prefix + createHash('sha256').update(idOf(cookie)).digest('base64url')

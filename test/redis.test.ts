@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import Fastify from 'fastify'
 import { createClient } from 'redis'
 import hardenedSession, { type HardenedSessionOptions } from '../lib/index.ts'
-import { buildApp, captureLogs, eventually, login, SECRET, sessionCookie } from './helpers/app.ts'
+import { buildApp, captureLogs, eventually, idOf, login, SECRET, sessionCookie } from './helpers/app.ts'
 import { rawCommand, startRedis, type RedisServer } from './helpers/redis-server.ts'
 
 let redis: RedisServer
@@ -24,10 +24,6 @@ async function make (extra: Partial<HardenedSessionOptions> = {}, server = {}): 
   const app = await buildApp({ redis: { url: redis.url }, ...extra }, server)
   apps.push(app)
   return app
-}
-
-function idOf (cookie: string): string {
-  return cookie.split('=')[1]?.split('.')[0] ?? ''
 }
 
 async function keys (): Promise<string[]> {

@@ -87,6 +87,29 @@ export async function eventually (check: () => Promise<boolean>, ms: number, wha
   }
 }
 
+/** The session id in a `name=<id>.<mac>` cookie pair. */
+export function idOf (cookie: string): string {
+  return cookie.split('=')[1]?.split('.')[0] ?? ''
+}
+
+/** Whether `cookie` is a logged-in session on `app` (any user); the app has buildApp's routes. */
+export async function works (app: FastifyInstance, cookie: string): Promise<boolean> {
+  return (await app.inject({ url: '/private', headers: { cookie } })).statusCode === 200
+}
+
+/**
+ * Asserts `cookie` stops working on `app` within the contract's bound: a revocation on one
+ * instance is seen by every other before the call's promise resolves + 100 ms.
+ */
+export async function gone (app: FastifyInstance, cookie: string, what = 'revoked session'): Promise<void> {
+  await eventually(async () => !(await works(app, cookie)), 100, `${what} still works`)
+}
+
+/** The session's `ref`, as the app's `/ref` route reports it. */
+export async function refOf (app: FastifyInstance, cookie: string): Promise<string> {
+  return (await app.inject({ url: '/ref', headers: { cookie } })).json().ref
+}
+
 /** A Fastify logger option that collects every log line (parsed) into `lines`. */
 export function captureLogs (level = 'debug'): { lines: Array<Record<string, unknown>>, logger: FastifyServerOptions['logger'] } {
   const lines: Array<Record<string, unknown>> = []

@@ -10,7 +10,7 @@ import { describe, test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { FastifyInstance } from 'fastify'
 import type { HardenedSessionOptions } from '../../lib/index.ts'
-import { barrier, buildApp, eventually, login, sessionCookie } from './app.ts'
+import { barrier, buildApp, eventually, gone, login, refOf, sessionCookie, works } from './app.ts'
 
 export interface PairFixture {
   /** Options for two app instances sharing one store. */
@@ -18,23 +18,6 @@ export interface PairFixture {
 }
 
 const TRIES = 40
-
-/** Whether `cookie` is a logged-in session on `app` (any user). */
-async function works (app: FastifyInstance, cookie: string): Promise<boolean> {
-  return (await app.inject({ url: '/private', headers: { cookie } })).statusCode === 200
-}
-
-/**
- * Asserts `cookie` stops working on `app` within the contract's bound: a revocation on one
- * instance is seen by every other before the call's promise resolves + 100 ms.
- */
-async function gone (app: FastifyInstance, cookie: string, what = 'revoked session'): Promise<void> {
-  await eventually(async () => !(await works(app, cookie)), 100, `${what} still works`)
-}
-
-async function refOf (app: FastifyInstance, cookie: string): Promise<string> {
-  return (await app.inject({ url: '/ref', headers: { cookie } })).json().ref
-}
 
 export function lifecycleSuite (name: string, fixture: PairFixture): void {
   describe(`${name}: lifecycle (two instances)`, () => {
