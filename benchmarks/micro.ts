@@ -50,6 +50,7 @@ const record: SessionRecord = {
   authenticatedAt: now,
   userAgent: undefined,
   ip: undefined,
+  sealed: [],
   seal: 's'.repeat(43),
   fields: new Map([['theme', small], ['locale', '"en-GB"'], ['cart', large]]),
 }

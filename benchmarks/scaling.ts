@@ -122,7 +122,7 @@ say()
   await client.connect()
   const store = new RedisStore(client as never, { cacheSize: SESSIONS * 4, cacheBytes: 1 << 30, storeTimeout: 5000, probeInterval: 5000 })
   const records = keys.filter((k) => !k.startsWith('m:u:'))
-  for (let i = 0; i < records.length; i += 500) await Promise.all(records.slice(i, i + 500).map((k) => store.get(k)))
+  for (let i = 0; i < records.length; i += 500) await Promise.all(records.slice(i, i + 500).map((k) => store.getWithEpoch(k, 'm:epoch', '1.' + 'a'.repeat(22))))
   const held = records.filter((k) => store.peek(k) !== undefined).length
   const h1 = heap()
   await store.close() // drops every entry

@@ -9,7 +9,7 @@
  * arrive before the call's promise resolves + 100 ms. Deleting the revoked records afterwards
  * only frees memory.
  */
-import { currentEpoch, discard, newEpoch, type Core } from './core.ts'
+import { discard, durable, GENERATION_TTL, newGeneration, type Core } from './core.ts'
 import { REF_PATTERN } from './crypto/ids.ts'
 import { sessionError } from './errors.ts'
 import type { Resolver } from './resolve.ts'
@@ -37,14 +37,18 @@ function checkUserId (userId: unknown, method: string): asserts userId is string
 }
 
 export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
-  const { store, keys, guard, events, config, codec } = core
+  const { store, keys, guard, events, config, codec, epochs } = core
 
-  /** Reports removed entries, deletes their records, and counts the live ones. */
-  async function revoked (userId: string, removed: readonly IndexEntry[]): Promise<number> {
+  /**
+   * Deletes the records of removed entries, waits for the revocation to be durable (the index
+   * and the records), reports and counts the live ones.
+   */
+  async function revoked (userId: string, indexKey: string, removed: readonly IndexEntry[]): Promise<number> {
     const now = config.clock()
     const live = removed.filter((e) => e.expiresAt > now)
-    for (const e of live) events.emit('revoked', userId, e.ref)
     await discard(core, removed.map((e) => e.hash))
+    await durable(core, [indexKey, ...removed.map((e) => keys.session(e.hash))])
+    for (const e of live) events.emit('revoked', userId, e.ref)
     return live.length
   }
 
@@ -54,9 +58,11 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
    * these secrets cannot verify is only left out, never pruned (a tool run with a subset of the
    * secrets must not end sessions).
    */
-  async function info (userId: string, userKey: string, entry: IndexEntry, epoch: string, now: number): Promise<SessionInfo | 'ended' | undefined> {
-    const record = await guard.run(store.read(keys.session(entry.hash)))
-    if (record === undefined || record.ref !== entry.ref || record.epoch !== epoch || now >= record.idleExpiry || now >= record.absoluteExpiry) return 'ended'
+  async function info (userId: string, userKey: string, entry: IndexEntry, now: number): Promise<SessionInfo | 'ended' | undefined> {
+    const key = keys.session(entry.hash)
+    const record = await guard.run(store.read(key))
+    if (record === undefined || record.ref !== entry.ref || now >= record.idleExpiry || now >= record.absoluteExpiry) return 'ended'
+    if (!epochs.matches(await epochs.current(keys.epochOf(key)), entry.hash, record.epoch)) return 'ended'
     const view = resolver.view(record, entry.hash)
     // An entry a store writer copied from another user's index points at that user's session.
     if (record.userKey !== userKey || !view.ok || view.userId !== userId) return undefined
@@ -77,17 +83,19 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
   return {
     async revokeUser (userId) {
       checkUserId(userId, 'revokeUser')
-      return await revoked(userId, await guard.run(store.dismissAll(keys.index(keys.userKey(userId)))))
+      const indexKey = keys.index(keys.userKey(userId))
+      // A new generation: a password login already running for this user is not admitted (its
+      // credential may just have changed).
+      return await revoked(userId, indexKey, await guard.run(store.dismissAll(indexKey, undefined, newGeneration(), GENERATION_TTL)))
     },
 
     async listUserSessions (userId) {
       checkUserId(userId, 'listUserSessions')
       const now = config.clock()
-      const epoch = await currentEpoch(core)
       const userKey = keys.userKey(userId)
       const indexKey = keys.index(userKey)
       const entries = (await guard.run(store.members(indexKey))).filter((e) => e.expiresAt > now)
-      const infos = await Promise.all(entries.map((e) => info(userId, userKey, e, epoch, now)))
+      const infos = await Promise.all(entries.map((e) => info(userId, userKey, e, now)))
       const dead = entries.filter((_e, i) => infos[i] === 'ended')
       // Entries whose session ended (idle timeout, deleted) are pruned as they are found, by
       // compare-and-set: a lineage that moved meanwhile (a regenerate) is left alone.
@@ -100,11 +108,12 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
       checkUserId(userId, 'revokeSession')
       if (typeof ref !== 'string' || !REF_PATTERN.test(ref)) return false
       // By lineage, whatever id it holds now: a regenerate racing this call cannot save it.
-      return (await revoked(userId, await guard.run(store.dismiss(keys.index(keys.userKey(userId)), [{ ref, hash: undefined }])))) > 0
+      const indexKey = keys.index(keys.userKey(userId))
+      return (await revoked(userId, indexKey, await guard.run(store.dismiss(indexKey, [{ ref, hash: undefined }])))) > 0
     },
 
     async revokeAll () {
-      await guard.run(store.bumpEpoch(keys.epoch, newEpoch()))
+      await epochs.bump(config.durability === 'replica')
       events.emit('revoked_all')
     },
 

@@ -28,7 +28,7 @@ Keys:
 Session store (Redis from REDIS_URL, keys under SESSION_KEY_PREFIX, default sess:):
   revoke-user <userId>     end every session of a user, on every instance (needs the secrets)
   list-sessions <userId>   list a user's live sessions by ref (needs the secrets) [--json]
-  revoke-all               end every session that exists now (breach response)
+  revoke-all               end every session that exists now (breach response; needs the secrets)
   stats                    session records, user indexes, tracked keys vs the table limit,
                            memory per session [--json]
   --help, -h               show this help
@@ -105,7 +105,8 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
   },
   'revoke-all': {
     args: 0,
-    run: () => withStore(false, async ({ admin }) => {
+    // The epoch is signed under the naming key, which only the application's secrets open.
+    run: () => withStore(true, async ({ admin }) => {
       await admin.revokeAll()
       out('every session that existed is revoked, on every instance; new logins work')
       return 0
@@ -125,7 +126,7 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
       out(`key prefix:          ${s.keyPrefix}`)
       out(`session records:     ${s.sessionRecords} (live, or revoked by revoke-all until their TTL ends)`)
       out(`user indexes:        ${s.userIndexes}`)
-      out(`revocation epoch:    ${s.epoch}`)
+      out(`revocation epoch:    ${s.epoch} (revoke-all count; 0: none yet)`)
       out(`tracked keys:        ${s.trackedKeys ?? 'unknown (INFO not permitted)'} / limit ${limit}${share}`)
       out(`tracked prefixes:    ${s.trackingPrefixes ?? 'unknown'} (the plugin tracks by prefix: its sessions need no table entry)`)
       out(`memory per session:  ${s.bytesPerSession === undefined ? 'unknown' : `${s.bytesPerSession} bytes (mean of ${s.sampled})`}`)

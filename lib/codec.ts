@@ -7,6 +7,9 @@
  * authentication (moved from another session or field, or under an unknown key) reads as
  * absent and is reported, never as another plaintext and never as a 500. A plaintext value
  * found where a ciphertext is required (a store writer planting a value) is rejected the same way.
+ * Deleting an encrypted field leaves an encrypted tombstone (an empty text, which no JSON value
+ * is) instead of removing it, so that the record seal can require every encrypted field it has
+ * seen to exist (`sealedNames`): a store writer's removal is detected, a deletion is not.
  */
 import type { FieldCipher } from './crypto/field-cipher.ts'
 import { sessionError } from './errors.ts'
@@ -17,6 +20,14 @@ export interface FieldCodec {
   read (record: SessionRecord, hash: string, key: string): string | undefined
   /** The JSON text of a stored field if known without decrypting; undefined otherwise. */
   known (record: SessionRecord, key: string): string | undefined
+  /** Whether the record holds a readable value for `key` (a tombstone is none). */
+  has (record: SessionRecord, hash: string, key: string): boolean
+  /** What a deletion of `key` stores: an encrypted tombstone, or undefined (the field is removed). */
+  remove (key: string, hash: string): string | undefined
+  /** The encrypted data fields of `fields` (values and tombstones), sorted: what the seal requires to exist. */
+  sealedNames (fields: ReadonlyMap<string, string>): string[]
+  /** Whether writing `set` adds an encrypted field that `record`'s seal does not yet require. */
+  widens (record: SessionRecord, set: ReadonlyMap<string, string>): boolean
   /** Every readable stored field as JSON text. */
   plain (record: SessionRecord, hash: string): Map<string, string>
   /** JSON text → stored value, encrypted (bound to `hash` and the field) where configured. */
@@ -42,6 +53,9 @@ const metaBinding = (hash: string): string => hash + '#meta'
 /** Marks a meta value stored in plaintext (ciphertexts start with '~'). */
 const PLAIN_META = 'p:'
 
+/** The plaintext of an encrypted deletion: no JSON text is empty. */
+const TOMBSTONE = ''
+
 /** Reports a field that could not be read (the plugin logs and emits `decrypt_error`). */
 export type Unreadable = (record: SessionRecord, hash: string, key: string) => void
 
@@ -59,7 +73,7 @@ export function createFieldCodec (cipher: FieldCipher | undefined, unreadable: U
     if (raw === undefined || cipher === undefined) return raw
     let memo = decrypted.get(record)
     const known = memo?.get(key)
-    if (known !== undefined) return known ?? undefined
+    if (known !== undefined) return known === null || known === TOMBSTONE ? undefined : known
     let text: string | undefined
     if (cipher.isCiphertext(raw)) {
       try {
@@ -74,7 +88,7 @@ export function createFieldCodec (cipher: FieldCipher | undefined, unreadable: U
     }
     if (memo === undefined) decrypted.set(record, memo = new Map())
     memo.set(key, text ?? null)
-    return text
+    return text === TOMBSTONE ? undefined : text
   }
 
   const encode = (key: string, text: string, hash: string): string =>
@@ -88,7 +102,31 @@ export function createFieldCodec (cipher: FieldCipher | undefined, unreadable: U
       const raw = record.fields.get(key)
       if (raw === undefined || cipher === undefined) return raw
       if (!cipher.isCiphertext(raw)) return cipher.covers(key) ? undefined : raw
-      return decrypted.get(record)?.get(key) ?? undefined
+      const text = decrypted.get(record)?.get(key)
+      return text === null || text === TOMBSTONE ? undefined : text
+    },
+
+    has (record: SessionRecord, hash: string, key: string): boolean {
+      const raw = record.fields.get(key)
+      if (raw === undefined) return false
+      return cipher === undefined || !cipher.isCiphertext(raw) ? true : read(record, hash, key) !== undefined
+    },
+
+    remove (key: string, hash: string): string | undefined {
+      return cipher !== undefined && cipher.covers(key) ? cipher.encrypt(TOMBSTONE, hash, key) : undefined
+    },
+
+    sealedNames (fields: ReadonlyMap<string, string>): string[] {
+      if (cipher === undefined) return []
+      const out: string[] = []
+      for (const [key, raw] of fields) if (cipher.covers(key) && cipher.isCiphertext(raw)) out.push(key)
+      return out.sort()
+    },
+
+    widens (record: SessionRecord, set: ReadonlyMap<string, string>): boolean {
+      if (cipher === undefined) return false
+      for (const [key, raw] of set) if (cipher.covers(key) && cipher.isCiphertext(raw) && !record.sealed.includes(key)) return true
+      return false
     },
 
     plain (record: SessionRecord, hash: string): Map<string, string> {

@@ -8,6 +8,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { FieldCodec } from './codec.ts'
 import type { RecordSealer } from './crypto/record-seal.ts'
 import type { Signer } from './crypto/signer.ts'
+import type { EpochKeeper } from './epoch.ts'
 import type { Events } from './events.ts'
 import type { Guard } from './guard.ts'
 import type { KeyNames } from './keys.ts'
@@ -18,6 +19,7 @@ export interface Core {
   readonly config: Config
   readonly store: SessionStore
   readonly keys: KeyNames
+  readonly epochs: EpochKeeper
   readonly signer: Signer
   readonly sealer: RecordSealer
   readonly codec: FieldCodec
@@ -26,19 +28,16 @@ export interface Core {
   readonly log: FastifyBaseLogger
 }
 
-/** A new random epoch token (128 bits). */
-export function newEpoch (): string {
-  return randomBytes(16).toString('base64url')
-}
+/**
+ * How long a revocation generation outlives the last change of its user's index: a password
+ * login still running this long after it began is refused (password-login.ts), so a generation
+ * that expired can never be mistaken for the one such a login read.
+ */
+export const GENERATION_TTL = 10 * 60 * 1000
 
-/** The global epoch read from the store (never the local copy): what a session issued now must carry. */
-export function freshEpoch (core: Core): Promise<string> {
-  return core.guard.run(core.store.getEpoch(core.keys.epoch, newEpoch()))
-}
-
-/** The current global epoch: the local copy if held, else one read. */
-export function currentEpoch (core: Core): string | Promise<string> {
-  return core.store.peekEpoch(core.keys.epoch) ?? freshEpoch(core)
+/** A new random revocation generation (`revokeUser`, `revokeOthers`). */
+export function newGeneration (): string {
+  return randomBytes(12).toString('base64url')
 }
 
 /** TTL of a record's store key: until its first deadline, at least 1 ms. */
@@ -49,4 +48,14 @@ export function ttlOf (record: { idleExpiry: number, absoluteExpiry: number }, n
 /** Deletes records of sessions already revoked (their index entries are gone): cleanup only, never fails the caller. */
 export function discard (core: Core, hashes: readonly string[]): Promise<void> {
   return Promise.all(hashes.map((hash) => core.guard.run(core.store.destroy(core.keys.session(hash))).catch(() => false))).then(() => {})
+}
+
+/**
+ * A revocation holds once written; with `durability: 'replica'` it resolves only after a replica
+ * of every master holding `keys` acknowledged it, so that a failover cannot lose it.
+ */
+export async function durable (core: Core, keys: readonly string[]): Promise<void> {
+  if (core.config.durability === 'replica' && core.store.durable !== undefined && keys.length > 0) {
+    await core.guard.run(core.store.durable(keys))
+  }
 }

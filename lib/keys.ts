@@ -11,10 +11,13 @@
  *   <prefix>u:<hmac>      a user's index
  *   <prefix>t:a|i:<hmac>  login-throttle counters (per account, per client)
  *   <prefix>epoch         the global revocation epoch
+ *   <prefix>epoch{<tag>}  on a Redis Cluster, a copy of it in every hash slot (store/cluster.ts
+ *                         `slotTag`): a record's epoch lives on the record's own shard
  *   <prefix>keyring       the naming key, wrapped under each secret
  */
 import type { KeyObject } from 'node:crypto'
 import { deriveKey, keyedName } from './crypto/derive.ts'
+import { keySlot, SLOTS, slotTag } from './store/cluster.ts'
 
 /** The ring's key name (before the naming key is known). */
 export function keyringKey (prefix: string): string {
@@ -23,19 +26,51 @@ export function keyringKey (prefix: string): string {
 
 export class KeyNames {
   readonly prefix: string
+  /** The epoch every instance reads at start and `revokeAll` raises first. */
   readonly epoch: string
-  readonly #userKey: KeyObject
-  readonly #throttleKey: KeyObject
+  /** Whether the store is a Redis Cluster: one epoch copy per hash slot. */
+  readonly sharded: boolean
+  /** Counts naming-key changes (a ring adopted from another instance): names made before are stale. */
+  generation = 0
+  #userKey!: KeyObject
+  #throttleKey!: KeyObject
+  /** MAC key of the revocation epoch (crypto/epoch.ts). */
+  epochMacKey!: KeyObject
 
-  constructor (prefix: string, naming: Buffer) {
+  constructor (prefix: string, naming: Buffer, sharded = false) {
     this.prefix = prefix
     this.epoch = prefix + 'epoch'
+    this.sharded = sharded
+    this.#use(naming)
+  }
+
+  #use (naming: Buffer): void {
     this.#userKey = deriveKey(naming, 'user-index')
     this.#throttleKey = deriveKey(naming, 'login-throttle')
+    this.epochMacKey = deriveKey(naming, 'epoch-mac')
+  }
+
+  /** Another naming key is the deployment's now: every name derived from the old one changes. */
+  rekey (naming: Buffer): void {
+    this.#use(naming)
+    this.generation++
   }
 
   session (hash: string): string {
     return this.prefix + hash
+  }
+
+  /** The epoch copy a record stored under `recordKey` is checked against (the record's slot on a cluster). */
+  epochOf (recordKey: string): string {
+    return this.sharded ? `${this.epoch}{${slotTag(keySlot(recordKey))}}` : this.epoch
+  }
+
+  /** Every key holding the epoch: the main one first. */
+  epochCopies (): string[] {
+    if (!this.sharded) return [this.epoch]
+    const out = [this.epoch]
+    for (let slot = 0; slot < SLOTS; slot++) out.push(`${this.epoch}{${slotTag(slot)}}`)
+    return out
   }
 
   /** The index-name suffix of `userId`'s sessions. */

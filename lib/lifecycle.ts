@@ -19,7 +19,8 @@
 import type { FastifyReply } from 'fastify'
 import { toJson } from './codec.ts'
 import { storedBytes } from './store/codec.ts'
-import { discard, freshEpoch, ttlOf, type Core } from './core.ts'
+import { discard, durable, GENERATION_TTL, newGeneration, ttlOf, type Core } from './core.ts'
+import { epochTag } from './crypto/epoch.ts'
 import { generateId, generateRef, storageHash } from './crypto/ids.ts'
 import { SessionError, sessionError } from './errors.ts'
 import type { ResponseHeaders } from './headers.ts'
@@ -28,15 +29,18 @@ import type { IndexPruner } from './prune.ts'
 import type { SessionOps, SessionState } from './state.ts'
 import type { RecordUpdate, SessionRecord } from './store/types.ts'
 
-type Unsealed = Omit<SessionRecord, 'seal'>
+type Unsealed = Omit<SessionRecord, 'seal' | 'sealed'>
 
 /** A move of a session to a new id (login, regenerate). */
 interface Move {
   readonly record: SessionRecord
   readonly hash: string
   readonly userId: string | undefined
-  /** The user index step; `expect`: the old storage hash the lineage must still point at. */
-  readonly index: { readonly userKey: string, readonly expect: string | undefined } | undefined
+  /**
+   * The user index step; `expect`: the old storage hash the lineage must still point at;
+   * `generation`: the index's revocation generation a password login read when it began.
+   */
+  readonly index: { readonly userKey: string, readonly expect: string | undefined, readonly generation?: string | undefined } | undefined
   /** The old session continues (regenerate, same-user re-login): it must still exist. */
   readonly continues: boolean
   /** Which data keys carry over from the old session. */
@@ -61,10 +65,14 @@ export class Lifecycle implements SessionOps {
   readonly #passwordLogin: PasswordLoginDeps
   readonly #pruner: IndexPruner
 
-  constructor (core: Core, headers: ResponseHeaders, passwordLogin: Omit<PasswordLoginDeps, 'login'>, pruner: IndexPruner) {
+  constructor (core: Core, headers: ResponseHeaders, passwordLogin: Omit<PasswordLoginDeps, 'login' | 'generation'>, pruner: IndexPruner) {
     this.#core = core
     this.#headers = headers
-    this.#passwordLogin = { ...passwordLogin, login: (state, userId, data) => this.login(state, userId, data, undefined) }
+    this.#passwordLogin = {
+      ...passwordLogin,
+      generation: (userId) => core.guard.run(core.store.generation(core.keys.index(core.keys.userKey(userId)))),
+      login: (state, userId, data, generation) => this.login(state, userId, data, undefined, generation),
+    }
     this.#pruner = pruner
   }
 
@@ -82,8 +90,10 @@ export class Lifecycle implements SessionOps {
     return record
   }
 
+  /** Seals a record: its encrypted fields become required (a store writer's removal is detected). */
   #seal (hash: string, record: Unsealed): SessionRecord {
-    return this.#sized({ ...record, seal: this.#core.sealer.seal(hash, record) })
+    const sealed = { ...record, sealed: this.#core.codec.sealedNames(record.fields) }
+    return this.#sized({ ...sealed, seal: this.#core.sealer.seal(hash, sealed) })
   }
 
   #run<T> (call: Promise<T>): Promise<T> {
@@ -117,7 +127,7 @@ export class Lifecycle implements SessionOps {
     if (index !== undefined) {
       const indexKey = keys.index(index.userKey)
       const entry = { ref: record.ref, hash, expiresAt: record.absoluteExpiry, loginAt: record.authenticatedAt ?? now }
-      const result = await this.#run(store.admit(indexKey, entry, { expect: index.expect, max: config.maxSessionsPerUser, now, ttlMs: config.absoluteTimeout }))
+      const result = await this.#run(store.admit(indexKey, entry, { expect: index.expect, max: config.maxSessionsPerUser, now, ttlMs: config.absoluteTimeout, generation: index.generation }))
       if (!result.admitted) {
         await discard(this.#core, [hash])
         this.#ended(state)
@@ -154,13 +164,20 @@ export class Lifecycle implements SessionOps {
     const { codec, config } = this.#core
     const set = new Map<string, string>()
     const del: string[] = []
+    const removed = (key: string): void => {
+      // An encrypted field is deleted by a tombstone, so the new record's seal keeps holding.
+      const tombstone = codec.remove(key, to)
+      if (tombstone === undefined) del.push(key)
+      else set.set(key, tombstone)
+    }
     for (const [key, value] of taken.fields) {
       if (move.ours.has(key) || !move.carries(key) || old.fields.get(key) === value) continue
       const text = codec.read(taken, from, key)
       if (text !== undefined) set.set(key, codec.encode(key, text, to))
+      else if (old.fields.has(key)) removed(key)
     }
     for (const key of old.fields.keys()) {
-      if (!taken.fields.has(key) && !move.ours.has(key) && move.carries(key)) del.push(key)
+      if (!taken.fields.has(key) && !move.ours.has(key) && move.carries(key)) removed(key)
     }
     // Each carried write was accepted within maxSessionBytes on its own; together with this
     // request's changes they may go past it, up to twice.
@@ -175,9 +192,23 @@ export class Lifecycle implements SessionOps {
     return { user: move('user', record.user), userAgent: move('userAgent', record.userAgent), ip: move('ip', record.ip) }
   }
 
-  /** A continuing session must carry the epoch that is current now, or `revokeAll` ended it. */
-  async #sameEpoch (state: SessionState, epoch: string): Promise<void> {
-    if (await freshEpoch(this.#core) !== epoch) this.#ended(state)
+  /**
+   * The epoch tag for a new record with storage hash `hash`, from its epoch copy read fresh (a
+   * local copy may predate a `revokeAll` elsewhere by the moment its invalidation takes).
+   * `continues`: the old record of a continuing session, which must carry the epoch current
+   * now, or `revokeAll` ended it (FST_SESSION_ENDED).
+   */
+  async #epochTag (state: SessionState, hash: string, continues?: { readonly record: SessionRecord, readonly hash: string }): Promise<string> {
+    const { epochs, keys } = this.#core
+    const key = keys.epochOf(keys.session(hash))
+    let epoch: string | undefined
+    if (continues !== undefined) {
+      const oldKey = keys.epochOf(keys.session(continues.hash))
+      const current = await epochs.fresh(oldKey)
+      if (!epochs.matches(current, continues.hash, continues.record.epoch)) this.#ended(state)
+      if (oldKey === key) epoch = current
+    }
+    return epochTag(epoch ?? await epochs.fresh(key), hash)
   }
 
   #finish (state: SessionState, id: string, hash: string, record: SessionRecord, userId: string | undefined): void {
@@ -185,7 +216,8 @@ export class Lifecycle implements SessionOps {
     state.cookie = 'set'
   }
 
-  async login (state: SessionState, userId: unknown, data: unknown, keep: unknown): Promise<void> {
+  /** `generation`: the user index's revocation generation a password login read when it began. */
+  async login (state: SessionState, userId: unknown, data: unknown, keep: unknown, generation?: string): Promise<void> {
     if (typeof userId !== 'string' || userId === '' || userId.length > 1024) invalid('login: userId must be a non-empty string of at most 1024 characters')
     if (data !== undefined && !isPlainObject(data)) invalid('login: data must be a plain object')
     if (keep !== undefined && (!Array.isArray(keep) || !keep.every((k) => typeof k === 'string'))) invalid('login: keep must be an array of strings')
@@ -206,12 +238,10 @@ export class Lifecycle implements SessionOps {
     }
     // A re-login of the same user continues its lineage (it keeps its place under the cap);
     // anything else starts a new one under the epoch current now.
-    let epoch: string
-    if (sameUser) await this.#sameEpoch(state, epoch = old.epoch)
-    else epoch = await freshEpoch(this.#core)
-    const now = config.clock()
     const id = generateId()
     const hash = storageHash(id)
+    const epoch = await this.#epochTag(state, hash, sameUser ? { record: old, hash: state.hash as string } : undefined)
+    const now = config.clock()
     const ref = sameUser ? old.ref : generateRef()
     const userKey = keys.userKey(userId)
     const record = this.#seal(hash, {
@@ -228,7 +258,7 @@ export class Lifecycle implements SessionOps {
       fields: codec.encodeAll(plain, hash),
     })
     const oldUserId = state.userId
-    await this.#move(state, { record, hash, userId, index: { userKey, expect: sameUser ? state.hash : undefined }, continues: sameUser, carries, ours })
+    await this.#move(state, { record, hash, userId, index: { userKey, expect: sameUser ? state.hash : undefined, generation }, continues: sameUser, carries, ours })
     if (otherUser && old.userKey !== undefined) {
       // The previous user's lineage ends with it, whatever id it holds by now.
       await this.#run(store.dismiss(keys.index(old.userKey), [{ ref: old.ref, hash: undefined }]))
@@ -248,13 +278,14 @@ export class Lifecycle implements SessionOps {
       state.hash = undefined
       return
     }
-    await this.#sameEpoch(state, old.epoch)
-    const now = config.clock()
     const id = generateId()
     const hash = storageHash(id)
+    const epoch = await this.#epochTag(state, hash, { record: old, hash: oldHash })
+    const now = config.clock()
     const record = this.#seal(hash, {
       ...old,
       ...this.#meta(old, oldHash, hash),
+      epoch,
       idleExpiry: now + config.idleTimeout,
       fields: codec.encodeAll(state.plain(codec), hash),
     })
@@ -272,8 +303,10 @@ export class Lifecycle implements SessionOps {
     if (record !== undefined && hash !== undefined) {
       // The index entry is the authority: once it is gone the session is dead on every instance.
       // By lineage, whatever id it holds by now: a regenerate racing this logout cannot save it.
-      if (record.userKey !== undefined) await this.#run(store.dismiss(keys.index(record.userKey), [{ ref: record.ref, hash: undefined }]))
+      const indexKey = record.userKey === undefined ? undefined : keys.index(record.userKey)
+      if (indexKey !== undefined) await this.#run(store.dismiss(indexKey, [{ ref: record.ref, hash: undefined }]))
       await this.#run(store.destroy(keys.session(hash)))
+      await durable(this.#core, indexKey === undefined ? [keys.session(hash)] : [indexKey, keys.session(hash)])
       events.emit(type, state.userId, record.ref)
     }
     // What follows in this request starts a new, empty session. A cross-site request carried
@@ -289,11 +322,13 @@ export class Lifecycle implements SessionOps {
     const record = state.record
     const userId = state.userId
     if (record?.userKey === undefined || userId === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
-    const removed = await this.#run(store.dismissAll(keys.index(record.userKey), record.ref))
+    const indexKey = keys.index(record.userKey)
+    const removed = await this.#run(store.dismissAll(indexKey, record.ref, newGeneration(), GENERATION_TTL))
     const now = config.clock()
     const live = removed.filter((e) => e.expiresAt > now)
-    for (const e of live) events.emit('revoked', userId, e.ref)
     await discard(this.#core, removed.map((e) => e.hash))
+    await durable(this.#core, [indexKey, ...removed.map((e) => keys.session(e.hash))])
+    for (const e of live) events.emit('revoked', userId, e.ref)
     return live.length
   }
 
@@ -339,10 +374,10 @@ export class Lifecycle implements SessionOps {
 
   async #create (state: SessionState, reply: FastifyReply): Promise<void> {
     const { config, codec, store, keys, events } = this.#core
-    const now = config.clock()
-    const epoch = await freshEpoch(this.#core)
     const id = state.id ??= generateId()
     const hash = state.hash ??= storageHash(id)
+    const epoch = await this.#epochTag(state, hash)
+    const now = config.clock()
     const ref = state.ref ??= generateRef()
     const record = this.#seal(hash, {
       createdAt: now,
@@ -367,7 +402,7 @@ export class Lifecycle implements SessionOps {
    * Writes the dirty (and stale-key) fields. The idle deadline, the key's TTL and the cookie's
    * Max-Age slide only when a touch is due; a touch also reseals the record (with `secrets[0]`).
    */
-  async #update (state: SessionState, reply: FastifyReply, record: SessionRecord, now: number, dirty: boolean, touch: boolean, stale: Map<string, string> | undefined): Promise<void> {
+  async #update (state: SessionState, reply: FastifyReply, record: SessionRecord, now: number, dirty: boolean, due: boolean, stale: Map<string, string> | undefined): Promise<void> {
     const { config, codec, store, keys } = this.#core
     const hash = state.hash as string
     const set = new Map<string, string>()
@@ -375,9 +410,16 @@ export class Lifecycle implements SessionOps {
     const replace = new Map<string, { from: string, to: string }>()
     for (const [key, to] of stale ?? []) replace.set(key, { from: record.fields.get(key) as string, to })
     for (const [key, text] of state.dirty ?? []) {
-      if (text === undefined) del.push(key)
-      else set.set(key, codec.encode(key, text, hash))
+      if (text !== undefined) set.set(key, codec.encode(key, text, hash))
+      else {
+        // An encrypted field is deleted by a tombstone: the seal may require it to exist.
+        const tombstone = codec.remove(key, hash)
+        if (tombstone === undefined) del.push(key)
+        else set.set(key, tombstone)
+      }
     }
+    // A new encrypted field is sealed with the write that adds it, so removing it is detected.
+    const touch = due || codec.widens(record, set)
     const fields = new Map(record.fields)
     for (const key of del) fields.delete(key)
     for (const [key, value] of set) fields.set(key, value)
@@ -386,7 +428,13 @@ export class Lifecycle implements SessionOps {
     const next = touch ? this.#seal(hash, { ...record, ...meta, idleExpiry: now + config.idleTimeout, fields }) : this.#sized({ ...record, fields })
     let applied: boolean
     try {
-      const update = { set, del, replace, maxBytes: config.maxSessionBytes, touch: touch ? { idleExpiry: next.idleExpiry, seal: next.seal, meta } : undefined }
+      const update: RecordUpdate = {
+        set,
+        del,
+        replace,
+        maxBytes: config.maxSessionBytes,
+        touch: touch ? { idleExpiry: next.idleExpiry, seal: next.seal, sealed: next.sealed, user: next.user, userAgent: next.userAgent, ip: next.ip } : undefined,
+      }
       applied = await this.#run(store.update(keys.session(hash), update, ttlOf(next, now)))
     } catch (err) {
       // A failed touch alone does not fail a read: the session just slides later.

@@ -18,8 +18,9 @@ import { Signer } from './crypto/signer.ts'
 import { sessionError } from './errors.ts'
 import { Events } from './events.ts'
 import { Guard } from './guard.ts'
-import { establishNamingKey } from './crypto/naming.ts'
-import { KeyNames, keyringKey } from './keys.ts'
+import { EpochKeeper } from './epoch.ts'
+import { establishNamingKey } from './keyring.ts'
+import { KeyNames } from './keys.ts'
 import { normaliseOptions } from './options.ts'
 import { Resolver } from './resolve.ts'
 import { openRedisStore } from './store/connect.ts'
@@ -106,17 +107,19 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
   try {
     naming = given === undefined
       ? randomBytes(32)
-      : await establishNamingKey((proposals, create) => guard.run(opened.store.keyring(keyringKey(config.keyPrefix), proposals, create)), config.secrets, false)
+      : await establishNamingKey({ store: opened.store, guard, prefix: config.keyPrefix, secrets: config.secrets, mayCreate: false, waitMs: 0 })
   } catch (err) {
     await opened.close()
     throw err
   }
+  const keys = new KeyNames(config.keyPrefix, naming, opened.store.sharded)
   const core: Core = {
     config,
     store: opened.store,
-    keys: new KeyNames(config.keyPrefix, naming),
+    keys,
+    epochs: new EpochKeeper(opened.store, keys, guard),
     signer: new Signer(config.secrets, 16),
-    sealer: new RecordSealer(config.secrets),
+    sealer: new RecordSealer(config.secrets, config.keyPrefix),
     // No encryption keys here: the CLI shows no data field, user agent or IP.
     codec: createFieldCodec(undefined, () => {}),
     guard,
@@ -146,7 +149,8 @@ export interface Stats {
   /** Session keys in Redis: live ones, and revoked ones (revokeAll) until their TTL ends. */
   sessionRecords: number
   userIndexes: number
-  epoch: string
+  /** How many times `revokeAll` moved the epoch (its counter; never its token, which records' tags are made from). */
+  epoch: number
   /**
    * Redis's client-side-caching table: keys tracked per key. The plugin's own clients track by
    * prefix (broadcast), which uses no table at all, so this counts only other clients' tracking.
@@ -207,7 +211,7 @@ export async function collectStats (ops: Ops, sample = 200): Promise<Stats> {
     keyPrefix: prefix,
     sessionRecords,
     userIndexes,
-    epoch: typeof epoch === 'string' ? epoch : '0',
+    epoch: typeof epoch === 'string' && /^\d+\./.test(epoch) ? Number(epoch.slice(0, epoch.indexOf('.'))) - 1 : 0,
     trackedKeys: infoField(info, 'tracking_total_keys'),
     trackingPrefixes: infoField(info, 'tracking_total_prefixes'),
     trackingTableMaxKeys: limitValue === undefined ? undefined : Number(limitValue),

@@ -53,6 +53,8 @@ export interface Config {
   readonly csrf: { readonly trustedOrigins: ReadonlySet<string> } | undefined
   readonly onEvent: ((event: SessionEvent) => void) | undefined
   readonly clock: () => number
+  /** `replica`: revocations resolve once a replica of each master written to acknowledged them. */
+  readonly durability: 'replica' | 'primary'
 }
 
 /** Option names of other session libraries, and where their meaning lives here. */
@@ -227,7 +229,7 @@ function csrfOf (value: unknown): Config['csrf'] {
 const TOP_LEVEL = [
   'secrets', 'redis', 'store', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'cookie', 'encryption',
   'maxSessionBytes', 'storeTimeout', 'connectTimeout', 'maxSessionsPerUser', 'cacheSize', 'cacheBytes', 'clearSiteData',
-  'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf',
+  'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf', 'durability',
 ] as const
 
 /** A timeout below one second is legal but usually meant in seconds: say that it is milliseconds. */
@@ -260,6 +262,8 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
   const info = objectOption(options.sessionInfo, 'sessionInfo', ['userAgent', 'ip'])
   const [clearSiteData, clearSiteDataWithCookie] = clearSiteDataOf(options.clearSiteData)
   const cacheSize = integer(options.cacheSize, 'cacheSize', 10_000, 1)
+  const durability = options.durability ?? 'replica'
+  if (durability !== 'replica' && durability !== 'primary') fail('FST_SESSION_INVALID_OPTION', "durability must be 'replica' or 'primary'")
   return Object.freeze({
     secrets: Object.freeze(secrets),
     keyPrefix,
@@ -280,5 +284,6 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
     csrf: csrfOf(options.csrf),
     onEvent,
     clock,
+    durability,
   })
 }

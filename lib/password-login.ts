@@ -13,7 +13,8 @@
  */
 import type { OriginFacts, OriginVerdict } from './csrf.ts'
 import type { Events } from './events.ts'
-import { sessionError } from './errors.ts'
+import { GENERATION_TTL } from './core.ts'
+import { SessionError, sessionError } from './errors.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Passwords } from './password/index.ts'
 import type { SessionState } from './state.ts'
@@ -43,7 +44,10 @@ export interface PasswordLoginDeps {
   readonly originCheck: ((request: OriginFacts) => OriginVerdict) | undefined
   readonly events: Events
   readonly log: FastifyBaseLogger
-  login (state: SessionState, userId: string, data: object | undefined): Promise<void>
+  /** The user index's revocation generation now ('' when none). */
+  generation (userId: string): Promise<string>
+  /** `generation`: as read when the attempt began; the login is refused if a revocation replaced it. */
+  login (state: SessionState, userId: string, data: object | undefined, generation: string): Promise<void>
 }
 
 function invalid (detail: string): never {
@@ -61,6 +65,12 @@ export async function loginWithPassword (deps: PasswordLoginDeps, state: Session
     deps.events.emit('csrf', userId)
     throw sessionError('FST_SESSION_CSRF')
   }
+  // A credential change ends logins already running: `revokeUser` (or `revokeOthers`) replaces
+  // the generation read here, and the login is then not admitted (lifecycle.ts, ADMIT).
+  const started = performance.now()
+  const subject = userId ?? account
+  const generation = deps.generation(subject)
+  generation.catch(() => {}) // awaited after the throttle (one round trip for both)
   const reservation = await deps.throttle?.reserve(account, client.ip)
   if (reservation?.throttled === true) {
     deps.events.emit('login_throttled', userId)
@@ -74,7 +84,23 @@ export async function loginWithPassword (deps: PasswordLoginDeps, state: Session
     deps.events.emit('login_failed', userId)
     return { ok: false }
   }
+  const read = await generation
+  // A generation lives GENERATION_TTL after its last change: an attempt running longer could
+  // not tell a revocation from an expiry, so it is refused (no such login is plausible).
+  if (performance.now() - started > GENERATION_TTL / 2) {
+    deps.events.emit('login_failed', userId)
+    return { ok: false }
+  }
   if (reservation !== undefined) await deps.throttle?.succeeded(reservation)
-  await deps.login(state, userId ?? account, data)
+  try {
+    await deps.login(state, subject, data, read)
+  } catch (err) {
+    // Not admitted: the user's sessions were revoked while this attempt ran (a password change).
+    if (err instanceof SessionError && err.code === 'FST_SESSION_ENDED') {
+      deps.events.emit('login_failed', userId)
+      return { ok: false }
+    }
+    throw err
+  }
   return result.newHash === undefined ? { ok: true } : { ok: true, newHash: result.newHash }
 }

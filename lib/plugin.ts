@@ -22,8 +22,9 @@ import { sessionError } from './errors.ts'
 import { Events } from './events.ts'
 import { Guard } from './guard.ts'
 import { ResponseHeaders } from './headers.ts'
-import { establishNamingKey } from './crypto/naming.ts'
-import { KeyNames, keyringKey } from './keys.ts'
+import { EpochKeeper } from './epoch.ts'
+import { establishNamingKey, KeyringKeeper, type KeyringOptions } from './keyring.ts'
+import { KeyNames } from './keys.ts'
 import { Lifecycle } from './lifecycle.ts'
 import { normaliseOptions } from './options.ts'
 import { IndexPruner } from './prune.ts'
@@ -61,13 +62,32 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     closeStore = opened.close
   }
   guard.attach(store)
+  const ring: KeyringOptions = {
+    store,
+    guard,
+    prefix: config.keyPrefix,
+    secrets: config.secrets,
+    mayCreate: true,
+    // A ring lost while sessions exist is restored by a running instance within a few probe
+    // intervals; a start waits that long for it, within its connect budget.
+    waitMs: Math.min(config.connectTimeout, 2000),
+  }
+  let naming: Buffer
   let keys: KeyNames
+  let epochs: EpochKeeper
   try {
-    keys = new KeyNames(config.keyPrefix, await establishNamingKey((proposals, create) => guard.run(store.keyring(keyringKey(config.keyPrefix), proposals, create)), config.secrets))
+    naming = await establishNamingKey(ring)
+    keys = new KeyNames(config.keyPrefix, naming, store.sharded === true)
+    epochs = new EpochKeeper(store, keys, guard)
+    // Learns the epoch (made here on a first start, after the ring: see keyring.ts).
+    await epochs.fresh(keys.epoch)
   } catch (err) {
     await closeStore() // register failed after the store was opened: nothing may keep the process alive
     throw err
   }
+  const keeper = new KeyringKeeper(ring, keys, naming, fastify.log)
+  keeper.watch()
+  epochs.watch()
 
   const codec = createFieldCodec(cipher, (record, _hash, field) => {
     fastify.log.warn({ sessionRef: record.ref, field }, 'encrypted session field could not be read')
@@ -77,8 +97,9 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     config,
     store,
     keys,
+    epochs,
     signer: new Signer(config.secrets, config.cacheSize),
-    sealer: new RecordSealer(config.secrets),
+    sealer: new RecordSealer(config.secrets, config.keyPrefix),
     codec,
     guard,
     events,
@@ -186,6 +207,8 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   fastify.addHook('onRequest', onRequest)
   fastify.addHook('onSend', onSend)
   fastify.addHook('onClose', async () => {
+    keeper.close()
+    epochs.close()
     pruner.close()
     await closeStore()
   })

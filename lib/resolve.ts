@@ -6,14 +6,15 @@
  * A record is a session only if all of these hold (anything else is "no session", never an error):
  *   1. its seal verifies for this storage hash (a store writer cannot forge, move or extend it);
  *   2. now is before both its idle and absolute deadline;
- *   3. it was issued under the current global epoch (`revokeAll`);
+ *   3. its epoch tag matches the current global epoch (`revokeAll`; on a cluster, the copy in
+ *      the record's own slot, so a shard failing over stops only the sessions it holds);
  *   4. when logged in: its user's index maps its lineage to exactly this storage hash
  *      (`revokeUser`, `revokeSession`, `revokeOthers`, logout, a regenerate elsewhere).
  */
 import { cookieValues } from './cookie.ts'
 import { BoundedCache } from './lru.ts'
 import type { VerifiedCookie } from './crypto/signer.ts'
-import { currentEpoch, freshEpoch, type Core } from './core.ts'
+import type { Core } from './core.ts'
 import { SessionState, type ClientInfo } from './state.ts'
 import type { IndexEntry, SessionRecord } from './store/types.ts'
 
@@ -23,12 +24,19 @@ const MAX_CANDIDATES = 3
 /** What checking a record object once established (records are immutable). */
 interface View {
   readonly hash: string
+  /** `KeyNames.generation` when checked: a naming key adopted since makes the view stale. */
+  readonly generation: number
   readonly ok: boolean
   /** Sealed under an older secret, or meta stored under an older encryption key. */
   readonly reseal: boolean
   readonly userId: string | undefined
   /** The key of the user's index (a logged-in record), named once per record, not per request. */
   readonly indexKey: string | undefined
+  /** The epoch copy the record is checked against (its slot's, on a cluster). */
+  readonly epochKey: string
+  /** The last epoch value its tag was compared with, and the outcome (one HMAC per epoch, not per request). */
+  epoch: string | undefined
+  epochOk: boolean
 }
 
 interface Found {
@@ -88,10 +96,11 @@ export class Resolver {
       const key = core.keys.session(verified.hash)
       const record = core.store.peek(key)
       if (record === undefined) {
-        // A miss: the epoch (if not held either) is fetched alongside, not after, the record.
-        const epoch = core.store.peekEpoch(core.keys.epoch) === undefined ? freshEpoch(core) : undefined
-        epoch?.catch(() => {}) // awaited below, unless the record turns out to be absent
-        return core.guard.run(core.store.get(key)).then((r) => this.#check(state, raw, verified, r ?? null, epoch))
+        // A miss: the record and its epoch copy in one round trip.
+        const { epochs } = core
+        const epochKey = core.keys.epochOf(key)
+        return core.guard.run(core.store.getWithEpoch(key, epochKey, epochs.known)).then(async ({ record: r, epoch }) =>
+          await this.#check(state, raw, verified, r ?? null, await epochs.accept(epochKey, epoch)))
       }
       return this.#check(state, raw, verified, record, undefined)
     }
@@ -100,20 +109,32 @@ export class Resolver {
 
   /** Seal and identity of a record, checked once per record object. */
   view (record: SessionRecord, hash: string): View {
+    const { sealer, codec, keys } = this.#core
     const known = this.#views.get(record)
-    if (known !== undefined && known.hash === hash) return known
-    const { sealer, codec } = this.#core
+    if (known !== undefined && known.hash === hash && known.generation === keys.generation) return known
     const seal = sealer.check(hash, record)
-    let ok = seal !== 'invalid' && (record.user === undefined) === (record.userKey === undefined)
+    let ok = seal !== 'invalid' && (record.user === undefined) === (record.userKey === undefined) &&
+      // Every encrypted field the seal names still exists (a deletion leaves a tombstone).
+      record.sealed.every((name) => record.fields.has(name))
     let userId: string | undefined
     if (ok && record.user !== undefined) {
       const opened = codec.openMeta('user', record.user, hash)
       // A logged-in session lives in its user's index under the naming key's name, and nowhere else.
-      if (opened === null || opened === undefined || record.userKey !== this.#core.keys.userKey(opened)) ok = false
+      if (opened === null || opened === undefined || record.userKey !== keys.userKey(opened)) ok = false
       else userId = opened
     }
-    const indexKey = record.userKey === undefined ? undefined : this.#core.keys.index(record.userKey)
-    const view: View = { hash, ok, reseal: seal === 'stale' || codec.metaStale(record), userId, indexKey }
+    const indexKey = record.userKey === undefined ? undefined : keys.index(record.userKey)
+    const view: View = {
+      hash,
+      generation: keys.generation,
+      ok,
+      reseal: seal === 'stale' || codec.metaStale(record),
+      userId,
+      indexKey,
+      epochKey: keys.epochOf(keys.session(hash)),
+      epoch: undefined,
+      epochOk: false,
+    }
     this.#views.set(record, view)
     return view
   }
@@ -123,7 +144,7 @@ export class Resolver {
     return state
   }
 
-  #check (state: SessionState, raw: string, verified: VerifiedCookie, record: SessionRecord | null, fetched: Promise<string> | undefined): SessionState | Promise<SessionState> {
+  #check (state: SessionState, raw: string, verified: VerifiedCookie, record: SessionRecord | null, fetched: string | undefined): SessionState | Promise<SessionState> {
     if (record === null) return this.#none(state, raw)
     const core = this.#core
     const view = this.view(record, verified.hash)
@@ -138,8 +159,17 @@ export class Resolver {
       return this.#none(state, raw)
     }
     const found: Found = { state, raw, verified, record, view }
-    const epoch = fetched ?? currentEpoch(core)
-    return typeof epoch === 'string' ? this.#epochChecked(found, epoch, false) : epoch.then((e) => this.#epochChecked(found, e, true))
+    const epoch = fetched ?? core.epochs.current(view.epochKey)
+    return typeof epoch === 'string' ? this.#epochChecked(found, epoch, fetched !== undefined) : epoch.then((e) => this.#epochChecked(found, e, true))
+  }
+
+  /** Whether the record's tag was made under `epoch` (memoised per record and epoch value). */
+  #tagged ({ view, verified, record }: Found, epoch: string): boolean {
+    if (view.epoch !== epoch) {
+      view.epochOk = this.#core.epochs.matches(epoch, verified.hash, record.epoch)
+      view.epoch = epoch
+    }
+    return view.epochOk
   }
 
   /**
@@ -155,10 +185,10 @@ export class Resolver {
 
   #epochChecked (found: Found, epoch: string, fresh: boolean): SessionState | Promise<SessionState> {
     const { record } = found
-    const { store } = this.#core
-    if (record.epoch !== epoch) {
+    const { store, epochs } = this.#core
+    if (!this.#tagged(found, epoch)) {
       if (fresh) return this.#dismissed(found)
-      return freshEpoch(this.#core).then((e) => this.#epochChecked(found, e, true))
+      return epochs.fresh(found.view.epochKey).then((e) => this.#epochChecked(found, e, true))
     }
     const indexKey = found.view.indexKey
     if (indexKey === undefined) return this.#bind(found)

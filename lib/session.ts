@@ -124,7 +124,8 @@ export class Session {
   has (key: SessionKey): boolean {
     const values = this.#s.values
     if (values !== undefined && values.has(key)) return values.get(key) !== undefined
-    return this.#s.record?.fields.has(key) === true
+    const { record, hash } = this.#s
+    return record !== undefined && hash !== undefined && this.#ops.codec.has(record, hash, key)
   }
 
   /** New id, data kept, old id deleted. Rejects with FST_SESSION_ENDED if the session was revoked meanwhile. */

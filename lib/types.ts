@@ -144,4 +144,11 @@ export interface HardenedSessionOptions {
   csrf?: { trustedOrigins?: string[] } | false
   /** Milliseconds since the epoch (default `Date.now`). For tests that move time. */
   clock?: () => number
+  /**
+   * `'replica'` (default): a revocation (logout, destroy, revokeSession, revokeOthers,
+   * revokeUser, revokeAll) resolves only once a replica of every Redis master it wrote to
+   * acknowledged it (`WAIT`), when that master has replicas, so a failover cannot lose it; else
+   * it rejects with 503 FST_SESSION_STORE_UNAVAILABLE. `'primary'`: once the master has it.
+   */
+  durability?: 'replica' | 'primary'
 }

@@ -16,7 +16,10 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { createClient } from 'redis'
 import { hashPassword, type HardenedSessionOptions, type SessionEvent } from '../lib/index.ts'
-import { establishNamingKey } from '../lib/crypto/naming.ts'
+import { establishNamingKey } from '../lib/keyring.ts'
+import { Events } from '../lib/events.ts'
+import { Guard } from '../lib/guard.ts'
+import type { KeyringChange, SessionStore } from '../lib/store/types.ts'
 import { RedisStore } from '../lib/store/redis.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
 import { barrier, buildApp, captureLogs, eventually, login, SECRET, sessionCookie, works } from './helpers/app.ts'
@@ -143,18 +146,27 @@ describe('csrf', () => {
 
 // ---------------------------------------------------------------------------------------------
 describe('naming key ring', () => {
-  /** A KeyringOp on a real RedisStore whose first read is answered only once `peers` first reads have been answered (two instances starting at the same moment). */
-  async function ringOp (store: RedisStore, key: string, gate: { arrived: number, peers: number, open: Promise<void>, release: () => void }) {
+  /**
+   * Ring options on a real RedisStore whose first ring read is answered only once `peers` first
+   * reads have been answered (two instances starting at the same moment).
+   */
+  function gatedRing (store: RedisStore, prefix: string, secrets: string[], gate: { arrived: number, peers: number, open: Promise<void>, release: () => void }) {
     let first = true
-    return async (proposals: Record<string, string>, create?: boolean): Promise<Record<string, string>> => {
-      const reply = await store.keyring(key, proposals, create)
-      if (first) {
-        first = false
-        if (++gate.arrived === gate.peers) gate.release()
-        await gate.open
-      }
-      return reply
-    }
+    const gated = {
+      exists: (key: string) => store.exists(key),
+      keyring: async (key: string, changes: readonly KeyringChange[], create?: boolean): Promise<Record<string, string>> => {
+        const reply = await store.keyring(key, changes, create)
+        if (first) {
+          first = false
+          if (++gate.arrived === gate.peers) gate.release()
+          await gate.open
+        }
+        return reply
+      },
+    } as unknown as SessionStore
+    const quiet = { error () {}, warn () {}, info () {}, debug () {} } as never
+    const guard = new Guard(1000, quiet, new Events(undefined, quiet))
+    return { store: gated, guard, prefix, secrets: secrets.map((s) => Buffer.from(s)), mayCreate: true, waitMs: 0 }
   }
 
   async function trackingStore (): Promise<RedisStore> {
@@ -170,12 +182,12 @@ describe('naming key ring', () => {
     const [one, two] = [await trackingStore(), await trackingStore()]
     // Which creation lands first is up to scheduling; either order must end in one key.
     for (let i = 0; i < 20; i++) {
-      const key = freshPrefix() + 'keyring'
+      const prefix = freshPrefix()
       let release!: () => void
       const gate = { arrived: 0, peers: 2, open: new Promise<void>((resolve) => { release = resolve }), release: () => release() }
       const [a, b] = await Promise.all([
-        establishNamingKey(await ringOp(one, key, gate), [Buffer.from(S1)]),
-        establishNamingKey(await ringOp(two, key, gate), [Buffer.from(S2), Buffer.from(S1)]),
+        establishNamingKey(gatedRing(one, prefix, [S1], gate)),
+        establishNamingKey(gatedRing(two, prefix, [S2, S1], gate)),
       ])
       assert.equal(a.toString('hex'), b.toString('hex'), `try ${i + 1}: the two instances name user indexes with different keys`)
     }
@@ -360,7 +372,8 @@ describe('register failures', () => {
   // Fixed defect: a register that fails after the store was opened (here FST_SESSION_KEYRING_INVALID) never closes the plugin's Redis connection, even after app.close(): a process that handles the error cannot exit.
   test('register: a process whose register failed with FST_SESSION_KEYRING_INVALID exits by itself after app.close()', async () => {
     const keyPrefix = freshPrefix()
-    await app({ keyPrefix, secrets: [S1] })
+    // Closed before the ring is altered: a running instance would repair its entry at once.
+    await (await app({ keyPrefix, secrets: [S1] })).close()
     const fields = (await rawCommand(redis.port, ['HKEYS', keyPrefix + 'keyring'])).split('\r\n').filter((l) => l !== '' && !l.startsWith('*') && !l.startsWith('$'))
     await rawCommand(redis.port, ['HSET', keyPrefix + 'keyring', fields[0] as string, randomBytes(60).toString('base64url')])
     const dir = mkdtempSync(join(tmpdir(), 'fhs-register-'))

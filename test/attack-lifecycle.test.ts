@@ -369,32 +369,55 @@ describe('attack: a Redis writer', () => {
     assert.equal(await works(b, cookie), false, 'a session ended by revokeAll works again after one DEL')
   })
 
-  // Fixed defect: with the epoch at 2^53, the old counter's Lua double arithmetic left it unchanged: revokeAll revoked nothing (the epoch is now a random token)
-  test('writer: an epoch planted at 2^53 does not disable revokeAll (revokeAll replaces the epoch, whatever the key holds)', async () => {
+  // Fixed defect: an epoch planted at 2^53 made revokeAll unable to move it; the epoch now carries a MAC, so a planted value is replaced.
+  test('writer: an epoch planted with the largest counter does not disable revokeAll (a value that does not verify is replaced)', async () => {
     const keyPrefix = freshPrefix()
-    await redis.command('SET', keyPrefix + 'epoch', '9007199254740992')
     const [a, b] = await pair({ keyPrefix })
-    const cookie = await login(a, user()) // a session issued after the plant, by an honest login
+    const cookie = await login(a, user())
+    await redis.command('SET', keyPrefix + 'epoch', '999999999999999.' + 'A'.repeat(22) + '.' + 'B'.repeat(22))
+    await eventually(async () => works(b, cookie), 1000, 'a planted epoch ends no session (the instances restore theirs)')
+    const late = await login(b, user()) // issued after the plant
     await a.session.revokeAll()
-    await gone(a, cookie, 'a session issued before revokeAll')
-    await gone(b, cookie, 'a session issued before revokeAll')
+    for (const c of [cookie, late]) {
+      await gone(a, c, 'a session issued before revokeAll')
+      await gone(b, c, 'a session issued before revokeAll')
+    }
+    const fresh = await login(a, user())
+    await eventually(async () => works(b, fresh), 100, 'a session issued after revokeAll works')
   })
 
-  // Fixed defect: the old counter restarted a non-numeric epoch at 1, the value an earlier revokeAll already used: repairing the tampered key revives the sessions of that earlier epoch
-  test('writer: a non-numeric epoch only ends sessions (fail closed); the revokeAll that repairs it revives no session of an earlier epoch', async () => {
+  // Fixed defect: revokeAll could be undone with what Redis still held after it: every surviving record carried the previous epoch in plaintext (m:g), and SET <prefix>epoch to it revived every revoked session.
+  test('writer: putting back any value Redis holds after revokeAll (record fields, the old epoch of a saved record) revives nothing, on running or new instances', async () => {
     const keyPrefix = freshPrefix()
     const [a, b] = await pair({ keyPrefix })
-    await a.session.revokeAll() // epoch 1
-    const cookie = await login(a, user()) // issued under epoch 1
-    await redis.command('SET', keyPrefix + 'epoch', 'not-a-number')
-    await gone(b, cookie, 'a session under a tampered epoch')
-    await gone(a, cookie, 'a session under a tampered epoch')
-    await a.session.revokeAll() // the breach response: every session that exists now must end
-    const fresh = await login(a, user())
-    await eventually(async () => works(b, fresh), 100, 'a session issued after the repair works')
-    // Instances that never saw the old cookie dead (a restart, or a forgotten dead hash).
+    const cookie = await login(a, user())
+    const before = await hgetall(keyPrefix + hashOf(cookie))
+    await a.session.revokeAll()
+    await gone(b, cookie, 'a session issued before revokeAll')
+    // Everything a writer can read after revokeAll, written back as the epoch.
+    const candidates = [...before.values(), ...(await hgetall(keyPrefix + hashOf(cookie))).values()]
+    for (const value of candidates) {
+      await redis.command('SET', keyPrefix + 'epoch', value)
+      const c = await app({ keyPrefix }) // an instance started afterwards never saw the session dead
+      assert.equal(await works(c, cookie), false, `a revoked session works on a new instance after SET epoch ${JSON.stringify(value.slice(0, 12))}…`)
+      assert.equal(await works(a, cookie), false, 'and on a running one')
+    }
+  })
+
+  test('writer: an epoch a running instance has seen is never replaced by an older one (a saved copy put back is raised again)', async () => {
+    const keyPrefix = freshPrefix()
+    const [a, b] = await pair({ keyPrefix })
+    const saved = await redis.command('GET', keyPrefix + 'epoch')
+    const old = /\$\d+\r\n([^\r]*)\r\n/.exec(saved)?.[1] as string
+    const cookie = await login(a, user())
+    await a.session.revokeAll()
+    await gone(b, cookie, 'a session issued before revokeAll')
+    await redis.command('SET', keyPrefix + 'epoch', old) // the attacker's saved copy of the epoch before revokeAll
+    await eventually(async () => /\$\d+\r\n([^\r]*)\r\n/.exec(await redis.command('GET', keyPrefix + 'epoch'))?.[1] !== old, 1000, 'the running instances raise the epoch again')
+    assert.equal(await works(a, cookie), false)
+    assert.equal(await works(b, cookie), false)
     const c = await app({ keyPrefix })
-    assert.equal(await works(c, cookie), false, 'revokeAll revived a session of epoch 1')
+    assert.equal(await works(c, cookie), false, 'a new instance started after the repair sees the revoked session dead')
   })
 
   // Fixed defect: listUserSessions does not check that a listed record belongs to the index: a planted entry makes the app decrypt another user's user agent and IP for the attacker

@@ -120,7 +120,7 @@ describe('cli: store commands', () => {
     const a = await app('cli4:')
     const user = await login(a, 'dave')
     const anon = String((await a.inject({ method: 'POST', url: '/set', payload: { theme: 'dark' } })).headers['set-cookie']).split(';')[0] as string
-    const result = await cli(['revoke-all'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli4:' })
+    const result = await cli(['revoke-all'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli4:', SESSION_SECRETS: SECRET })
     assert.equal(result.code, 0, result.stderr)
     await eventually(async () => (await a.inject({ url: '/private', headers: { cookie: user } })).statusCode === 401, 100, 'user session revoked')
     assert.equal((await a.inject({ url: '/me', headers: { cookie: anon } })).json().theme, null)
@@ -166,7 +166,7 @@ describe('cli: failures say what went wrong', () => {
     const noUrl = await cli(['stats'], {})
     assert.equal(noUrl.code, 1)
     assert.match(noUrl.stderr, /set REDIS_URL/)
-    const wrong = await cli(['revoke-all'], { REDIS_URL: `redis://ops:wrong-${PASSWORD}@127.0.0.1:${redis.port}` })
+    const wrong = await cli(['revoke-all'], { REDIS_URL: `redis://ops:wrong-${PASSWORD}@127.0.0.1:${redis.port}`, SESSION_SECRETS: SECRET })
     assert.equal(wrong.code, 1)
     assert.match(wrong.stderr, /FST_SESSION_STORE_UNAVAILABLE: .*refused the credentials/)
     assert.ok(wrong.ms < 5000, `${wrong.ms} ms`)

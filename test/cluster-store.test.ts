@@ -43,7 +43,7 @@ async function clusterCalls (): Promise<number> {
   for (const node of cluster.nodes.filter((n) => n.alive)) {
     const text = await cluster.command(node.port, 'INFO', 'commandstats')
     for (const m of text.matchAll(/cmdstat_([\w|]+):calls=(\d+)/g)) {
-      if (!['info', 'ping', 'cluster', 'replconf'].includes(m[1] as string)) total += Number(m[2])
+      if (!['info', 'ping', 'role', 'cluster', 'replconf'].includes(m[1] as string)) total += Number(m[2])
     }
   }
   return total

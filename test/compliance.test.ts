@@ -43,7 +43,7 @@ async function hget (key: string, field: string): Promise<string> {
   return /\$\d+\r\n([^\r]*)\r\n/.exec(await redis.command('HGET', key, field))?.[1] ?? ''
 }
 
-test("erasure: revokeUser leaves no record of the user's sessions and no index under the user's name in Redis; other users keep theirs", async () => {
+test("erasure: revokeUser leaves no record of the user's sessions and, under the user's name, only a random revocation marker that expires within 10 minutes; other users keep theirs", async () => {
   const prefix = 'erase:'
   const app = await make({ keyPrefix: prefix, sessionInfo: { userAgent: true, ip: true } })
   const erased = [await login(app, 'erase-me@example.com', { note: 'n' }), await login(app, 'erase-me@example.com'), await login(app, 'erase-me@example.com')]
@@ -55,8 +55,13 @@ test("erasure: revokeUser leaves no record of the user's sessions and no index u
 
   assert.equal(await app.session.revokeUser('erase-me@example.com'), 3)
 
-  assert.deepEqual(await keysUnder(prefix), [recordKey(prefix, kept), keptIndex, prefix + 'epoch', prefix + 'keyring'].sort(),
-    'only the other user\'s record and index, the epoch and the key ring remain')
+  assert.deepEqual(await keysUnder(prefix), [recordKey(prefix, kept), keptIndex, erasedIndex, prefix + 'epoch', prefix + 'keyring'].sort(),
+    'only the other user\'s record and index, the erased user\'s revocation marker, the epoch and the key ring remain')
+  // The marker (which makes a password login still running for the user fail) holds nothing but a random token.
+  assert.deepEqual(await redis.command('HKEYS', erasedIndex), '*1\r\n$4\r\n#gen\r\n')
+  assert.match(await hget(erasedIndex, '#gen'), /^[A-Za-z0-9_-]{16}$/)
+  const ttl = Number(/^:(-?\d+)/.exec(await redis.command('PTTL', erasedIndex))?.[1])
+  assert.ok(ttl > 0 && ttl <= 10 * 60_000, `the marker expires within 10 minutes (PTTL ${ttl})`)
   assert.equal((await app.inject({ url: '/me', headers: { cookie: kept } })).json().user, 'keep-me@example.com')
 })
 

@@ -16,9 +16,9 @@ test('memory store: a record lives until its TTL, then is gone', async () => {
   const store = createMemoryStore({ clock: clock.now })
   await store.create('k', record({ a: '1' }, clock.now()), 50)
   clock.advance(49)
-  assert.equal((await store.get('k'))?.fields.get('a'), '1')
+  assert.equal(store.peek('k')?.fields.get('a'), '1')
   clock.advance(1)
-  assert.equal(await store.get('k'), undefined)
+  assert.equal(store.peek('k'), null)
   await store.close()
 })
 
@@ -26,11 +26,11 @@ test('memory store: beyond maxEntries the least recently used session is evicted
   const store = createMemoryStore({ maxEntries: 2 })
   await store.create('a', record(), 1000)
   await store.create('b', record(), 1000)
-  await store.get('a') // a is now more recent than b
+  store.peek('a') // a is now more recent than b
   await store.create('c', record(), 1000)
-  assert.ok(await store.get('a'))
-  assert.equal(await store.get('b'), undefined)
-  assert.ok(await store.get('c'))
+  assert.ok(store.peek('a'))
+  assert.equal(store.peek('b'), null)
+  assert.ok(store.peek('c'))
   assert.equal(store.evictions, 1)
   assert.equal(store.size, 2)
   await store.close()

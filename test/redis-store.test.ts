@@ -7,6 +7,8 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createClient } from 'redis'
 import { RedisStore } from '../lib/store/redis.ts'
+import { READ } from '../lib/store/scripts.ts'
+import type { SessionRecord } from '../lib/store/types.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
 import { eventually } from './helpers/app.ts'
 import { putToSleep, startRedis, type RedisServer } from './helpers/redis-server.ts'
@@ -29,7 +31,7 @@ storeContract('redis store', async () => {
   return new RedisStore(client as never, OPTIONS)
 })
 
-/** A real client whose HGETALL replies are delivered only when the test releases them. */
+/** A real client whose session reads (the READ script of a cache miss) are delivered only when the test releases them. */
 async function heldClient () {
   const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('') })
   await client.connect()
@@ -40,7 +42,7 @@ async function heldClient () {
       if (prop === 'sendCommand') {
         return async (args: string[]) => {
           const reply = await target.sendCommand(args)
-          if (holding && args[0] === 'HGETALL') await new Promise<void>((resolve) => held.push(resolve))
+          if (holding && (args[1] === READ.sha || args[1] === READ.source)) await new Promise<void>((resolve) => held.push(resolve))
           return reply
         }
       }
@@ -57,12 +59,18 @@ async function heldClient () {
   }
 }
 
+const E0 = '1.' + 'a'.repeat(22) + '.' + 'm'.repeat(22)
+/** A cache-miss read as the plugin makes it (record and its epoch copy), returning the record. */
+function getRecord (store: RedisStore, key: string): Promise<SessionRecord | undefined> {
+  return store.getWithEpoch(key, key + ':epoch', E0).then((r) => r.record)
+}
+
 test('redis store: a read reply that arrives after a newer write snapshot is not cached', async () => {
   const h = await heldClient()
   try {
     await h.store.create('order:a', record({ x: '"old"' }), 60_000)
     h.hold()
-    const late = h.store.get('order:a') // HGETALL runs now (sees "old"), its reply is held
+    const late = getRecord(h.store, 'order:a') // HGETALL runs now (sees "old"), its reply is held
     await eventually(async () => h.waiting() === 1, 1000, 'read held')
     assert.equal(await h.store.update('order:a', { maxBytes: 1 << 20, set: new Map([['x', '"new"']]), del: [] }, 60_000), true)
     assert.equal(h.store.peek('order:a')?.fields.get('x'), '"new"', 'the write snapshot is cached')
@@ -82,14 +90,14 @@ test('redis store: a read in flight when its key is invalidated by another clien
   try {
     await other.hSet('inv:a', { 'm:c': '1', 'm:a': String(Date.now() + 60_000), 'm:i': String(Date.now() + 60_000), 'm:r': 'r', 'm:g': '0', 'm:s': 's', 'd:x': '"v1"' })
     h.hold()
-    const late = h.store.get('inv:a')
+    const late = getRecord(h.store, 'inv:a')
     await eventually(async () => h.waiting() === 1, 1000, 'read held')
     await other.hSet('inv:a', 'd:x', '"v2"') // Redis pushes an invalidation to the store's connection
     await h.client.ping() // replies arrive in order: the invalidation push came before this one
     h.release()
     assert.equal((await late)?.fields.get('x'), '"v1"')
     assert.equal(h.store.peek('inv:a'), undefined, 'the pre-invalidation read was not cached')
-    assert.equal((await h.store.get('inv:a'))?.fields.get('x'), '"v2"')
+    assert.equal((await getRecord(h.store, 'inv:a'))?.fields.get('x'), '"v2"')
     assert.equal(h.store.peek('inv:a')?.fields.get('x'), '"v2"')
   } finally {
     await h.store.close()
@@ -157,7 +165,7 @@ test('redis store: a foreign write processed in the same Redis event-loop iterat
         assert.equal(cached?.fields.get('y'), '"foreign"', 'a cached snapshot includes the foreign write')
         outcomes.foreignFirst++
       }
-      assert.equal((await h.store.get(key))?.fields.get('y'), '"foreign"')
+      assert.equal((await getRecord(h.store, key))?.fields.get('y'), '"foreign"')
     }
     t.diagnostic(`foreign write before the own write: ${outcomes.foreignFirst}, after it (invalidation pushed): ${outcomes.foreignLast}`)
     assert.ok(outcomes.foreignFirst > 0 && outcomes.foreignLast > 0, 'both orders of processing were exercised')

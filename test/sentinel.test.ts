@@ -84,7 +84,7 @@ behaviourSuite('redis store on a Sentinel client', {
   options,
   // Not counted: the replica's and the sentinel's own traffic to the master (REPLCONF ACK every
   // second, the sentinel's hello PUBLISH, its INFO and PING), which runs whatever the plugin does.
-  operations: () => master.totalCalls(['info', 'ping', 'replconf', 'publish', 'subscribe', 'client|setname']),
+  operations: () => master.totalCalls(['info', 'ping', 'role', 'replconf', 'publish', 'subscribe', 'client|setname']),
 })
 
 lifecycleSuite('redis store on a Sentinel client', {

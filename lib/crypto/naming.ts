@@ -12,13 +12,14 @@
  *
  *   <prefix>keyring   hash: fingerprint(secret) → base64url(nonce ‖ ciphertext ‖ tag)
  *
- * A ring none of the configured secrets can open (every secret replaced at once, or the ring
- * deleted) gets a new naming key: every logged-in session then fails its check (its index name
- * no longer matches its user) — closed, never open.
+ * There is one naming key per deployment, always (keyring.ts keeps it so while processes run):
+ * a ring that the configured secrets do not open is refused, never replaced by a second key, and
+ * a ring lost from the store is restored by the processes that hold its key; a new key is made
+ * only where no session it would have named can exist.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { deriveKey, keyedName } from './derive.ts'
-import { sessionError } from '../errors.ts'
+import type { KeyringChange } from '../store/types.ts'
 
 const AAD = Buffer.from('fastify-hardened-session/naming-key/v1')
 
@@ -48,33 +49,47 @@ export function unwrap (wrapped: string, secret: Buffer): Buffer | undefined {
   }
 }
 
-/** Adds the given fields where absent (with `create`: all of them, only if none exists) and returns the whole ring. */
-export type KeyringOp = (proposals: Record<string, string>, create?: boolean) => Promise<Record<string, string>>
+/** A new naming key: 256 bits from the OS CSPRNG. */
+export function newNamingKey (): Buffer {
+  return randomBytes(32)
+}
 
 /**
- * The deployment's naming key, made on first start and wrapped under every configured secret.
- * With `create: false` (operations tools), a ring the secrets cannot open is an error instead.
+ * What a ring is to a holder of `secrets`:
+ *   - `open`: an entry of one of them opens, giving the naming key;
+ *   - `empty`: there is no ring;
+ *   - `altered`: an entry of one of them exists but does not open (a store writer changed it);
+ *   - `foreign`: entries exist, none of them for these secrets (wrong secrets, or every secret
+ *     replaced at once).
  */
-export async function establishNamingKey (ring: KeyringOp, secrets: readonly Buffer[], create = true): Promise<Buffer> {
-  const prints = secrets.map(fingerprint)
-  let fields = await ring({})
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const at = prints.findIndex((p) => fields[p] !== undefined)
-    if (at === -1) {
-      if (!create) break
-      // No configured secret opens the ring (first start, all secrets replaced, or deleted): a
-      // new key wrapped under every secret at once, written only if no instance sharing any of
-      // these secrets was first (then that key is the one, whichever secret wrapped it).
-      const fresh = randomBytes(32)
-      fields = await ring(Object.fromEntries(secrets.map((secret, i) => [prints[i] as string, wrap(fresh, secret)])), true)
-      continue
-    }
-    const naming = unwrap(fields[prints[at] as string] as string, secrets[at] as Buffer)
-    if (naming === undefined) break
-    const missing: Record<string, string> = {}
-    secrets.forEach((secret, i) => { if (fields[prints[i] as string] === undefined) missing[prints[i] as string] = wrap(naming, secret) })
-    if (Object.keys(missing).length > 0) await ring(missing)
-    return naming
+export type RingState =
+  | { readonly kind: 'open', readonly naming: Buffer }
+  | { readonly kind: 'empty' | 'altered' | 'foreign' }
+
+export function openRing (fields: Readonly<Record<string, string>>, secrets: readonly Buffer[]): RingState {
+  let altered = false
+  for (const secret of secrets) {
+    const wrapped = fields[fingerprint(secret)]
+    if (wrapped === undefined) continue
+    const naming = unwrap(wrapped, secret)
+    if (naming !== undefined) return { kind: 'open', naming }
+    altered = true
   }
-  throw sessionError('FST_SESSION_KEYRING_INVALID')
+  if (altered) return { kind: 'altered' }
+  return { kind: Object.keys(fields).length === 0 ? 'empty' : 'foreign' }
+}
+
+/**
+ * The writes that make `fields` hold `naming` under every one of `secrets`: an entry where one
+ * is missing, and a replacement (compare-and-set on what was read) where one does not open to it.
+ */
+export function wrappingsFor (naming: Buffer, secrets: readonly Buffer[], fields: Readonly<Record<string, string>>): KeyringChange[] {
+  const out: KeyringChange[] = []
+  for (const secret of secrets) {
+    const field = fingerprint(secret)
+    const held = fields[field]
+    if (held !== undefined && unwrap(held, secret)?.equals(naming) === true) continue
+    out.push({ field, value: wrap(naming, secret), expect: held })
+  }
+  return out
 }

@@ -20,7 +20,7 @@ import { invalidations, listen, NodeLink, nodeUnavailable, type Backend, type Ba
 // Key slots (Redis Cluster specification, "Key distribution model": CRC16-XMODEM of the key, or
 // of its hash tag, modulo 16384)
 
-const SLOTS = 16384
+export const SLOTS = 16384
 
 const CRC16_TABLE = ((): Uint16Array => {
   const table = new Uint16Array(256)
@@ -53,6 +53,29 @@ export function keySlot (key: string | Uint8Array): number {
   return crc16(bytes) % SLOTS
 }
 
+let slotTags: string[] | undefined
+
+/**
+ * A short string whose hash slot is `slot`: `{tag}` in a key name puts the key in that slot.
+ * The table (every slot's smallest base-36 number) is built once, on first use (~0.2 M CRCs).
+ */
+export function slotTag (slot: number): string {
+  if (slotTags === undefined) {
+    const table: string[] = new Array<string>(SLOTS)
+    let found = 0
+    for (let i = 0; found < SLOTS; i++) {
+      const tag = i.toString(36)
+      const s = crc16(Buffer.from(tag)) % SLOTS
+      if (table[s] === undefined) {
+        table[s] = tag
+        found++
+      }
+    }
+    slotTags = table
+  }
+  return slotTags[slot] as string
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /** The part of a node-redis cluster node this store uses. */
@@ -72,7 +95,7 @@ export interface ClusterConnection {
     on (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
     off (event: 'invalidate', listener: (key: Buffer | string | null) => void): unknown
   }
-  readonly slots: ReadonlyArray<{ readonly master: ShardNode } | undefined>
+  readonly slots: ReadonlyArray<{ readonly master: ShardNode, readonly replicas?: readonly ShardNode[] } | undefined>
   readonly masters: readonly ShardNode[]
   readonly nodeByAddress: ReadonlyMap<string, ShardNode>
   on (event: string, listener: (...args: any[]) => void): unknown
@@ -170,6 +193,16 @@ export class ClusterBackend implements Backend {
     const node = this.#conn.slots[keySlot(key)]?.master
     if (node === undefined) return Promise.reject(nodeUnavailable())
     return this.#link(node.address).send(() => this.#conn.sendCommand(key, false, args))
+  }
+
+  nodeOf (key: string): string | undefined {
+    this.#topology()
+    return this.#conn.slots[keySlot(key)]?.master.address
+  }
+
+  /** The replicas the cluster lists for the key's shard (CLUSTER SLOTS omits failed ones). */
+  async replicasOf (key: string): Promise<number | undefined> {
+    return this.#conn.slots[keySlot(key)]?.replicas?.length ?? 0
   }
 
   suspect (): boolean {

@@ -20,6 +20,7 @@ const AUTH = 'm:t'
 const AGENT = 'm:ua'
 const IP = 'm:ip'
 const SEAL = 'm:s'
+const SEALED = 'm:f'
 export const DATA = 'd:'
 /** The hash fields a touch rewrites. */
 export const IDLE_FIELD = IDLE
@@ -32,7 +33,7 @@ function optional (out: string[], name: string, value: string | number | undefin
 export function encodeRecord (record: SessionRecord): string[] {
   const out = [
     CREATED, String(record.createdAt), ABSOLUTE, String(record.absoluteExpiry), IDLE, String(record.idleExpiry),
-    REF, record.ref, EPOCH, record.epoch, SEAL, record.seal,
+    REF, record.ref, EPOCH, record.epoch, SEAL, record.seal, SEALED, JSON.stringify(record.sealed),
   ]
   optional(out, USER, record.user)
   optional(out, USER_KEY, record.userKey)
@@ -46,16 +47,30 @@ export function encodeRecord (record: SessionRecord): string[] {
 /** An update as flat arguments: field/value pairs to set, field/from/to triples, fields to delete. */
 export function encodeUpdate (update: RecordUpdate): { set: string[], cas: string[], del: string[] } {
   const touch = update.touch
-  const set = touch === undefined ? [] : [IDLE, String(touch.idleExpiry), SEAL, touch.seal]
-  if (touch?.meta !== undefined) {
-    optional(set, USER, touch.meta.user)
-    optional(set, AGENT, touch.meta.userAgent)
-    optional(set, IP, touch.meta.ip)
+  const set: string[] = []
+  if (touch !== undefined) {
+    set.push(IDLE, String(touch.idleExpiry), SEAL, touch.seal, SEALED, JSON.stringify(touch.sealed))
+    // Meta values never appear or vanish on a record, but re-encryption changes them: written
+    // with every seal, so that the seal and what it covers are always one writer's.
+    optional(set, USER, touch.user)
+    optional(set, AGENT, touch.userAgent)
+    optional(set, IP, touch.ip)
   }
   for (const [name, value] of update.set) set.push(DATA + name, value)
   const cas: string[] = []
   for (const [name, { from, to }] of update.replace ?? []) cas.push(DATA + name, from, to)
   return { set, cas, del: update.del.map((name) => DATA + name) }
+}
+
+/** The sealed list of encrypted field names; undefined when it is not a JSON array of strings. */
+function names (value: string | undefined): string[] | undefined {
+  if (value === undefined) return []
+  try {
+    const parsed: unknown = JSON.parse(value)
+    return Array.isArray(parsed) && parsed.every((n) => typeof n === 'string') ? parsed as string[] : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function toInt (value: string | undefined): number | undefined {
@@ -75,6 +90,8 @@ export function decodeRecord (hash: Record<string, string>): SessionRecord | und
     ref === undefined || epoch === undefined || seal === undefined) return undefined
   const authenticatedAt = toInt(hash[AUTH])
   if (hash[AUTH] !== undefined && authenticatedAt === undefined) return undefined
+  const sealed = names(hash[SEALED])
+  if (sealed === undefined) return undefined
   const fields = new Map<string, string>()
   for (const name in hash) {
     if (name.startsWith(DATA)) fields.set(name.slice(DATA.length), hash[name] as string)
@@ -90,6 +107,7 @@ export function decodeRecord (hash: Record<string, string>): SessionRecord | und
     authenticatedAt,
     userAgent: hash[AGENT],
     ip: hash[IP],
+    sealed,
     seal,
     fields,
   }
@@ -102,7 +120,7 @@ export function applyUpdate (record: SessionRecord, update: RecordUpdate): Sessi
   for (const name of update.del) fields.delete(name)
   for (const [name, { from, to }] of update.replace ?? []) if (fields.get(name) === from) fields.set(name, to)
   const touch = update.touch
-  return touch === undefined ? { ...record, fields } : { ...record, ...touch.meta, idleExpiry: touch.idleExpiry, seal: touch.seal, fields }
+  return touch === undefined ? { ...record, fields } : { ...record, ...touch, fields }
 }
 
 /** Index entry value: `<hash> <expiresAt> <loginAt>` (a storage hash never contains a space). */
@@ -132,7 +150,7 @@ export function storedBytes (record: Pick<SessionRecord, 'fields' | 'user' | 'us
 
 /** Approximate heap bytes of a record held in a local cache (UTF-16 strings, map overhead). */
 export function heapBytes (record: SessionRecord): number {
-  let bytes = 400 + 2 * (record.ref.length + record.epoch.length + record.seal.length +
+  let bytes = 400 + 2 * (record.ref.length + record.epoch.length + record.seal.length + 16 * record.sealed.length +
     (record.user?.length ?? 0) + (record.userKey?.length ?? 0) + (record.userAgent?.length ?? 0) + (record.ip?.length ?? 0))
   for (const [name, value] of record.fields) bytes += 80 + 2 * (name.length + value.length)
   return bytes

@@ -18,12 +18,14 @@ import { checkTransport, classify, describeError, FAILURE_PHRASE, targetOf, wher
 import { isClusterOptions, openRedisCluster } from './open-cluster.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'
 import { isSentinel, sentinelConnection } from './sentinel.ts'
+import { closeConnection, durableConnection } from './durable.ts'
 import { TrackingOnlyCache } from './tracking.ts'
 
 type Status = (up: boolean, err?: unknown, node?: string) => void
 
-function storeOptions (config: Config, onStatus: Status): RedisStoreOptions {
+function storeOptions (config: Config, onStatus: Status, durable?: unknown): RedisStoreOptions {
   return {
+    durable: durable as RedisStoreOptions['durable'],
     cacheSize: config.cacheSize,
     cacheBytes: config.cacheBytes,
     storeTimeout: config.storeTimeout,
@@ -68,26 +70,34 @@ export async function openRedisStore (
   if (isClusterOptions(redis)) {
     const { allowPlaintext, ...cluster } = redis.cluster as RedisClusterConnectOptions & { allowPlaintext?: boolean }
     for (const node of cluster.rootNodes ?? []) checkTransport(targetOf(node as { url?: unknown, socket?: unknown }), allowPlaintext === true)
-    return await openRedisCluster(cluster, config.keyPrefix, budget, storeOptions(config, onStatus))
+    return await openRedisCluster(cluster, config, budget, (durable) => storeOptions(config, onStatus, durable))
   }
   if (isConnection(redis)) {
     const conn = redis as any
     const target = safeTarget(conn.options)
     const sentinel = isSentinel(conn)
-    const store = new RedisStore(sentinel ? sentinelConnection(conn) : conn, storeOptions(config, onStatus))
+    const durable = durableConnection(conn, config)
+    const store = new RedisStore(sentinel ? sentinelConnection(conn) : conn, storeOptions(config, onStatus, durable === undefined ? undefined : sentinel ? sentinelConnection(durable) : durable))
     if (sentinel) log.info('session store on a Redis Sentinel client: no local cache, every authenticated request reads the master (docs/redis-hardening.md#7-sentinel)')
     else if (!store.caching) log.warn('session redis client has no clientSideCache: every authenticated request will read from Redis')
     // A client already open (even if still connecting) is the application's: register goes on,
     // and requests get 503 until it is ready.
-    if (conn.isOpen !== true) {
-      try {
-        await startWithin(conn, budget, target, log, () => {})
-      } catch (err) {
-        await store.close()
-        throw failed(err, target, budget, config.connectTimeout, log)
-      }
+    try {
+      if (conn.isOpen !== true) await startWithin(conn, budget, target, log, () => {})
+      if (durable !== undefined) await startWithin(durable, budget, target, log, () => {})
+    } catch (err) {
+      await store.close()
+      await closeConnection(durable).catch(() => {})
+      throw failed(err, target, budget, config.connectTimeout, log)
     }
-    return { store, close: () => store.close(), client: redis }
+    return {
+      store,
+      client: redis,
+      close: async () => {
+        await store.close()
+        await closeConnection(durable)
+      },
+    }
   }
 
   const { allowPlaintext, ...options } = redis
@@ -123,16 +133,19 @@ export async function openRedisStore (
     // node-redis's own message may quote the URL, password included.
     throw sessionError('FST_SESSION_STORE_OPTION', 'node-redis refused the redis options')
   }
+  const durable = durableConnection(client, config)
   // Start-up errors are reported by `register` itself, not as an outage of a running app.
-  const store = new RedisStore(client as any, storeOptions(config, (up, err) => { if (started) onStatus(up, err) }))
+  const store = new RedisStore(client as any, storeOptions(config, (up, err) => { if (started) onStatus(up, err) }, durable))
   // The store reports errors; this listener only guarantees one exists until the client is
   // gone, so an error while closing can never become an uncaught exception.
   client.on('error', () => {})
   try {
     await startWithin(client, budget, target, log, () => { started = true })
+    if (durable !== undefined) await startWithin(durable, budget, target, log, () => {})
   } catch (err) {
     await store.close()
     client.destroy()
+    await closeConnection(durable).catch(() => {})
     throw failed(err, target, budget, config.connectTimeout, log)
   }
   return {
@@ -140,6 +153,7 @@ export async function openRedisStore (
     client: client as unknown as RedisConnection,
     close: async () => {
       if (client.isOpen) await client.close()
+      await closeConnection(durable)
       await store.close()
     },
   }

@@ -32,6 +32,10 @@ export interface Backend {
   readonly serving: boolean
   /** A raw command routed by `key`; fails at once when the key's node is known down. */
   send (key: string, args: string[]): Promise<unknown>
+  /** Which master holds `key` ('' on a single connection); undefined when no master serves it now. */
+  nodeOf (key: string): string | undefined
+  /** How many replicas the master holding `key` has; undefined when that cannot be known (ROLE refused). */
+  replicasOf (key: string): Promise<number | undefined>
   /** A store call got no answer within `storeTimeout`; true when a link was marked stalled (and reported). */
   suspect (): boolean
   close (): void
@@ -194,17 +198,34 @@ export function invalidations (cache: ClientConnection['clientSideCache'], hooks
   return () => { cache.off('invalidate', onInvalidate) }
 }
 
+/** The number of replicas in a ROLE reply of a master (0 for anything else). */
+export function replicasIn (reply: unknown): number {
+  return Array.isArray(reply) && String(reply[0]) === 'master' && Array.isArray(reply[2]) ? reply[2].length : 0
+}
+
+function denied (err: unknown): boolean {
+  return err instanceof Error && /^NOPERM|no permissions/i.test(err.message)
+}
+
 /** One node-redis client: one link. */
 export class ClientBackend implements Backend {
   readonly tracking: boolean
   readonly #conn: ClientConnection
   readonly #link: NodeLink
   readonly #detach: Array<() => void> = []
+  /** Replicas of the master, from ROLE (the liveness probe asks it); undefined until known, or when refused. */
+  #replicas: number | undefined
+  #roleRefused = false
 
-  constructor (conn: ClientConnection, timing: LinkTiming, hooks: BackendHooks) {
+  /** `role`: probe with ROLE (revocations wait for replicas, `durability: 'replica'`), else PING. */
+  constructor (conn: ClientConnection, timing: LinkTiming, hooks: BackendHooks, role = false) {
     this.#conn = conn
     const send = conn.sendCommand.bind(conn)
-    this.#link = new NodeLink(undefined, conn.isReady !== false, timing, () => send(['PING']), hooks)
+    // The probe is ROLE, which also says how many replicas a revocation waits for (`durable`);
+    // PING where the ACL refuses ROLE.
+    this.#roleRefused = !role
+    const probe = (): Promise<unknown> => this.#roleRefused ? send(['PING']) : this.#role()
+    this.#link = new NodeLink(undefined, conn.isReady !== false, timing, probe, hooks)
     const detach = invalidations(conn.clientSideCache, hooks)
     this.tracking = detach !== undefined
     if (detach !== undefined) this.#detach.push(detach)
@@ -223,6 +244,28 @@ export class ClientBackend implements Backend {
 
   send (_key: string, args: string[]): Promise<unknown> {
     return this.#link.send(() => this.#conn.sendCommand(args))
+  }
+
+  async #role (): Promise<unknown> {
+    try {
+      const reply = await this.#conn.sendCommand(['ROLE'])
+      this.#replicas = replicasIn(reply)
+      return reply
+    } catch (err) {
+      if (!denied(err)) throw err
+      this.#roleRefused = true
+      this.#replicas = undefined
+      return await this.#conn.sendCommand(['PING'])
+    }
+  }
+
+  nodeOf (): string {
+    return ''
+  }
+
+  async replicasOf (): Promise<number | undefined> {
+    if (this.#replicas === undefined && !this.#roleRefused) await this.#link.send(() => this.#role())
+    return this.#replicas
   }
 
   suspect (): boolean {

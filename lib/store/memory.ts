@@ -9,7 +9,7 @@
  */
 import { sessionError } from '../errors.ts'
 import { applyUpdate, storedBytes } from './codec.ts'
-import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+import type { AdmitOptions, AdmitResult, IndexEntry, KeyringChange, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 export interface MemoryStoreOptions {
   /** Most sessions held; the least recently used is evicted beyond it (default 10 000). */
@@ -22,9 +22,18 @@ export interface MemoryStoreOptions {
 
 interface Entry<T> { value: T, expiresAt: number }
 
+/** The counter of a well-formed epoch value (as the Redis store's EPOCH script parses it). */
+function epochCounter (value: string | undefined): number | undefined {
+  const m = value === undefined ? null : /^([1-9][0-9]{0,14})\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}$/.exec(value)
+  return m === null ? undefined : Number(m[1])
+}
+
+/** A user index: lineages, and the revocation generation (`#gen` in the Redis store). */
+interface Index { members: Map<string, IndexEntry>, generation: string }
+
 export class MemoryStore implements SessionStore {
   readonly #sessions = new Map<string, Entry<SessionRecord>>()
-  readonly #indexes = new Map<string, Entry<Map<string, IndexEntry>>>()
+  readonly #indexes = new Map<string, Entry<Index>>()
   readonly #epochs = new Map<string, string>()
   readonly #counters = new Map<string, Entry<number>>()
   readonly #rings = new Map<string, Record<string, string>>()
@@ -74,8 +83,8 @@ export class MemoryStore implements SessionStore {
     return record
   }
 
-  async get (key: string): Promise<SessionRecord | undefined> {
-    return this.peek(key) ?? undefined
+  async getWithEpoch (key: string, epochKey: string, known: string): Promise<{ record: SessionRecord | undefined, epoch: string }> {
+    return { record: this.peek(key) ?? undefined, epoch: this.#raise(epochKey, known) }
   }
 
   async read (key: string): Promise<SessionRecord | undefined> {
@@ -115,7 +124,7 @@ export class MemoryStore implements SessionStore {
     return existed
   }
 
-  #index (indexKey: string): Map<string, IndexEntry> | undefined {
+  #index (indexKey: string): Index | undefined {
     const entry = this.#indexes.get(indexKey)
     if (entry === undefined) return undefined
     if (entry.expiresAt <= this.#now()) {
@@ -125,16 +134,28 @@ export class MemoryStore implements SessionStore {
     return entry.value
   }
 
+  #keep (indexKey: string, index: Index, ttlMs: number): void {
+    const held = this.#indexes.get(indexKey)
+    const expiresAt = Math.max(held?.value === index ? held.expiresAt : 0, this.#now() + ttlMs)
+    this.#indexes.set(indexKey, { value: index, expiresAt })
+  }
+
   peekMember (indexKey: string, ref: string): IndexEntry | null {
-    return this.#index(indexKey)?.get(ref) ?? null
+    return this.#index(indexKey)?.members.get(ref) ?? null
   }
 
   async getMember (indexKey: string, ref: string): Promise<IndexEntry | null> {
     return this.peekMember(indexKey, ref)
   }
 
+  async generation (indexKey: string): Promise<string> {
+    return this.#index(indexKey)?.generation ?? ''
+  }
+
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
-    const members = this.#index(indexKey) ?? new Map<string, IndexEntry>()
+    const index = this.#index(indexKey) ?? { members: new Map<string, IndexEntry>(), generation: '' }
+    const members = index.members
+    if (options.generation !== undefined && index.generation !== options.generation) return { admitted: false, evicted: [] }
     if (options.expect !== undefined && members.get(entry.ref)?.hash !== options.expect) return { admitted: false, evicted: [] }
     members.set(entry.ref, entry)
     for (const [ref, e] of members) if (e.expiresAt <= options.now) members.delete(ref)
@@ -146,7 +167,7 @@ export class MemoryStore implements SessionStore {
         evicted.push(e)
       }
     }
-    this.#indexes.set(indexKey, { value: members, expiresAt: this.#now() + options.ttlMs })
+    this.#keep(indexKey, index, options.ttlMs)
     return { admitted: true, evicted }
   }
 
@@ -155,41 +176,58 @@ export class MemoryStore implements SessionStore {
     if (index === undefined) return []
     const removed: IndexEntry[] = []
     for (const { ref, hash } of members) {
-      const entry = index.get(ref)
+      const entry = index.members.get(ref)
       if (entry !== undefined && (hash === undefined || entry.hash === hash)) {
-        index.delete(ref)
+        index.members.delete(ref)
         removed.push(entry)
       }
     }
-    if (index.size === 0) this.#indexes.delete(indexKey)
+    if (index.members.size === 0 && index.generation === '') this.#indexes.delete(indexKey)
     return removed
   }
 
-  async dismissAll (indexKey: string, keepRef?: string): Promise<IndexEntry[]> {
-    const index = this.#index(indexKey)
-    if (index === undefined) return []
-    const removed = [...index.values()].filter((e) => e.ref !== keepRef)
-    for (const e of removed) index.delete(e.ref)
-    if (index.size === 0) this.#indexes.delete(indexKey)
+  async dismissAll (indexKey: string, keepRef: string | undefined, generation: string, ttlMs: number): Promise<IndexEntry[]> {
+    const index = this.#index(indexKey) ?? { members: new Map<string, IndexEntry>(), generation: '' }
+    const removed = [...index.members.values()].filter((e) => e.ref !== keepRef)
+    for (const e of removed) index.members.delete(e.ref)
+    index.generation = generation
+    this.#keep(indexKey, index, ttlMs)
     return removed
   }
 
   async members (indexKey: string): Promise<IndexEntry[]> {
-    return [...(this.#index(indexKey)?.values() ?? [])]
+    return [...(this.#index(indexKey)?.members.values() ?? [])]
   }
 
-  peekEpoch (key: string): string | undefined {
-    return this.#epochs.get(key)
+  peekEpoch (epochKey: string): string | undefined {
+    return this.#epochs.get(epochKey)
   }
 
-  async getEpoch (key: string, fresh: string): Promise<string> {
-    let epoch = this.#epochs.get(key)
-    if (epoch === undefined) this.#epochs.set(key, epoch = fresh)
-    return epoch
+  /** Raises the epoch to `candidate` when it is missing, malformed or older; returns what it holds. */
+  #raise (epochKey: string, candidate: string): string {
+    const held = this.#epochs.get(epochKey)
+    const have = epochCounter(held)
+    const want = epochCounter(candidate)
+    if (held !== undefined && have !== undefined && (want === undefined || have >= want)) return held
+    this.#epochs.set(epochKey, candidate)
+    return candidate
   }
 
-  async bumpEpoch (key: string, next: string): Promise<void> {
-    this.#epochs.set(key, next)
+  async replaceEpoch (epochKey: string, expected: string, next: string): Promise<string> {
+    if (this.#epochs.get(epochKey) === expected) this.#epochs.set(epochKey, next)
+    return this.#epochs.get(epochKey) as string
+  }
+
+  async getEpoch (epochKey: string, known: string): Promise<string> {
+    return this.#raise(epochKey, known)
+  }
+
+  async bumpEpoch (epochKeys: readonly string[], next: string): Promise<void> {
+    for (const key of epochKeys) this.#raise(key, next)
+  }
+
+  async exists (key: string): Promise<boolean> {
+    return this.#epochs.has(key) || this.#rings.has(key) || (await this.read(key)) !== undefined || this.#index(key) !== undefined
   }
 
   async hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }> {
@@ -209,9 +247,15 @@ export class MemoryStore implements SessionStore {
     this.#counters.delete(key)
   }
 
-  async keyring (key: string, proposals: Record<string, string>, create = false): Promise<Record<string, string>> {
-    const ring = this.#rings.get(key) ?? {}
-    if (!create || !Object.keys(proposals).some((field) => field in ring)) this.#rings.set(key, { ...proposals, ...ring })
+  async keyring (key: string, changes: readonly KeyringChange[], create = false): Promise<Record<string, string>> {
+    const ring = this.#rings.get(key)
+    if (create) {
+      if (ring === undefined && changes.length > 0) this.#rings.set(key, Object.fromEntries(changes.map((c) => [c.field, c.value])))
+    } else if (ring !== undefined || changes.length > 0) {
+      const next = { ...ring }
+      for (const c of changes) if ((next[c.field] ?? '') === (c.expect ?? '')) next[c.field] = c.value
+      if (Object.keys(next).length > 0) this.#rings.set(key, next)
+    }
     return { ...this.#rings.get(key) }
   }
 

@@ -8,8 +8,10 @@
  */
 import { createCluster } from 'redis'
 import { sessionError } from '../errors.ts'
+import type { Config } from '../options.ts'
 import type { RedisClusterConnectOptions } from '../types.ts'
 import type { ClusterConnection } from './cluster.ts'
+import { closeConnection, durableConnection } from './durable.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'
 import { TrackingOnlyPooledCache } from './tracking.ts'
 
@@ -19,10 +21,11 @@ export function isClusterOptions (value: object): value is { cluster: RedisClust
 
 export async function openRedisCluster (
   options: RedisClusterConnectOptions,
-  keyPrefix: string,
+  config: Config,
   connectTimeout: number,
-  storeOptions: RedisStoreOptions
+  storeOptions: (durable: unknown) => RedisStoreOptions
 ): Promise<{ store: RedisStore, close: () => Promise<void> }> {
+  const keyPrefix = config.keyPrefix
   if (typeof options !== 'object' || options === null || !Array.isArray(options.rootNodes) || options.rootNodes.length === 0) {
     throw sessionError('FST_SESSION_STORE_OPTION', 'redis.cluster needs a non-empty rootNodes array')
   }
@@ -43,19 +46,21 @@ export async function openRedisCluster (
       },
     },
   } as Parameters<typeof createCluster>[0])
-  const store = new RedisStore(cluster as unknown as ClusterConnection, storeOptions)
+  const durable = durableConnection(cluster, config)
+  const store = new RedisStore(cluster as unknown as ClusterConnection, storeOptions(durable))
   // Node errors reach the store as `node-error`; this listener keeps cluster-level errors
   // (discovery, topology refresh) from becoming uncaught exceptions.
   cluster.on('error', () => {})
   let timer: NodeJS.Timeout | undefined
   try {
     await Promise.race([
-      cluster.connect(),
+      Promise.all([cluster.connect(), durable?.connect()]),
       new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('connect timed out')), connectTimeout) }),
     ])
   } catch (err) {
     await store.close()
     cluster.destroy()
+    await closeConnection(durable).catch(() => {})
     throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'could not connect to the Redis cluster at register time', err)
   } finally {
     clearTimeout(timer)
@@ -64,6 +69,7 @@ export async function openRedisCluster (
     store,
     close: async () => {
       if (cluster.isOpen) await cluster.close()
+      await closeConnection(durable)
       await store.close()
     },
   }

@@ -20,18 +20,19 @@
  * Layout (every command or script touches exactly one key):
  *   <prefix><sha256(id)>   hash: m:* meta, d:<field> data; PEXPIRE ≤ idle/absolute deadline
  *   <prefix>u:<hmac(user)> hash: lineage ref → '<hash> <deadline> <loginAt>'; PEXPIRE absolute
- *   <prefix>epoch          string: the global revocation epoch
+ *   <prefix>epoch          string: the global revocation epoch (`<n>.<token>`); on a cluster
+ *                          also <prefix>epoch{<slot tag>}, one copy per slot (keys.ts)
  */
 import { BoundedCache } from '../lru.ts'
 import { ClusterBackend, isCluster, type ClusterConnection } from './cluster.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
 import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './link.ts'
 import { sessionError } from '../errors.ts'
-import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, TAKE, UNHIT, UPDATE, type Script } from './scripts.ts'
+import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, READ, REPLACE_EPOCH, TAKE, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
 
 /** Other entries of a large index returned by each login, for the caller to prune (lifecycle). */
 const SAMPLE = 8
-import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+import type { AdmitOptions, AdmitResult, IndexEntry, KeyringChange, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 /** A node-redis client or cluster client. */
 export type Connection = ClientConnection | ClusterConnection
@@ -87,14 +88,31 @@ export interface RedisStoreOptions {
   probeInterval: number
   /** Called on every connection state change (`node`: a cluster node); the plugin logs once per outage. */
   onStatus?: (up: boolean, err?: unknown, node?: string) => void
+  /**
+   * A second connection of the same kind (`durability: 'replica'`): revocations are written and
+   * `WAIT`ed for on it, so that a slow or lost replica delays revocations only, never the
+   * connection every request reads through (WAIT blocks the connection it runs on).
+   */
+  durable?: Connection | undefined
+}
+
+/** How many replicas acknowledged (a WAIT reply). */
+function acknowledged (reply: unknown): number {
+  const n = Number(reply)
+  return Number.isFinite(n) ? n : 0
 }
 
 export class RedisStore implements SessionStore {
   readonly #backend: Backend
   readonly #cache: BoundedCache<string, Cached> | undefined
   readonly #flights = new Map<string, Flight>()
-  /** Reads in flight, joined by concurrent `get`s of the same key until it is invalidated. */
-  readonly #reads = new Map<string, Promise<SessionRecord | undefined>>()
+  /** Reads in flight, joined by concurrent misses of the same key until it is invalidated. */
+  readonly #reads = new Map<string, Promise<{ record: SessionRecord | undefined, epoch: string }>>()
+  /** Revocations are written here (the durable connection, or the main one). */
+  readonly #revoke: Send
+  readonly #durable: boolean
+  readonly #waitMs: number
+  readonly #watchers = new Set<(key: string | null) => void>()
   #seq = 0
   #hits = 0
   #misses = 0
@@ -104,14 +122,31 @@ export class RedisStore implements SessionStore {
       invalidate: (key) => {
         if (key === null) this.#dropAll()
         else this.#drop(key)
+        for (const watcher of this.#watchers) watcher(key)
       },
-      reset: () => { this.#dropAll() },
+      reset: () => {
+        this.#dropAll()
+        for (const watcher of this.#watchers) watcher(null)
+      },
       status: (up, err, node) => { options.onStatus?.(up, err, node) },
     }
     const timing = { interval: options.probeInterval, timeout: options.storeTimeout }
-    this.#backend = isCluster(conn) ? new ClusterBackend(conn, timing, hooks) : new ClientBackend(conn, timing, hooks)
+    this.#backend = isCluster(conn) ? new ClusterBackend(conn, timing, hooks) : new ClientBackend(conn, timing, hooks, options.durable !== undefined)
     // Without client-side caching there are no invalidations, so nothing may be cached locally.
     this.#cache = this.#backend.tracking ? new BoundedCache(options.cacheSize, options.cacheBytes) : undefined
+    const durable = options.durable
+    this.#durable = durable !== undefined
+    this.#revoke = durable === undefined
+      ? this.#redis
+      : isCluster(durable)
+        ? (key, args) => durable.sendCommand(key, false, args)
+        : (_key, args) => durable.sendCommand(args)
+    // WAIT answers before the store call's own deadline, so a missing acknowledgement is told apart from a stall.
+    this.#waitMs = Math.max(1, Math.floor(options.storeTimeout * 0.8))
+  }
+
+  get sharded (): boolean {
+    return this.#backend instanceof ClusterBackend
   }
 
   /** Whether reads can be served locally (the connection has client-side caching). */
@@ -187,12 +222,29 @@ export class RedisStore implements SessionStore {
     return record === ABSENT ? null : record as SessionRecord
   }
 
-  get (key: string): Promise<SessionRecord | undefined> {
+  getWithEpoch (key: string, epochKey: string, known: string): Promise<{ record: SessionRecord | undefined, epoch: string }> {
     this.#misses++
     const joined = this.#reads.get(key)
     if (joined !== undefined) return joined
-    const read = this.#snapshot(key, true, async () => decodeRecord(hashOf(await this.#command(key, ['HGETALL', key]))), (record) => {
-      this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record))
+    // The epoch copy is a snapshot of its own key: cached only if no invalidation of it came meanwhile.
+    const [epochFlight, epochSeq] = this.#send(epochKey)
+    let epoch: string | undefined
+    const record = this.#snapshot(key, true, async () => {
+      const reply = await READ.run(this.#redis, key, [known], [epochKey]) as unknown[]
+      epoch = String(reply[0])
+      return decodeRecord(pairs(reply, 1))
+    }, (r) => {
+      this.#cache?.set(key, r ?? ABSENT, r === undefined ? 64 : heapBytes(r))
+    })
+    const settle = (): void => {
+      if (this.#settle(epochKey, epochFlight, epochSeq, epoch !== undefined, false)) this.#cache?.set(epochKey, epoch as string, 64)
+    }
+    const read = record.then((r) => {
+      settle()
+      return { record: r, epoch: epoch as string }
+    }, (err: unknown) => {
+      settle()
+      throw err
     })
     this.#reads.set(key, read)
     const forget = (): void => { if (this.#reads.get(key) === read) this.#reads.delete(key) }
@@ -270,7 +322,7 @@ export class RedisStore implements SessionStore {
 
   async destroy (key: string): Promise<boolean> {
     try {
-      return Number(await this.#command(key, ['DEL', key])) > 0
+      return Number(await this.#revoke(key, ['DEL', key])) > 0
     } finally {
       // Our own DEL is not echoed back (NOLOOP, not a script): forget the key here.
       this.#drop(key)
@@ -309,6 +361,7 @@ export class RedisStore implements SessionStore {
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
     const reply = await this.#own(indexKey, () => ADMIT.run(this.#redis, indexKey, [
       entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max), String(options.ttlMs), String(SAMPLE),
+      options.generation ?? '-',
     ]))
     const flat = reply as unknown[]
     if (Number(flat[0]) !== 1) return { admitted: false, evicted: [] }
@@ -319,30 +372,47 @@ export class RedisStore implements SessionStore {
   async dismiss (indexKey: string, members: ReadonlyArray<{ ref: string, hash: string | undefined }>): Promise<IndexEntry[]> {
     if (members.length === 0) return []
     const args = members.flatMap((m) => [m.ref, m.hash ?? ''])
-    return entries(await this.#own(indexKey, () => DISMISS.run(this.#redis, indexKey, args)))
+    return entries(await this.#own(indexKey, () => DISMISS.run(this.#revoke, indexKey, args)))
   }
 
-  async dismissAll (indexKey: string, keepRef?: string): Promise<IndexEntry[]> {
-    return entries(await this.#own(indexKey, () => DISMISS_ALL.run(this.#redis, indexKey, [keepRef ?? ''])))
+  async dismissAll (indexKey: string, keepRef: string | undefined, generation: string, ttlMs: number): Promise<IndexEntry[]> {
+    return entries(await this.#own(indexKey, () => DISMISS_ALL.run(this.#revoke, indexKey, [keepRef ?? '', generation, String(ttlMs)])))
+  }
+
+  async generation (indexKey: string): Promise<string> {
+    const value = await this.#command(indexKey, ['HGET', indexKey, '#gen'])
+    return typeof value === 'string' ? value : ''
   }
 
   async members (indexKey: string): Promise<IndexEntry[]> {
     return entries(await this.#command(indexKey, ['HGETALL', indexKey]))
   }
 
-  peekEpoch (key: string): string | undefined {
+  peekEpoch (epochKey: string): string | undefined {
     if (this.#cache === undefined || !this.#serving) return undefined
-    return this.#cache.get(key) as string | undefined
+    return this.#cache.get(epochKey) as string | undefined
   }
 
-  getEpoch (key: string, fresh: string): Promise<string> {
-    return this.#snapshot(key, false, async () => String(await EPOCH.run(this.#redis, key, [fresh])), (epoch) => {
-      this.#cache?.set(key, epoch, 64)
+  getEpoch (epochKey: string, known: string): Promise<string> {
+    return this.#snapshot(epochKey, false, async () => String(await EPOCH.run(this.#redis, epochKey, [known])), (epoch) => {
+      this.#cache?.set(epochKey, epoch, 64)
     })
   }
 
-  async bumpEpoch (key: string, next: string): Promise<void> {
-    await this.#own(key, () => this.#command(key, ['SET', key, next]))
+  async replaceEpoch (epochKey: string, expected: string, next: string): Promise<string> {
+    return String(await this.#own(epochKey, () => REPLACE_EPOCH.run(this.#redis, epochKey, [expected, next])))
+  }
+
+  async bumpEpoch (epochKeys: readonly string[], next: string): Promise<void> {
+    // The main copy first: a bump that fails part-way is retried from a main copy already raised.
+    const [main, ...copies] = epochKeys
+    if (main === undefined) return
+    await this.#own(main, () => EPOCH.run(this.#revoke, main, [next]))
+    await Promise.all(copies.map((key) => this.#own(key, () => EPOCH.run(this.#revoke, key, [next]))))
+  }
+
+  async exists (key: string): Promise<boolean> {
+    return Number(await this.#command(key, ['EXISTS', key])) > 0
   }
 
   async hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }> {
@@ -358,8 +428,33 @@ export class RedisStore implements SessionStore {
     await this.#command(key, ['DEL', key])
   }
 
-  async keyring (key: string, proposals: Record<string, string>, create = false): Promise<Record<string, string>> {
-    return pairs(await KEYRING.run(this.#redis, key, [create ? 'create' : 'add', ...Object.entries(proposals).flat()]) as unknown[])
+  async keyring (key: string, changes: readonly KeyringChange[], create = false): Promise<Record<string, string>> {
+    const args = changes.flatMap((c) => [c.field, c.expect ?? '', c.value])
+    return pairs(await this.#own(key, () => KEYRING.run(this.#redis, key, [create ? 'create' : 'set', ...args])) as unknown[])
+  }
+
+  async durable (keys: readonly string[]): Promise<void> {
+    if (!this.#durable) return
+    const waits: Array<Promise<void>> = []
+    const seen = new Set<string>()
+    for (const key of keys) {
+      const node = this.#backend.nodeOf(key)
+      if (node === undefined || seen.has(node)) continue
+      seen.add(node)
+      // A master without replicas has nothing to wait for; one whose replicas are unknown (ROLE
+      // refused) is not waited for either (logged once at register, docs/redis-hardening.md).
+      waits.push(this.#backend.replicasOf(key).then(async (replicas) => {
+        if ((replicas ?? 0) === 0) return
+        const reply = await this.#revoke(key, ['WAIT', '1', String(this.#waitMs)])
+        if (acknowledged(reply) < 1) throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'a revocation was not acknowledged by any replica within storeTimeout')
+      }))
+    }
+    await Promise.all(waits)
+  }
+
+  watch (listener: (key: string | null) => void): () => void {
+    this.#watchers.add(listener)
+    return () => { this.#watchers.delete(listener) }
   }
 
   suspect (): boolean {

@@ -19,9 +19,16 @@
  *   DISMISS      removes a lineage only while it points at the given session, so ending an
  *                old id never removes the lineage a newer id holds.
  *   DISMISS_ALL  removes every lineage (but one) in one step: revokeUser / revokeOthers.
- *   EPOCH        reads the global epoch, creating a random one when missing (never a default that
- *                an old session could match). `revokeAll` replaces it by a new random token, so no
- *                arithmetic on what a writer left in the key can bring an old epoch back.
+ *   EPOCH        reads an epoch copy, raising it to the caller's newest known epoch when it is
+ *                missing, malformed or older (`<n>.<token>`, crypto/epoch.ts): an epoch only moves
+ *                forward, and a deleted or rolled-back copy is restored by the first process that
+ *                reads it. `revokeAll` raises every copy to a new value the same way.
+ *   REPLACE_EPOCH  replaces an epoch copy that does not verify (a writer's), compare-and-set.
+ *   READ         a session and its epoch copy in one step (one round trip for a cache miss); on a
+ *                cluster the copy lives in the record's own slot.
+ *   The user index's `#gen` field is replaced at random by `revokeUser`/`revokeOthers`: ADMIT
+ *   refuses a login that read it before the latest one (a password login still running when the
+ *   revocation resolved).
  */
 import { createHash } from 'node:crypto'
 
@@ -39,12 +46,16 @@ export class Script {
     this.sha = createHash('sha1').update(source).digest('hex')
   }
 
-  /** EVALSHA (raw, no per-command parsing layers), loading the script once if Redis lacks it. */
-  async run (send: Send, key: string, args: string[]): Promise<unknown> {
+  /**
+   * EVALSHA (raw, no per-command parsing layers), loading the script once if Redis lacks it.
+   * `more`: further keys, in the slot of `key` on a cluster.
+   */
+  async run (send: Send, key: string, args: string[], more: readonly string[] = []): Promise<unknown> {
+    const keys = [String(1 + more.length), key, ...more]
     try {
-      return await send(key, ['EVALSHA', this.sha, '1', key, ...args])
+      return await send(key, ['EVALSHA', this.sha, ...keys, ...args])
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await send(key, ['EVAL', this.source, '1', key, ...args])
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await send(key, ['EVAL', this.source, ...keys, ...args])
       throw err
     }
   }
@@ -99,17 +110,19 @@ end
 if ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return all`)
 
-// ARGV: mode ('add': set each absent field; 'create': set them all only if none exists), field,
-// value, … Returns the whole hash. 'create' makes a first start atomic: two instances starting
-// together with overlapping secrets can never write two different naming keys.
+// ARGV: mode, then field, expected, value triples. 'create': set them all only if the ring does
+// not exist at all (a first start, or a ring lost from Redis: two processes restoring or making
+// one at the same time can never leave two naming keys in it). 'set': set each field whose
+// current value is the expected one ('' = absent): adds a wrapping, or replaces one that this
+// process found unreadable, never one written meanwhile. Returns the whole hash.
 export const KEYRING = new Script(`
 if ARGV[1] == 'create' then
-  for i = 2, #ARGV, 2 do
-    if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then return redis.call('HGETALL', KEYS[1]) end
-  end
-  for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
+  for i = 2, #ARGV, 3 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
 else
-  for i = 2, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  for i = 2, #ARGV, 3 do
+    if (redis.call('HGET', KEYS[1], ARGV[i]) or '') == ARGV[i + 1] then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+  end
 end
 return redis.call('HGETALL', KEYS[1])`)
 
@@ -121,13 +134,14 @@ return all`)
 
 // Index entries are '<hash> <expiresAt> <loginAt>'. The field '#scan' (never a ref) holds the
 // size above which the next login scans the index: scans are amortised O(1) per login.
-// ARGV: ref, entry, expected hash ('' = none), now, max, ttl, sample size.
-// Returns {0} when the expected hash does not match, else {1, e, e evicted ref/entry pairs, then
-// sampled ref/entry pairs}. A scan (when the index outgrew twice its size after the last scan,
+// ARGV: ref, entry, expected hash ('' = none), now, max, ttl, sample size, expected '#gen'
+// ('-' = any; '' = none yet). Returns {0} when the expected hash or generation does not match,
+// else {1, e, e evicted ref/entry pairs, then sampled ref/entry pairs}. A scan (when the index outgrew twice its size after the last scan,
 // or the cap) prunes entries past their absolute deadline and evicts the oldest beyond the cap;
 // an index above the sample floor also returns a few random other entries, whose sessions the
 // caller checks (their records live on other keys, possibly other cluster slots).
 export const ADMIT = new Script(`
+if ARGV[8] ~= '-' and (redis.call('HGET', KEYS[1], '#gen') or '') ~= ARGV[8] then return {0} end
 if ARGV[3] ~= '' then
   local cur = redis.call('HGET', KEYS[1], ARGV[1])
   if not cur or string.sub(cur, 1, #ARGV[3] + 1) ~= ARGV[3] .. ' ' then return {0} end
@@ -136,14 +150,15 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local now = tonumber(ARGV[4])
 local max = tonumber(ARGV[5])
 local mark = tonumber(redis.call('HGET', KEYS[1], '#scan'))
-local n = redis.call('HLEN', KEYS[1]) - (mark and 1 or 0)
+local marks = (mark and 1 or 0) + redis.call('HEXISTS', KEYS[1], '#gen')
+local n = redis.call('HLEN', KEYS[1]) - marks
 local threshold = mark or ${SCAN_FLOOR}
 local out = {1, 0}
 if n > threshold or n > max then
   local live = {}
   local all = redis.call('HGETALL', KEYS[1])
   for i = 1, #all, 2 do
-    if all[i] ~= '#scan' then
+    if all[i] ~= '#scan' and all[i] ~= '#gen' then
       local exp, at = string.match(all[i + 1], '^%S+ (%d+) (%d+)$')
       if exp == nil or tonumber(exp) <= now then
         redis.call('HDEL', KEYS[1], all[i])
@@ -171,11 +186,11 @@ elseif 4 * n < threshold and mark then
 end
 if n > ${SAMPLE_FLOOR} then
   -- HRANDFIELD needs Redis 6.2; before it, no sample (indexes are then pruned by deadline only).
-  local picked = redis.pcall('HRANDFIELD', KEYS[1], tonumber(ARGV[7]) + 2, 'WITHVALUES')
+  local picked = redis.pcall('HRANDFIELD', KEYS[1], tonumber(ARGV[7]) + 3, 'WITHVALUES')
   if type(picked) ~= 'table' or picked.err then picked = {} end
   local taken = 0
   for i = 1, #picked, 2 do
-    if picked[i] ~= '#scan' and picked[i] ~= ARGV[1] and taken < tonumber(ARGV[7]) then
+    if string.sub(picked[i], 1, 1) ~= '#' and picked[i] ~= ARGV[1] and taken < tonumber(ARGV[7]) then
       out[#out + 1] = picked[i]
       out[#out + 1] = picked[i + 1]
       taken = taken + 1
@@ -198,17 +213,21 @@ for i = 1, #ARGV, 2 do
 end
 return out`)
 
-// ARGV: ref to keep ('' = none). Returns {ref, entry, …} of the entries removed.
+// ARGV: ref to keep ('' = none), a new random '#gen' token, the TTL (ms) the index keeps at least.
+// Removes every lineage but that one and replaces '#gen', so a login that read the old value
+// before this revocation cannot be admitted after it. Returns {ref, entry, …} of the entries removed.
 export const DISMISS_ALL = new Script(`
 local out = {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  if all[i] ~= ARGV[1] then
+  if all[i] ~= ARGV[1] and string.sub(all[i], 1, 1) ~= '#' then
     redis.call('HDEL', KEYS[1], all[i])
     out[#out + 1] = all[i]
     out[#out + 1] = all[i + 1]
   end
 end
+redis.call('HSET', KEYS[1], '#gen', ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return out`)
 
 // ARGV: window (ms). Returns {count, ms left}. A counter a writer left without a TTL gets one.
@@ -226,10 +245,40 @@ export const UNHIT = new Script(`
 if (tonumber(redis.call('GET', KEYS[1])) or 0) > 0 then redis.call('DECR', KEYS[1]) end
 return 1`)
 
-// ARGV: a fresh random token. Returns the epoch, setting it to the token when the key is missing
-// (first start, or deleted by a store writer: every existing session then fails closed).
-export const EPOCH = new Script(`
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-redis.call('SET', KEYS[1], ARGV[1])
-return ARGV[1]`)
+// Raises the epoch copy in KEYS[i] to ARGV[1] ('<n>.<token>.<mac>') when it is missing, malformed
+// or has a smaller n; returns the value it holds after. Shared by EPOCH and READ. (Lua cannot
+// check the MAC: a copy that does not verify is replaced by REPLACE_EPOCH, crypto/epoch.ts.)
+const RAISE = `
+local function count (v)
+  if not v then return nil end
+  local n, token, mac = string.match(v, '^([1-9]%d*)%.([%w_-]+)%.([%w_-]+)$')
+  if n == nil or #n > 15 or #token ~= 22 or #mac ~= 22 then return nil end
+  return tonumber(n)
+end
+local function raise (key, candidate)
+  local cur = redis.call('GET', key)
+  local have = count(cur)
+  local want = count(candidate)
+  if have == nil or (want ~= nil and have < want) then
+    redis.call('SET', key, candidate)
+    return candidate
+  end
+  return cur
+end`
+
+// ARGV: expected, next. Sets the epoch copy to next only if it holds expected (a value that did
+// not verify, never one written meanwhile). Returns the value it holds after.
+export const REPLACE_EPOCH = new Script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) end
+return redis.call('GET', KEYS[1])`)
+
+// ARGV: the caller's newest known epoch. Returns the epoch copy's value, raised to it if older.
+export const EPOCH = new Script(`${RAISE}
+return raise(KEYS[1], ARGV[1])`)
+
+// KEYS: the session, its epoch copy. ARGV: the caller's newest known epoch. Returns {epoch, the
+// session's fields and values…} (no fields: no session).
+export const READ = new Script(`${RAISE}
+local out = redis.call('HGETALL', KEYS[1])
+table.insert(out, 1, raise(KEYS[2], ARGV[1]))
+return out`)

@@ -7,8 +7,9 @@
  *   - one index per user: lineage reference → the storage hash currently holding that lineage.
  *     The index is the authority for logged-in sessions: a record whose (ref, hash) is not in
  *     its user's index is no session, so removing an entry revokes, atomically and at once;
- *   - one global revocation epoch: every record carries the epoch it was issued under, and a
- *     record from an older epoch is no session (`revokeAll`).
+ *   - one global revocation epoch (on a cluster, a copy of it in every hash slot): every record
+ *     carries a tag of the epoch it was issued under, and a record whose tag does not match the
+ *     current epoch is no session (`revokeAll`).
  * Every operation touches exactly one key, so the layout works unchanged on Redis Cluster.
  *
  * `peek*` methods are synchronous reads of what the store holds locally and knows to be current
@@ -24,7 +25,7 @@ export interface SessionRecord {
   readonly idleExpiry: number
   /** Lineage reference: random, stable across regenerate and same-user re-login. */
   readonly ref: string
-  /** The global revocation epoch the session was issued under. */
+  /** Tag of the global revocation epoch the session was issued under (crypto/epoch.ts). */
   readonly epoch: string
   /** The user id as stored (a ciphertext when encryption is configured). */
   readonly user: string | undefined
@@ -34,7 +35,12 @@ export interface SessionRecord {
   /** Login user agent and IP as stored (ciphertexts when encryption is configured). */
   readonly userAgent: string | undefined
   readonly ip: string | undefined
-  /** MAC over the storage hash and every field above (crypto/record-seal.ts). */
+  /**
+   * Encrypted data fields that must exist (as a value, or as an encrypted tombstone once
+   * deleted): a field removed by a store writer is detected (crypto/record-seal.ts).
+   */
+  readonly sealed: readonly string[]
+  /** MAC over the key prefix, the storage hash and every field above (crypto/record-seal.ts). */
   readonly seal: string
   /** Session data: field name → encoded value (JSON text or ciphertext). */
   readonly fields: ReadonlyMap<string, string>
@@ -55,12 +61,12 @@ export interface RecordUpdate {
    * atomically, so parallel writes cannot add up past it.
    */
   readonly maxBytes: number
-  /** When the session slides: the new idle deadline, the seal that covers it, and re-encrypted meta values. */
-  readonly touch?: {
-    readonly idleExpiry: number
-    readonly seal: string
-    readonly meta?: Pick<SessionRecord, 'user' | 'userAgent' | 'ip'>
-  }
+  /**
+   * A reseal (the session slides, or gains an encrypted field): every sealed value that can
+   * change, written together with the seal that covers them, so that of two concurrent reseals
+   * the store always holds one whole, consistent set.
+   */
+  readonly touch?: Pick<SessionRecord, 'idleExpiry' | 'seal' | 'sealed' | 'user' | 'userAgent' | 'ip'>
 }
 
 /** One lineage in a user's index. */
@@ -86,6 +92,11 @@ export interface AdmitOptions {
   readonly now: number
   /** TTL of the index key (ms). */
   readonly ttlMs: number
+  /**
+   * The index's revocation generation as read when the login began (`generation()`): the entry
+   * is written only if no `revokeUser`/`revokeOthers` replaced it since. `undefined`: not checked.
+   */
+  readonly generation?: string | undefined
 }
 
 export interface AdmitResult {
@@ -100,6 +111,14 @@ export interface AdmitResult {
   readonly sample?: readonly IndexEntry[]
 }
 
+/** One field of the naming key ring to write. */
+export interface KeyringChange {
+  readonly field: string
+  readonly value: string
+  /** The value the field must hold for the write to happen; undefined: it must be absent. */
+  readonly expect?: string | undefined
+}
+
 /** Counters of a store's process-local cache (`fastify.session.stats()`). */
 export interface StoreStats {
   /** Reads answered from the local cache, with no command sent. */
@@ -109,9 +128,8 @@ export interface StoreStats {
 }
 
 export interface SessionStore {
-  /** A record held locally and known to be current; `null`: known absent; `undefined`: ask `get`. */
+  /** A record held locally and known to be current; `null`: known absent; `undefined`: ask `getWithEpoch`. */
   peek (key: string): SessionRecord | null | undefined
-  get (key: string): Promise<SessionRecord | undefined>
   /** A read that leaves no trace in any local cache (listings, operations). */
   read (key: string): Promise<SessionRecord | undefined>
   /** Writes a whole new record with a TTL in ms. */
@@ -136,20 +154,32 @@ export interface SessionStore {
    * `undefined`); returns the removed entries.
    */
   dismiss (indexKey: string, members: ReadonlyArray<{ readonly ref: string, readonly hash: string | undefined }>): Promise<IndexEntry[]>
-  /** Removes every lineage except `keepRef`, atomically; returns the removed entries. */
-  dismissAll (indexKey: string, keepRef?: string): Promise<IndexEntry[]>
+  /**
+   * Removes every lineage except `keepRef`, atomically, and replaces the index's revocation
+   * generation by `generation` (kept at least `ttlMs`); returns the removed entries.
+   */
+  dismissAll (indexKey: string, keepRef: string | undefined, generation: string, ttlMs: number): Promise<IndexEntry[]>
   /** Every entry, read without caching. */
   members (indexKey: string): Promise<IndexEntry[]>
 
-  /** The current global epoch if held locally; `undefined`: ask `getEpoch`. */
-  peekEpoch (key: string): string | undefined
+  /** The epoch copy held locally; `undefined`: ask `getEpoch`. */
+  peekEpoch (epochKey: string): string | undefined
   /**
-   * The current global epoch, read from the backend. When the key is missing (first start, or
-   * deleted by a store writer) it is set to `fresh` atomically: a missing epoch fails closed.
+   * An epoch copy, read from the backend, raised first to `known` (the caller's newest known
+   * epoch, crypto/epoch.ts) when it is missing, malformed or older: an epoch never goes back.
    */
-  getEpoch (key: string, fresh: string): Promise<string>
-  /** Replaces the epoch by `next` (a new random token): every record issued under another one is no session. */
-  bumpEpoch (key: string, next: string): Promise<void>
+  getEpoch (epochKey: string, known: string): Promise<string>
+  /** A session and its epoch copy (as `getEpoch`) in one round trip: a cache miss. */
+  getWithEpoch (key: string, epochKey: string, known: string): Promise<{ record: SessionRecord | undefined, epoch: string }>
+  /** Sets an epoch copy to `next` only if it still holds `expected` (one that did not verify); returns its value after. */
+  replaceEpoch (epochKey: string, expected: string, next: string): Promise<string>
+  /** Raises every epoch copy to `next` (`revokeAll`): every record tagged under another epoch is no session. */
+  bumpEpoch (epochKeys: readonly string[], next: string): Promise<void>
+  /** Whether a key exists (the naming key ring's guard: are there sessions it named?). */
+  exists (key: string): Promise<boolean>
+
+  /** A user index's revocation generation ('' when none): read when a password login begins. */
+  generation (indexKey: string): Promise<string>
 
   /**
    * Adds one to a counter (login throttling); a new counter expires `windowMs` after its first
@@ -162,11 +192,26 @@ export interface SessionStore {
   clearHits (key: string): Promise<void>
 
   /**
-   * The naming key ring (crypto/naming.ts): sets each proposed field that is absent (never
-   * overwrites) — with `create`, all of them only if none exists yet, atomically — then returns
-   * every field.
+   * The naming key ring (crypto/naming.ts). `create`: writes every change only if the ring does
+   * not exist at all. Otherwise each change is written only where the field holds `expect`
+   * (absent when undefined). Returns every field after.
    */
-  keyring (key: string, proposals: Record<string, string>, create?: boolean): Promise<Record<string, string>>
+  keyring (key: string, changes: readonly KeyringChange[], create?: boolean): Promise<Record<string, string>>
+
+  /**
+   * Resolves once every change written by this process to the masters holding `keys` has been
+   * acknowledged by at least one replica of each master that has replicas (`WAIT`); rejects with
+   * FST_SESSION_STORE_UNAVAILABLE when none acknowledges in time. Absent: nothing to wait for.
+   */
+  durable? (keys: readonly string[]): Promise<void>
+  /**
+   * Calls `listener` with the name of every key under the prefix changed by another client, and
+   * with `null` whenever changes may have been missed (reconnect, flush, failover). Returns how
+   * to stop. Absent: the store is this process's alone (memory).
+   */
+  watch? (listener: (key: string | null) => void): () => void
+  /** Whether epochs are kept per hash slot (a Redis Cluster). */
+  readonly sharded?: boolean
 
   /**
    * A store call took longer than `storeTimeout`: stop serving anything held locally until a

@@ -206,7 +206,7 @@ export async function startRedis (extraArgs: string[] = [], options: StartRedisO
       for (const m of reply.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)) stats.set(m[1] as string, Number(m[2]))
       return stats
     },
-    async totalCalls (exclude = ['info', 'ping']) {
+    async totalCalls (exclude = ['info', 'ping', 'role']) {
       const stats = await server.commandStats()
       let total = 0
       for (const [name, calls] of stats) if (!exclude.includes(name)) total += calls

@@ -19,6 +19,7 @@ export function record (fields: Record<string, string> = {}, now = Date.now()): 
     authenticatedAt: undefined,
     userAgent: undefined,
     ip: undefined,
+    sealed: [],
     seal: 'seal',
     fields: new Map(Object.entries(fields)),
   }
@@ -47,7 +48,7 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
       const k = key()
       const r = { ...record({ a: '1', 'with space': '"x y"' }), user: 'u', userKey: 'k', authenticatedAt: 5, userAgent: 'ua', ip: 'ip' }
       await store.create(k, r, 60_000)
-      const got = await store.get(k)
+      const got = await store.read(k)
       assert.deepEqual({ ...got, fields: [...(got?.fields ?? [])] }, { ...r, fields: [...r.fields] })
     })
 
@@ -56,15 +57,16 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
       const k = key()
       const original = record({ a: '1', b: '2' })
       await store.create(k, original, 60_000)
-      assert.equal(await store.update(k, { maxBytes: 1 << 20, set: new Map([['c', '3']]), del: ['a'], touch: { idleExpiry: 5, seal: 'new-seal' } }, 60_000), true)
-      const updated = await store.get(k)
+      assert.equal(await store.update(k, { maxBytes: 1 << 20, set: new Map([['c', '3']]), del: ['a'], touch: { idleExpiry: 5, seal: 'new-seal', sealed: ['c'], user: undefined, userAgent: undefined, ip: undefined } }, 60_000), true)
+      const updated = await store.read(k)
       assert.deepEqual([...(updated?.fields ?? [])].sort(), [['b', '2'], ['c', '3']])
       assert.equal(updated?.idleExpiry, 5)
       assert.equal(updated?.seal, 'new-seal')
+      assert.deepEqual(updated?.sealed, ['c'], 'a reseal writes the sealed field list with the seal')
       assert.deepEqual([...original.fields], [['a', '1'], ['b', '2']], 'the previous record object is untouched')
       const missing = key()
       assert.equal(await store.update(missing, { maxBytes: 1 << 20, set: new Map([['x', '1']]), del: [] }, 60_000), false)
-      assert.equal(await store.get(missing), undefined, 'a refused update creates nothing')
+      assert.equal(await store.read(missing), undefined, 'a refused update creates nothing')
     })
 
     test('records: replace is a compare-and-set (a field changed meanwhile is left alone)', async () => {
@@ -83,7 +85,7 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
       await store.create(k, record(), 60_000)
       assert.equal(await store.destroy(k), true)
       assert.equal(await store.destroy(k), false)
-      assert.equal(await store.get(k), undefined)
+      assert.equal(await store.read(k), undefined)
     })
 
     test('index: admit with expect writes only when the lineage still points at the expected hash', async () => {
@@ -129,19 +131,44 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
       const k = key()
       const now = Date.now()
       for (const ref of ['a', 'b', 'c']) await store.admit(k, entry(ref, 'h' + ref, now), { ...ADMIT, now })
-      assert.deepEqual((await store.dismissAll(k, 'b')).map((e) => e.ref).sort(), ['a', 'c'])
+      assert.deepEqual((await store.dismissAll(k, 'b', 'g1', 60_000)).map((e) => e.ref).sort(), ['a', 'c'])
       assert.deepEqual((await store.members(k)).map((e) => e.ref), ['b'])
-      assert.deepEqual((await store.dismissAll(k)).map((e) => e.ref), ['b'])
+      assert.deepEqual((await store.dismissAll(k, undefined, 'g2', 60_000)).map((e) => e.ref), ['b'])
       assert.equal(await store.getMember(k, 'b'), null)
     })
 
-    test('epoch: a missing epoch is created from the fresh token, kept by later reads, and replaced by a bump', async () => {
+    test('index: a login that read the revocation generation before a dismissAll is not admitted after it', async () => {
       const store = await open()
       const k = key()
-      assert.equal(await store.getEpoch(k, 'first'), 'first')
-      assert.equal(await store.getEpoch(k, 'second'), 'first', 'an existing epoch is never replaced by a read')
-      await store.bumpEpoch(k, 'bumped')
-      assert.equal(await store.getEpoch(k, 'other'), 'bumped')
+      const now = Date.now()
+      const before = await store.generation(k)
+      assert.equal(before, '', 'no revocation yet')
+      await store.dismissAll(k, undefined, 'g1', 60_000)
+      assert.equal(await store.generation(k), 'g1', 'an index without lineages still keeps its generation')
+      assert.equal((await store.admit(k, entry('a', 'ha', now), { ...ADMIT, now, generation: before })).admitted, false)
+      assert.equal((await store.admit(k, entry('a', 'ha', now), { ...ADMIT, now, generation: 'g1' })).admitted, true)
+      assert.equal((await store.admit(k, entry('b', 'hb', now), { ...ADMIT, now })).admitted, true, 'no generation given: not checked')
+      assert.deepEqual((await store.members(k)).map((e) => e.ref).sort(), ['a', 'b'], 'the generation is no lineage')
+    })
+
+    test('epoch: a missing copy takes the known epoch, an older or malformed one is raised, a newer one is kept', async () => {
+      const store = await open()
+      const k = key()
+      const e1 = '1.' + 'a'.repeat(22) + '.' + 'm'.repeat(22)
+      const e2 = '2.' + 'b'.repeat(22) + '.' + 'm'.repeat(22)
+      const e3 = '3.' + 'c'.repeat(22) + '.' + 'm'.repeat(22)
+      assert.equal(await store.getEpoch(k, e2), e2, 'missing: set to the known epoch')
+      assert.equal(await store.getEpoch(k, e1), e2, 'a newer epoch is never replaced by an older one')
+      await store.bumpEpoch([k], e3)
+      assert.equal(await store.getEpoch(k, e1), e3)
+      await store.bumpEpoch([k], e2)
+      assert.equal(await store.getEpoch(k, e1), e3, 'a bump never moves an epoch back')
+      const other = key()
+      await store.bumpEpoch([other], 'not an epoch')
+      assert.equal(await store.getEpoch(other, e1), e1, 'a malformed value is replaced')
+      const { record: absent, epoch } = await store.getWithEpoch(key(), k, e1)
+      assert.equal(absent, undefined)
+      assert.equal(epoch, e3, 'a miss returns the epoch copy with the record')
     })
   })
 }

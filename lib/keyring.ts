@@ -1,0 +1,154 @@
+/**
+ * The deployment's one naming key (crypto/naming.ts), established at start and kept in step
+ * with the store while the process runs.
+ *
+ * Protects against a split fleet: two naming keys in use at once would make each instance
+ * reject the other's sessions and `revokeUser` miss sessions named under the other key. So:
+ *   - a ring that the configured secrets do not open is refused (FST_SESSION_KEYRING_SECRETS,
+ *     FST_SESSION_KEYRING_INVALID), never replaced by a second key;
+ *   - a missing ring gets a new key only where no session can exist that it named — the main
+ *     epoch copy, written before any session, is missing too (a first start; or a store that
+ *     lost everything, whose sessions went with it). Otherwise the start waits for a running
+ *     process to restore the ring, then fails closed (FST_SESSION_KEYRING_MISSING);
+ *   - a running process reads the ring again whenever another client changed it or changes may
+ *     have been missed (a restart without persistence, a flush, a failover): it restores a lost
+ *     ring from its key, repairs its own entries, and — where another process made a ring first
+ *     (a restart raced by a new instance) — adopts that key, so that every process converges on
+ *     the one in the store. Sessions named under a key given up fail their check: closed.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import { newNamingKey, openRing, wrappingsFor, type RingState } from './crypto/naming.ts'
+import { sessionError } from './errors.ts'
+import type { Guard } from './guard.ts'
+import { keyringKey, type KeyNames } from './keys.ts'
+import type { KeyringChange, SessionStore } from './store/types.ts'
+
+/** How often a start that waits for a running process to restore the ring looks again. */
+const POLL_MS = 100
+
+export interface KeyringOptions {
+  readonly store: SessionStore
+  readonly guard: Guard
+  readonly prefix: string
+  readonly secrets: readonly Buffer[]
+  /** The plugin may make the first key; the operations CLI never does. */
+  readonly mayCreate: boolean
+  /** How long a start waits for a running process to restore a lost ring. */
+  readonly waitMs: number
+}
+
+function read (o: KeyringOptions, changes: readonly KeyringChange[] = [], create = false): Promise<Record<string, string>> {
+  return o.guard.run(o.store.keyring(keyringKey(o.prefix), changes, create))
+}
+
+function refused (state: RingState['kind']): never {
+  if (state === 'altered') throw sessionError('FST_SESSION_KEYRING_INVALID', 'if an instance with these secrets is running it repairs the entry within a second; otherwise restore <keyPrefix>keyring from a backup. Deleting the ring does not help: a new key would sign every user out')
+  throw sessionError('FST_SESSION_KEYRING_SECRETS', 'check SESSION_SECRETS / `secrets`: when rotating, keep the previous secret in the list until every instance runs the new list')
+}
+
+/** The naming key at start: opened, made where no session can exist, or waited for. */
+export async function establishNamingKey (o: KeyringOptions): Promise<Buffer> {
+  let fields = await read(o)
+  const deadline = performance.now() + o.waitMs
+  for (;;) {
+    const state = openRing(fields, o.secrets)
+    if (state.kind === 'open') {
+      const missing = wrappingsFor(state.naming, o.secrets, fields)
+      if (missing.length > 0) fields = await read(o, missing)
+      // Our own entries might have lost a race to another writer: whatever the ring holds now decides.
+      const after = openRing(fields, o.secrets)
+      if (after.kind === 'open' && after.naming.equals(state.naming)) return state.naming
+      continue
+    }
+    if (state.kind !== 'empty') refused(state.kind)
+    if (!o.mayCreate) {
+      throw sessionError('FST_SESSION_KEYRING_MISSING', 'check SESSION_KEY_PREFIX and the database in REDIS_URL; the ring is made by the application at its first start')
+    }
+    // Sessions (and with them names under a key) exist only after the main epoch copy does.
+    if (!await o.guard.run(o.store.exists(o.prefix + 'epoch'))) {
+      const naming = newNamingKey()
+      fields = await read(o, wrappingsFor(naming, o.secrets, {}), true)
+      continue
+    }
+    if (performance.now() >= deadline) {
+      throw sessionError('FST_SESSION_KEYRING_MISSING', 'it was lost (deleted, evicted, or a restart without persistence) while sessions named by it exist, and no running instance restored it; restore <keyPrefix>keyring from a backup, or start again once an instance that holds it runs')
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS))
+    fields = await read(o)
+  }
+}
+
+/** Keeps a running process's naming key in step with the ring in the store. */
+export class KeyringKeeper {
+  readonly #o: KeyringOptions
+  readonly #keys: KeyNames
+  readonly #log: FastifyBaseLogger
+  #naming: Buffer
+  #running = false
+  #again = false
+  #stop: (() => void) | undefined
+
+  constructor (o: KeyringOptions, keys: KeyNames, naming: Buffer, log: FastifyBaseLogger) {
+    this.#o = o
+    this.#keys = keys
+    this.#naming = naming
+    this.#log = log
+  }
+
+  watch (): void {
+    const ring = keyringKey(this.#o.prefix)
+    this.#stop = this.#o.store.watch?.((key) => {
+      if (key === ring || key === null) this.check().catch(() => {})
+    })
+  }
+
+  /** Reads the ring and puts it right; resolves when the ring holds this process's key (or it adopted another). */
+  async check (): Promise<void> {
+    if (this.#running) {
+      this.#again = true
+      return
+    }
+    this.#running = true
+    try {
+      do {
+        this.#again = false
+        await this.#settle()
+      } while (this.#again)
+    } catch {
+      // The store is unreachable: the guard reports it; the reconnect that ends the outage checks again.
+    } finally {
+      this.#running = false
+    }
+  }
+
+  async #settle (): Promise<void> {
+    const o = this.#o
+    let fields = await read(o)
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const state = openRing(fields, o.secrets)
+      if (state.kind === 'empty') {
+        fields = await read(o, wrappingsFor(this.#naming, o.secrets, {}), true)
+        this.#log.warn('session naming key ring was missing from the store; restored it')
+        continue
+      }
+      if (state.kind === 'foreign') {
+        this.#log.error('session naming key ring in the store was made with other secrets; this instance keeps its own key (instances with other secrets cannot share sessions with it)')
+        return
+      }
+      if (state.kind === 'open' && !state.naming.equals(this.#naming)) {
+        // Another process made the ring first (it found none): the store's key is the deployment's.
+        this.#naming = state.naming
+        this.#keys.rekey(state.naming)
+        this.#log.warn('session naming key ring in the store holds another key; adopted it (sessions named under the old key end)')
+      }
+      const repairs = wrappingsFor(this.#naming, o.secrets, fields)
+      if (repairs.length === 0) return
+      if (state.kind === 'altered') this.#log.warn('session naming key ring entry did not decrypt; repaired it')
+      fields = await read(o, repairs)
+    }
+  }
+
+  close (): void {
+    this.#stop?.()
+  }
+}
