@@ -29,6 +29,8 @@ Session store (Redis from REDIS_URL, keys under SESSION_KEY_PREFIX, default sess
   revoke-user <userId>     end every session of a user, on every instance (needs the secrets)
   list-sessions <userId>   list a user's live sessions by ref (needs the secrets) [--json]
   revoke-all               end every session that exists now (breach response; needs the secrets)
+  reset-keyring --yes      start over: a new naming key wrapped under SESSION_SECRETS only, and
+                           revoke-all (a leaked secret could unwrap the old key; needs the secrets)
   stats                    session records, user indexes, tracked keys vs the table limit,
                            memory per session [--json]
   --help, -h               show this help
@@ -65,12 +67,12 @@ function explain (err: unknown): string {
 const date = (d: Date | undefined): string => d === undefined ? '-' : d.toISOString()
 
 /** Runs a store command: opens the store from the environment, runs `body`, closes. */
-async function withStore (needSecrets: boolean, body: (ops: import('./ops.ts').Ops) => Promise<number>): Promise<number> {
+async function withStore (needSecrets: boolean, body: (ops: import('./ops.ts').Ops) => Promise<number>, reset = false): Promise<number> {
   // Loaded only for store commands: gen-key and gen-secret stay instant.
   const { openOps, stderrLogger } = await import('./ops.ts')
   let ops: import('./ops.ts').Ops | undefined
   try {
-    ops = await openOps(process.env, needSecrets, stderrLogger())
+    ops = await openOps(process.env, needSecrets, stderrLogger(), reset)
     return await body(ops)
   } catch (err) {
     process.stderr.write(`${explain(err)}\n`)
@@ -111,6 +113,16 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
       out('every session that existed is revoked, on every instance; new logins work')
       return 0
     }),
+  },
+  'reset-keyring': {
+    args: 1,
+    run: ([confirm]) => confirm !== '--yes'
+      ? Promise.resolve(usage())
+      : withStore(true, async ({ admin }) => {
+        await admin.revokeAll()
+        out('a new naming key, wrapped under SESSION_SECRETS only, and a new epoch: every session has ended; running instances with these secrets adopt the key')
+        return 0
+      }, true),
   },
   stats: {
     args: 0,
@@ -153,6 +165,10 @@ async function run (args: readonly string[]): Promise<number> {
   if (store !== undefined && positional.length === store.args && (flags.length === 0 || command === 'stats' || command === 'list-sessions')) {
     return await store.run([...positional, ...flags])
   }
+  return usage()
+}
+
+function usage (): number {
   process.stderr.write(USAGE)
   return 2
 }

@@ -51,10 +51,13 @@ export class EpochKeeper {
 
   #verify (value: string): Epoch | undefined {
     if (this.#generation !== this.#keys.generation) {
-      // Another naming key was adopted: what verified before may not now, and the known epoch is signed anew.
+      // Another naming key was adopted (a ring made afresh after a restart, or an operator's
+      // reset-keyring): the epoch starts over with it. Nothing signed under the old key verifies
+      // now, and the newest epoch known under it is forgotten, never restored.
       this.#generation = this.#keys.generation
       this.#verified.clear()
-      this.#known = this.#authority.resign(this.#known.n, this.#known.id)
+      this.#known = this.#authority.next(0)
+      this.#seen = false
     }
     let epoch = this.#verified.get(value)
     if (epoch === undefined) {

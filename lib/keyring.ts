@@ -21,10 +21,12 @@ import { newNamingKey, openRing, wrappingsFor, type RingState } from './crypto/n
 import { sessionError } from './errors.ts'
 import type { Guard } from './guard.ts'
 import { keyringKey, type KeyNames } from './keys.ts'
-import type { KeyringChange, SessionStore } from './store/types.ts'
+import type { KeyringChange, KeyringMode, SessionStore } from './store/types.ts'
 
 /** How often a start that waits for a running process to restore the ring looks again. */
 const POLL_MS = 100
+/** How soon a running process tries again when the store did not answer its check. */
+const RETRY_MS = 500
 
 export interface KeyringOptions {
   readonly store: SessionStore
@@ -37,8 +39,8 @@ export interface KeyringOptions {
   readonly waitMs: number
 }
 
-function read (o: KeyringOptions, changes: readonly KeyringChange[] = [], create = false): Promise<Record<string, string>> {
-  return o.guard.run(o.store.keyring(keyringKey(o.prefix), changes, create))
+function read (o: KeyringOptions, changes: readonly KeyringChange[] = [], mode: KeyringMode = 'set'): Promise<Record<string, string>> {
+  return o.guard.run(o.store.keyring(keyringKey(o.prefix), changes, mode))
 }
 
 function refused (state: RingState['kind']): never {
@@ -67,7 +69,7 @@ export async function establishNamingKey (o: KeyringOptions): Promise<Buffer> {
     // Sessions (and with them names under a key) exist only after the main epoch copy does.
     if (!await o.guard.run(o.store.exists(o.prefix + 'epoch'))) {
       const naming = newNamingKey()
-      fields = await read(o, wrappingsFor(naming, o.secrets, {}), true)
+      fields = await read(o, wrappingsFor(naming, o.secrets, {}), 'create')
       continue
     }
     if (performance.now() >= deadline) {
@@ -78,6 +80,17 @@ export async function establishNamingKey (o: KeyringOptions): Promise<Buffer> {
   }
 }
 
+/**
+ * An operator starting over (`reset-keyring`): a new naming key, wrapped under `secrets` only.
+ * Every logged-in session ends (its index name no longer matches); running processes whose
+ * secrets open the new ring adopt it.
+ */
+export async function resetNamingKey (o: KeyringOptions): Promise<Buffer> {
+  const naming = newNamingKey()
+  await read(o, wrappingsFor(naming, o.secrets, {}), 'reset')
+  return naming
+}
+
 /** Keeps a running process's naming key in step with the ring in the store. */
 export class KeyringKeeper {
   readonly #o: KeyringOptions
@@ -86,6 +99,8 @@ export class KeyringKeeper {
   #naming: Buffer
   #running = false
   #again = false
+  #retry: NodeJS.Timeout | undefined
+  #closed = false
   #stop: (() => void) | undefined
 
   constructor (o: KeyringOptions, keys: KeyNames, naming: Buffer, log: FastifyBaseLogger) {
@@ -115,7 +130,14 @@ export class KeyringKeeper {
         await this.#settle()
       } while (this.#again)
     } catch {
-      // The store is unreachable: the guard reports it; the reconnect that ends the outage checks again.
+      // The store is unreachable (the guard reports it): try again soon, and at the reconnect.
+      if (!this.#closed && this.#retry === undefined) {
+        this.#retry = setTimeout(() => {
+          this.#retry = undefined
+          this.check().catch(() => {})
+        }, RETRY_MS)
+        this.#retry.unref()
+      }
     } finally {
       this.#running = false
     }
@@ -127,7 +149,7 @@ export class KeyringKeeper {
     for (let attempt = 0; attempt < 3; attempt++) {
       const state = openRing(fields, o.secrets)
       if (state.kind === 'empty') {
-        fields = await read(o, wrappingsFor(this.#naming, o.secrets, {}), true)
+        fields = await read(o, wrappingsFor(this.#naming, o.secrets, {}), 'create')
         this.#log.warn('session naming key ring was missing from the store; restored it')
         continue
       }
@@ -149,6 +171,8 @@ export class KeyringKeeper {
   }
 
   close (): void {
+    this.#closed = true
+    clearTimeout(this.#retry)
     this.#stop?.()
   }
 }

@@ -19,7 +19,7 @@ import { sessionError } from './errors.ts'
 import { Events } from './events.ts'
 import { Guard } from './guard.ts'
 import { EpochKeeper } from './epoch.ts'
-import { establishNamingKey } from './keyring.ts'
+import { establishNamingKey, resetNamingKey } from './keyring.ts'
 import { KeyNames } from './keys.ts'
 import { normaliseOptions } from './options.ts'
 import { Resolver } from './resolve.ts'
@@ -80,9 +80,11 @@ export interface Ops {
 /**
  * Opens the store named by the environment. `needSecrets`: user indexes are named with the
  * naming key, which the store holds only wrapped under the application's secrets (and records
- * are sealed with them), so commands that take a user id need those secrets.
+ * are sealed with them, the epoch signed under it), so commands that take a user id, and
+ * `revoke-all`, need those secrets. `reset`: start over with a new naming key instead of opening
+ * the ring (`reset-keyring`).
  */
-export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseLogger): Promise<Ops> {
+export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseLogger, reset = false): Promise<Ops> {
   const given = secretsFrom(env)
   if (given === undefined && needSecrets) {
     throw sessionError('FST_SESSION_SECRET_INVALID', 'missing: set SESSION_SECRETS (comma-separated, newest first) or SESSION_SECRET to the application\'s secrets; user indexes are named with them')
@@ -105,9 +107,8 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
   // user id name no index, so they need neither.
   let naming: Buffer
   try {
-    naming = given === undefined
-      ? randomBytes(32)
-      : await establishNamingKey({ store: opened.store, guard, prefix: config.keyPrefix, secrets: config.secrets, mayCreate: false, waitMs: 0 })
+    const ring = { store: opened.store, guard, prefix: config.keyPrefix, secrets: config.secrets, mayCreate: false, waitMs: 0 }
+    naming = given === undefined ? randomBytes(32) : reset ? await resetNamingKey(ring) : await establishNamingKey(ring)
   } catch (err) {
     await opened.close()
     throw err

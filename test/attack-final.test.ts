@@ -19,7 +19,7 @@ import { hashPassword, type HardenedSessionOptions, type SessionEvent } from '..
 import { establishNamingKey } from '../lib/keyring.ts'
 import { Events } from '../lib/events.ts'
 import { Guard } from '../lib/guard.ts'
-import type { KeyringChange, SessionStore } from '../lib/store/types.ts'
+import type { KeyringChange, KeyringMode, SessionStore } from '../lib/store/types.ts'
 import { RedisStore } from '../lib/store/redis.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
 import { barrier, buildApp, captureLogs, eventually, login, SECRET, sessionCookie, works } from './helpers/app.ts'
@@ -154,8 +154,8 @@ describe('naming key ring', () => {
     let first = true
     const gated = {
       exists: (key: string) => store.exists(key),
-      keyring: async (key: string, changes: readonly KeyringChange[], create?: boolean): Promise<Record<string, string>> => {
-        const reply = await store.keyring(key, changes, create)
+      keyring: async (key: string, changes: readonly KeyringChange[], mode?: KeyringMode): Promise<Record<string, string>> => {
+        const reply = await store.keyring(key, changes, mode)
         if (first) {
           first = false
           if (++gate.arrived === gate.peers) gate.release()

@@ -95,11 +95,16 @@ export class NodeLink {
     return this.#up && !this.#health.stalled
   }
 
-  /** The client is ready (again): the tracking handshake ran before anything else on it. */
+  /**
+   * The client is ready (again): the tracking handshake ran before anything else on it. The
+   * server may be another one now (a restart without persistence, a failover): whatever was
+   * learnt from the old connection is dropped, and the store's watchers look again.
+   */
   ready (): void {
     this.#health.reset()
     this.#inflight = 0
     this.#up = true
+    this.#hooks.reset()
     this.#hooks.status(true, undefined, this.label)
   }
 

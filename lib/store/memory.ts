@@ -9,7 +9,7 @@
  */
 import { sessionError } from '../errors.ts'
 import { applyUpdate, storedBytes } from './codec.ts'
-import type { AdmitOptions, AdmitResult, IndexEntry, KeyringChange, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+import type { AdmitOptions, AdmitResult, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 export interface MemoryStoreOptions {
   /** Most sessions held; the least recently used is evicted beyond it (default 10 000). */
@@ -247,10 +247,10 @@ export class MemoryStore implements SessionStore {
     this.#counters.delete(key)
   }
 
-  async keyring (key: string, changes: readonly KeyringChange[], create = false): Promise<Record<string, string>> {
+  async keyring (key: string, changes: readonly KeyringChange[], mode: KeyringMode = 'set'): Promise<Record<string, string>> {
     const ring = this.#rings.get(key)
-    if (create) {
-      if (ring === undefined && changes.length > 0) this.#rings.set(key, Object.fromEntries(changes.map((c) => [c.field, c.value])))
+    if (mode !== 'set') {
+      if ((ring === undefined || mode === 'reset') && changes.length > 0) this.#rings.set(key, Object.fromEntries(changes.map((c) => [c.field, c.value])))
     } else if (ring !== undefined || changes.length > 0) {
       const next = { ...ring }
       for (const c of changes) if ((next[c.field] ?? '') === (c.expect ?? '')) next[c.field] = c.value

@@ -32,7 +32,7 @@ import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, READ, REPLACE
 
 /** Other entries of a large index returned by each login, for the caller to prune (lifecycle). */
 const SAMPLE = 8
-import type { AdmitOptions, AdmitResult, IndexEntry, KeyringChange, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+import type { AdmitOptions, AdmitResult, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 /** A node-redis client or cluster client. */
 export type Connection = ClientConnection | ClusterConnection
@@ -428,9 +428,9 @@ export class RedisStore implements SessionStore {
     await this.#command(key, ['DEL', key])
   }
 
-  async keyring (key: string, changes: readonly KeyringChange[], create = false): Promise<Record<string, string>> {
+  async keyring (key: string, changes: readonly KeyringChange[], mode: KeyringMode = 'set'): Promise<Record<string, string>> {
     const args = changes.flatMap((c) => [c.field, c.expect ?? '', c.value])
-    return pairs(await this.#own(key, () => KEYRING.run(this.#redis, key, [create ? 'create' : 'set', ...args])) as unknown[])
+    return pairs(await this.#own(key, () => KEYRING.run(this.#redis, key, [mode, ...args])) as unknown[])
   }
 
   async durable (keys: readonly string[]): Promise<void> {

@@ -112,12 +112,14 @@ return all`)
 
 // ARGV: mode, then field, expected, value triples. 'create': set them all only if the ring does
 // not exist at all (a first start, or a ring lost from Redis: two processes restoring or making
-// one at the same time can never leave two naming keys in it). 'set': set each field whose
+// one at the same time can never leave two naming keys in it). 'reset': the ring becomes exactly
+// these fields (an operator starting over). 'set': set each field whose
 // current value is the expected one ('' = absent): adds a wrapping, or replaces one that this
 // process found unreadable, never one written meanwhile. Returns the whole hash.
 export const KEYRING = new Script(`
-if ARGV[1] == 'create' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
+if ARGV[1] == 'create' or ARGV[1] == 'reset' then
+  if ARGV[1] == 'create' and redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
+  redis.call('DEL', KEYS[1])
   for i = 2, #ARGV, 3 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
 else
   for i = 2, #ARGV, 3 do

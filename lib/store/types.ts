@@ -111,6 +111,8 @@ export interface AdmitResult {
   readonly sample?: readonly IndexEntry[]
 }
 
+export type KeyringMode = 'set' | 'create' | 'reset'
+
 /** One field of the naming key ring to write. */
 export interface KeyringChange {
   readonly field: string
@@ -192,11 +194,12 @@ export interface SessionStore {
   clearHits (key: string): Promise<void>
 
   /**
-   * The naming key ring (crypto/naming.ts). `create`: writes every change only if the ring does
-   * not exist at all. Otherwise each change is written only where the field holds `expect`
-   * (absent when undefined). Returns every field after.
+   * The naming key ring (crypto/naming.ts). `set` (default): each change is written only where
+   * the field holds `expect` (absent when undefined). `create`: every change, only if the ring
+   * does not exist at all. `reset`: the ring becomes exactly the changes (an operator starting
+   * over: every session ends). Returns every field after.
    */
-  keyring (key: string, changes: readonly KeyringChange[], create?: boolean): Promise<Record<string, string>>
+  keyring (key: string, changes: readonly KeyringChange[], mode?: KeyringMode): Promise<Record<string, string>>
 
   /**
    * Resolves once every change written by this process to the masters holding `keys` has been

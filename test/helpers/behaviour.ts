@@ -267,7 +267,8 @@ export function behaviourSuite (name: string, fixture: StoreFixture): void {
 
     test('rotation: a cookie signed with an old secret stays valid while listed and dies when removed', async () => {
       // Its own prefix: the deployment's naming key ring is made under these secrets, not the suite's.
-      const store = { ...fixture.options(), keyPrefix: `rot${Math.random().toString(36).slice(2, 8)}:` }
+      const base = fixture.options()
+      const store = { ...base, keyPrefix: `${base.keyPrefix ?? 'sess:'}rot${Math.random().toString(36).slice(2, 8)}:` }
       const oldApp = await buildApp({ ...store, secrets: ['old-secret-0123456789-0123456789-xx'] })
       apps.push(oldApp)
       const cookie = await login(oldApp, 'u-rot')
