@@ -23,9 +23,10 @@ import { TrackingOnlyCache } from './tracking.ts'
 
 type Status = (up: boolean, err?: unknown, node?: string) => void
 
-function storeOptions (config: Config, onStatus: Status, durable?: unknown): RedisStoreOptions {
+function storeOptions (config: Config, onStatus: Status, durable?: unknown, log?: FastifyBaseLogger): RedisStoreOptions {
   return {
     durable: durable as RedisStoreOptions['durable'],
+    onNotice: (message) => log?.warn(message),
     cacheSize: config.cacheSize,
     cacheBytes: config.cacheBytes,
     storeTimeout: config.storeTimeout,
@@ -70,14 +71,14 @@ export async function openRedisStore (
   if (isClusterOptions(redis)) {
     const { allowPlaintext, ...cluster } = redis.cluster as RedisClusterConnectOptions & { allowPlaintext?: boolean }
     for (const node of cluster.rootNodes ?? []) checkTransport(targetOf(node as { url?: unknown, socket?: unknown }), allowPlaintext === true)
-    return await openRedisCluster(cluster, config, budget, (durable) => storeOptions(config, onStatus, durable))
+    return await openRedisCluster(cluster, config, budget, (durable) => storeOptions(config, onStatus, durable, log))
   }
   if (isConnection(redis)) {
     const conn = redis as any
     const target = safeTarget(conn.options)
     const sentinel = isSentinel(conn)
     const durable = durableConnection(conn, config)
-    const store = new RedisStore(sentinel ? sentinelConnection(conn) : conn, storeOptions(config, onStatus, durable === undefined ? undefined : sentinel ? sentinelConnection(durable) : durable))
+    const store = new RedisStore(sentinel ? sentinelConnection(conn) : conn, storeOptions(config, onStatus, durable === undefined ? undefined : sentinel ? sentinelConnection(durable) : durable, log))
     if (sentinel) log.info('session store on a Redis Sentinel client: no local cache, every authenticated request reads the master (docs/redis-hardening.md#7-sentinel)')
     else if (!store.caching) log.warn('session redis client has no clientSideCache: every authenticated request will read from Redis')
     // A client already open (even if still connecting) is the application's: register goes on,
@@ -135,7 +136,7 @@ export async function openRedisStore (
   }
   const durable = durableConnection(client, config)
   // Start-up errors are reported by `register` itself, not as an outage of a running app.
-  const store = new RedisStore(client as any, storeOptions(config, (up, err) => { if (started) onStatus(up, err) }, durable))
+  const store = new RedisStore(client as any, storeOptions(config, (up, err) => { if (started) onStatus(up, err) }, durable, log))
   // The store reports errors; this listener only guarantees one exists until the client is
   // gone, so an error while closing can never become an uncaught exception.
   client.on('error', () => {})

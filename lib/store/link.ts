@@ -23,6 +23,8 @@ export interface BackendHooks {
   reset (): void
   /** A link went down (`up` false) or answered again; `node` names a cluster node. */
   status (up: boolean, err: unknown, node: string | undefined): void
+  /** Something the operator should know once (a refused command that weakens a guarantee). */
+  notice? (message: string): void
 }
 
 export interface Backend {
@@ -217,6 +219,7 @@ export class ClientBackend implements Backend {
   readonly tracking: boolean
   readonly #conn: ClientConnection
   readonly #link: NodeLink
+  readonly #hooks: BackendHooks
   readonly #detach: Array<() => void> = []
   /** Replicas of the master, from ROLE (the liveness probe asks it); undefined until known, or when refused. */
   #replicas: number | undefined
@@ -225,6 +228,7 @@ export class ClientBackend implements Backend {
   /** `role`: probe with ROLE (revocations wait for replicas, `durability: 'replica'`), else PING. */
   constructor (conn: ClientConnection, timing: LinkTiming, hooks: BackendHooks, role = false) {
     this.#conn = conn
+    this.#hooks = hooks
     const send = conn.sendCommand.bind(conn)
     // The probe is ROLE, which also says how many replicas a revocation waits for (`durable`);
     // PING where the ACL refuses ROLE.
@@ -260,6 +264,7 @@ export class ClientBackend implements Backend {
       if (!denied(err)) throw err
       this.#roleRefused = true
       this.#replicas = undefined
+      this.#hooks.notice?.('session store: ROLE is not permitted to this Redis user, so revocations cannot wait for a replica (durability \'replica\' acts as \'primary\'); add +role to its ACL line (docs/redis-hardening.md)')
       return await this.#conn.sendCommand(['PING'])
     }
   }

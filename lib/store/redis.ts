@@ -88,6 +88,8 @@ export interface RedisStoreOptions {
   probeInterval: number
   /** Called on every connection state change (`node`: a cluster node); the plugin logs once per outage. */
   onStatus?: (up: boolean, err?: unknown, node?: string) => void
+  /** Called once with advice for the operator (logged as a warning). */
+  onNotice?: (message: string) => void
   /**
    * A second connection of the same kind (`durability: 'replica'`): revocations are written and
    * `WAIT`ed for on it, so that a slow or lost replica delays revocations only, never the
@@ -129,6 +131,7 @@ export class RedisStore implements SessionStore {
         for (const watcher of this.#watchers) watcher(null)
       },
       status: (up, err, node) => { options.onStatus?.(up, err, node) },
+      notice: (message) => { options.onNotice?.(message) },
     }
     const timing = { interval: options.probeInterval, timeout: options.storeTimeout }
     this.#backend = isCluster(conn) ? new ClusterBackend(conn, timing, hooks) : new ClientBackend(conn, timing, hooks, options.durable !== undefined)
