@@ -56,6 +56,13 @@ export function discard (core: Core, hashes: readonly string[]): Promise<void> {
  */
 export async function durable (core: Core, keys: readonly string[]): Promise<void> {
   if (core.config.durability === 'replica' && core.store.durable !== undefined && keys.length > 0) {
-    await core.guard.run(core.store.durable(keys))
+    try {
+      await core.guard.run(core.store.durable(keys))
+    } catch (err) {
+      // Written on the master, not known to be on a replica: the caller gets 503 (it may not hold).
+      core.log.warn('session revocation not acknowledged by any replica within storeTimeout: it may not survive a failover of its master')
+      core.events.emit('store_error', undefined, undefined, 'FST_SESSION_STORE_UNAVAILABLE')
+      throw err
+    }
   }
 }

@@ -17,6 +17,7 @@
 import { epochTag, EpochAuthority, type Epoch } from './crypto/epoch.ts'
 import { sessionError } from './errors.ts'
 import type { Guard } from './guard.ts'
+import { POLL_UNWATCHED_MS } from './keyring.ts'
 import type { KeyNames } from './keys.ts'
 import type { SessionStore } from './store/types.ts'
 
@@ -34,6 +35,7 @@ export class EpochKeeper {
   #seen = false
   #generation = 0
   #healing = false
+  #poll: NodeJS.Timeout | undefined
   #stop: (() => void) | undefined
 
   constructor (store: SessionStore, keys: KeyNames, guard: Guard) {
@@ -118,6 +120,9 @@ export class EpochKeeper {
     const copies = this.#keys.epochCopies()
     await this.#guard.run(this.#store.bumpEpoch(copies, next.value))
     this.accept(this.#keys.epoch, next.value)
+    // A raise leaves a copy with a larger counter alone: read the main copy again, so that one a
+    // writer planted meanwhile (it does not verify) is replaced before this resolves.
+    await this.fresh(this.#keys.epoch)
     if (durable && this.#store.durable !== undefined) await this.#guard.run(this.#store.durable(copies))
   }
 
@@ -130,6 +135,11 @@ export class EpochKeeper {
     this.#stop = this.#store.watch?.((key) => {
       if (key === main || key === null) this.#heal()
     })
+    // Without client-side caching, nothing tells of a change: look now and then.
+    if (this.#store.watch !== undefined && this.#store.notifies !== true) {
+      this.#poll = setInterval(() => { this.#heal() }, POLL_UNWATCHED_MS)
+      this.#poll.unref()
+    }
   }
 
   #heal (): void {
@@ -143,6 +153,7 @@ export class EpochKeeper {
   }
 
   close (): void {
+    clearInterval(this.#poll)
     this.#stop?.()
   }
 }

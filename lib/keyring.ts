@@ -16,6 +16,7 @@
  *     (a restart raced by a new instance) — adopts that key, so that every process converges on
  *     the one in the store. Sessions named under a key given up fail their check: closed.
  */
+import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { newNamingKey, openRing, wrappingsFor, type RingState } from './crypto/naming.ts'
 import { sessionError } from './errors.ts'
@@ -27,6 +28,8 @@ import type { KeyringChange, KeyringMode, SessionStore } from './store/types.ts'
 const POLL_MS = 100
 /** How soon a running process tries again when the store did not answer its check. */
 const RETRY_MS = 500
+/** How often the ring is read when the store tells of no change made by others (no client-side caching). */
+export const POLL_UNWATCHED_MS = 5000
 
 export interface KeyringOptions {
   readonly store: SessionStore
@@ -44,7 +47,7 @@ function read (o: KeyringOptions, changes: readonly KeyringChange[] = [], mode: 
 }
 
 function refused (state: RingState['kind']): never {
-  if (state === 'altered') throw sessionError('FST_SESSION_KEYRING_INVALID', 'if an instance with these secrets is running it repairs the entry within a second; otherwise restore <keyPrefix>keyring from a backup. Deleting the ring does not help: a new key would sign every user out')
+  if (state === 'altered') throw sessionError('FST_SESSION_KEYRING_INVALID', 'if an instance with these secrets is running it repairs the entry within about a second; otherwise restore <keyPrefix>keyring from a backup. Deleting the ring does not help: a new key would sign every user out')
   throw sessionError('FST_SESSION_KEYRING_SECRETS', 'check SESSION_SECRETS / `secrets`: when rotating, keep the previous secret in the list until every instance runs the new list')
 }
 
@@ -91,15 +94,22 @@ export async function resetNamingKey (o: KeyringOptions): Promise<Buffer> {
   return naming
 }
 
+function digest (naming: Buffer): string {
+  return createHash('sha256').update(naming).digest('base64url')
+}
+
 /** Keeps a running process's naming key in step with the ring in the store. */
 export class KeyringKeeper {
   readonly #o: KeyringOptions
   readonly #keys: KeyNames
   readonly #log: FastifyBaseLogger
   #naming: Buffer
+  /** Keys this process gave up (by a hash): never adopted again (a saved ring put back to undo a reset). */
+  readonly #retired = new Set<string>()
   #running = false
   #again = false
   #retry: NodeJS.Timeout | undefined
+  #poll: NodeJS.Timeout | undefined
   #closed = false
   #stop: (() => void) | undefined
 
@@ -112,9 +122,15 @@ export class KeyringKeeper {
 
   watch (): void {
     const ring = keyringKey(this.#o.prefix)
-    this.#stop = this.#o.store.watch?.((key) => {
+    const store = this.#o.store
+    this.#stop = store.watch?.((key) => {
       if (key === ring || key === null) this.check().catch(() => {})
     })
+    // Without client-side caching, nothing tells of a DEL: look now and then.
+    if (store.watch !== undefined && store.notifies !== true) {
+      this.#poll = setInterval(() => { this.check().catch(() => {}) }, POLL_UNWATCHED_MS)
+      this.#poll.unref()
+    }
   }
 
   /** Reads the ring and puts it right; resolves when the ring holds this process's key (or it adopted another). */
@@ -158,7 +174,14 @@ export class KeyringKeeper {
         return
       }
       if (state.kind === 'open' && !state.naming.equals(this.#naming)) {
-        // Another process made the ring first (it found none): the store's key is the deployment's.
+        if (this.#retired.has(digest(state.naming))) {
+          // A key given up before is back: a saved ring put back (to undo reset-keyring). Never again.
+          this.#log.error('session naming key ring in the store holds a key this instance gave up; restoring the current one')
+          fields = await read(o, wrappingsFor(this.#naming, o.secrets, {}), 'reset')
+          continue
+        }
+        // Another process made the ring first (it found none), or an operator reset it: the store's key is the deployment's.
+        this.#retired.add(digest(this.#naming))
         this.#naming = state.naming
         this.#keys.rekey(state.naming)
         this.#log.warn('session naming key ring in the store holds another key; adopted it (sessions named under the old key end)')
@@ -173,6 +196,7 @@ export class KeyringKeeper {
   close (): void {
     this.#closed = true
     clearTimeout(this.#retry)
+    clearInterval(this.#poll)
     this.#stop?.()
   }
 }

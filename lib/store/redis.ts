@@ -17,10 +17,10 @@
  * every snapshot carries a sequence number: per key, only a snapshot sent after the key's last
  * invalidation, and (for sessions) newer than the newest applied, is cached.
  *
- * Layout (every command or script touches exactly one key):
+ * Layout (every command or script touches one key, or a record and its epoch copy in one slot):
  *   <prefix><sha256(id)>   hash: m:* meta, d:<field> data; PEXPIRE ≤ idle/absolute deadline
  *   <prefix>u:<hmac(user)> hash: lineage ref → '<hash> <deadline> <loginAt>'; PEXPIRE absolute
- *   <prefix>epoch          string: the global revocation epoch (`<n>.<token>`); on a cluster
+ *   <prefix>epoch          string: the global revocation epoch (`<n>.<token>.<mac>`); on a cluster
  *                          also <prefix>epoch{<slot tag>}, one copy per slot (keys.ts)
  */
 import { BoundedCache } from '../lru.ts'
@@ -146,6 +146,10 @@ export class RedisStore implements SessionStore {
         : (_key, args) => durable.sendCommand(args)
     // WAIT answers before the store call's own deadline, so a missing acknowledgement is told apart from a stall.
     this.#waitMs = Math.max(1, Math.floor(options.storeTimeout * 0.8))
+  }
+
+  get notifies (): boolean {
+    return this.#backend.tracking
   }
 
   get sharded (): boolean {
@@ -445,7 +449,7 @@ export class RedisStore implements SessionStore {
       if (node === undefined || seen.has(node)) continue
       seen.add(node)
       // A master without replicas has nothing to wait for; one whose replicas are unknown (ROLE
-      // refused) is not waited for either (logged once at register, docs/redis-hardening.md).
+      // refused) is not waited for either (logged once when refused, docs/redis-hardening.md).
       waits.push(this.#backend.replicasOf(key).then(async (replicas) => {
         if ((replicas ?? 0) === 0) return
         const reply = await this.#revoke(key, ['WAIT', '1', String(this.#waitMs)])

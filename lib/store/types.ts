@@ -10,7 +10,8 @@
  *   - one global revocation epoch (on a cluster, a copy of it in every hash slot): every record
  *     carries a tag of the epoch it was issued under, and a record whose tag does not match the
  *     current epoch is no session (`revokeAll`).
- * Every operation touches exactly one key, so the layout works unchanged on Redis Cluster.
+ * Every operation touches one key (a cache miss: a record and its epoch copy, which a cluster
+ * keeps in one hash slot), so the layout works unchanged on Redis Cluster.
  *
  * `peek*` methods are synchronous reads of what the store holds locally and knows to be current
  * (a client-side cache hit); `undefined` means "ask the `get*` method".
@@ -213,6 +214,11 @@ export interface SessionStore {
    * to stop. Absent: the store is this process's alone (memory).
    */
   watch? (listener: (key: string | null) => void): () => void
+  /**
+   * Whether `watch` hears of changes made by other clients (a connection with client-side
+   * caching); without it, only of moments changes may have been missed (a reconnect).
+   */
+  readonly notifies?: boolean
   /** Whether epochs are kept per hash slot (a Redis Cluster). */
   readonly sharded?: boolean
 
