@@ -101,7 +101,7 @@ describe('acl: the user is limited', () => {
 interface Seen { sent: string[], scripted: string[] }
 
 /** A MONITOR connection; `take()` returns the commands logged since the last call, up to a marker. */
-async function monitor (port: number): Promise<{ take: () => Promise<Seen>, close: () => void }> {
+async function monitor (port: number): Promise<{ take: () => Promise<Seen>, quiet: () => Promise<void>, close: () => void }> {
   const socket: Socket = createConnection({ host: '127.0.0.1', port })
   socket.setEncoding('utf8')
   let buffer = ''
@@ -132,6 +132,19 @@ async function monitor (port: number): Promise<{ take: () => Promise<Seen>, clos
         else seen.sent.push(name)
       }
       return seen
+    },
+    /**
+     * Resolves once MONITOR has logged nothing new for 50 ms (at most 2 s): what an operation
+     * sets off after it resolved (every instance reading a changed epoch) belongs to it.
+     */
+    async quiet () {
+      let length = -1
+      await eventually(async () => {
+        const settled = buffer.length === length
+        length = buffer.length
+        if (!settled) await new Promise((resolve) => setTimeout(resolve, 50))
+        return settled
+      }, 2000, 'MONITOR quiet')
     },
     close: () => socket.destroy(),
   }
@@ -190,6 +203,7 @@ describe('acl: commands per operation', () => {
     const step = async (name: string, run: () => Promise<unknown>): Promise<void> => {
       await mon.take()
       await run()
+      await mon.quiet()
       measured.set(name, await mon.take())
     }
     try {
