@@ -9,7 +9,7 @@
  * arrive before the call's promise resolves + 100 ms. Deleting the revoked records afterwards
  * only frees memory.
  */
-import { discard, durable, GENERATION_TTL, newGeneration, type Core } from './core.ts'
+import { discard, dismissUser, durable, type Core } from './core.ts'
 import { REF_PATTERN } from './crypto/ids.ts'
 import { sessionError } from './errors.ts'
 import type { Resolver } from './resolve.ts'
@@ -43,11 +43,13 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
    * Deletes the records of removed entries, waits for the revocation to be durable (the index
    * and the records), reports and counts the live ones.
    */
-  async function revoked (userId: string, indexKey: string, removed: readonly IndexEntry[]): Promise<number> {
+  async function revoked (userId: string, indexKey: string, removed: readonly IndexEntry[], done = false): Promise<number> {
     const now = config.clock()
     const live = removed.filter((e) => e.expiresAt > now)
-    await discard(core, removed.map((e) => e.hash))
-    await durable(core, [indexKey, ...removed.map((e) => keys.session(e.hash))])
+    if (!done) {
+      await discard(core, removed.map((e) => e.hash))
+      await durable(core, [indexKey, ...removed.map((e) => keys.session(e.hash))])
+    }
     for (const e of live) events.emit('revoked', userId, e.ref)
     return live.length
   }
@@ -86,7 +88,7 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
       const indexKey = keys.index(keys.userKey(userId))
       // A new generation: a password login already running for this user is not admitted (its
       // credential may just have changed).
-      return await revoked(userId, indexKey, await guard.run(store.dismissAll(indexKey, undefined, newGeneration(), GENERATION_TTL)))
+      return await revoked(userId, indexKey, await dismissUser(core, indexKey, undefined), true)
     },
 
     async listUserSessions (userId) {

@@ -13,7 +13,7 @@ import type { Events } from './events.ts'
 import type { Guard } from './guard.ts'
 import type { KeyNames } from './keys.ts'
 import type { Config } from './options.ts'
-import type { SessionStore } from './store/types.ts'
+import type { IndexEntry, SessionStore } from './store/types.ts'
 
 export interface Core {
   readonly config: Config
@@ -43,6 +43,25 @@ export function newGeneration (): string {
 /** TTL of a record's store key: until its first deadline, at least 1 ms. */
 export function ttlOf (record: { idleExpiry: number, absoluteExpiry: number }, now: number): number {
   return Math.max(1, Math.min(record.idleExpiry, record.absoluteExpiry) - now)
+}
+
+/**
+ * Ends every lineage of a user's index (but `keepRef`) and refuses password logins already
+ * running: the generation is replaced, the records deleted, the change made durable — and then
+ * all of it once more, so that a login that read the new generation while the first pass waited
+ * for its replica, or was admitted meanwhile, does not outlive the call either. Returns every
+ * entry removed.
+ */
+export async function dismissUser (core: Core, indexKey: string, keepRef: string | undefined): Promise<IndexEntry[]> {
+  const { store, guard, keys } = core
+  const removed: IndexEntry[] = []
+  for (let pass = 0; pass < 2; pass++) {
+    const entries = await guard.run(store.dismissAll(indexKey, keepRef, newGeneration(), GENERATION_TTL))
+    await discard(core, entries.map((e) => e.hash))
+    await durable(core, [indexKey, ...entries.map((e) => keys.session(e.hash))])
+    removed.push(...entries)
+  }
+  return removed
 }
 
 /** Deletes records of sessions already revoked (their index entries are gone): cleanup only, never fails the caller. */

@@ -170,7 +170,13 @@ export class KeyringKeeper {
         continue
       }
       if (state.kind === 'foreign') {
-        this.#log.error('session naming key ring in the store was made with other secrets; this instance keeps its own key (instances with other secrets cannot share sessions with it)')
+        // Made under other secrets only (reset-keyring without this instance's secrets, or a
+        // writer's planted ring): this instance can no longer prove its key is the deployment's.
+        // Closed: it serves and writes nothing more, rather than keep sessions others ended or
+        // fight the other instances over the epoch.
+        this.#log.error('session naming key ring in the store was made with secrets this instance does not have: it serves no session (503) until restarted with the current secrets')
+        o.store.fence?.('the naming key ring in the store was made with other secrets; restart this instance with the current secrets')
+        this.close()
         return
       }
       if (state.kind === 'open' && !state.naming.equals(this.#naming)) {

@@ -19,7 +19,7 @@
 import type { FastifyReply } from 'fastify'
 import { toJson } from './codec.ts'
 import { storedBytes } from './store/codec.ts'
-import { discard, durable, GENERATION_TTL, newGeneration, ttlOf, type Core } from './core.ts'
+import { discard, dismissUser, durable, ttlOf, type Core } from './core.ts'
 import { epochTag } from './crypto/epoch.ts'
 import { generateId, generateRef, storageHash } from './crypto/ids.ts'
 import { SessionError, sessionError } from './errors.ts'
@@ -318,16 +318,13 @@ export class Lifecycle implements SessionOps {
   }
 
   async revokeOthers (state: SessionState): Promise<number> {
-    const { config, keys, store, events } = this.#core
+    const { config, keys, events } = this.#core
     const record = state.record
     const userId = state.userId
     if (record?.userKey === undefined || userId === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
-    const indexKey = keys.index(record.userKey)
-    const removed = await this.#run(store.dismissAll(indexKey, record.ref, newGeneration(), GENERATION_TTL))
+    const removed = await dismissUser(this.#core, keys.index(record.userKey), record.ref)
     const now = config.clock()
     const live = removed.filter((e) => e.expiresAt > now)
-    await discard(this.#core, removed.map((e) => e.hash))
-    await durable(this.#core, [indexKey, ...removed.map((e) => keys.session(e.hash))])
     for (const e of live) events.emit('revoked', userId, e.ref)
     return live.length
   }

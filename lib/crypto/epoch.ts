@@ -16,6 +16,9 @@
  * What a saved copy still allows is stated in docs/security.md.
  */
 import { createHmac, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { sessionError } from '../errors.ts'
+
+const MAX_COUNTER = 999_999_999_999_999
 
 /** n (1 to 15 digits), a 128-bit token, a 128-bit MAC; the EPOCH script parses the same shape. */
 const EPOCH = /^([1-9][0-9]{0,14})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$/
@@ -50,14 +53,13 @@ export class EpochAuthority {
     return createHmac('sha256', this.#key()).update(this.#prefix).update('\0').update(id).digest().subarray(0, 16)
   }
 
-  /** The epoch after `n`: the counter plus one, a new random token. */
+  /** The epoch after `n`: the counter plus one, a new random token, signed with the current key. */
   next (n: number): Epoch {
-    return this.resign(n + 1, `${n + 1}.${randomBytes(16).toString('base64url')}`)
-  }
-
-  /** Epoch `id` signed with the current key (after a naming key was adopted: the same id, so records keep their tags). */
-  resign (n: number, id: string): Epoch {
-    return { n, id, value: `${id}.${this.#mac(id).toString('base64url')}` }
+    // Fifteen digits: ten revokeAll a second for three million years. A writer holding the naming
+    // key could plant the largest one; revokeAll then fails loudly rather than doing nothing.
+    if (n + 1 > MAX_COUNTER) throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'the revocation epoch counter is at its largest value: reset-keyring starts it over')
+    const id = `${n + 1}.${randomBytes(16).toString('base64url')}`
+    return { n: n + 1, id, value: `${id}.${this.#mac(id).toString('base64url')}` }
   }
 
   /** A stored value, if well-formed and signed with one of the secrets. */

@@ -27,8 +27,8 @@ import { BoundedCache } from '../lru.ts'
 import { ClusterBackend, isCluster, type ClusterConnection } from './cluster.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
 import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './link.ts'
-import { sessionError } from '../errors.ts'
-import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, READ, REPLACE_EPOCH, TAKE, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
+import { SessionError, sessionError } from '../errors.ts'
+import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, RAISE_MANY, READ, REPLACE_EPOCH, TAKE, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
 
 /** Other entries of a large index returned by each login, for the caller to prune (lifecycle). */
 const SAMPLE = 8
@@ -98,6 +98,21 @@ export interface RedisStoreOptions {
   durable?: Connection | undefined
 }
 
+/** Epoch copies raised by one script call (`revokeAll` on a cluster). */
+const RAISE_CHUNK = 2048
+
+function chunks<T> (items: readonly T[], size: number): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
+/** A cluster refused a multi-slot script because a slot is not (or no longer) all on that node. */
+function slotMoved (err: unknown): boolean {
+  const cause = err instanceof SessionError && err.cause instanceof Error ? err.cause : err
+  return cause instanceof Error && /CROSSSLOT|MOVED|ASK|TRYAGAIN|not served|access a non local key/i.test(cause.message)
+}
+
 /** How many replicas acknowledged (a WAIT reply). */
 function acknowledged (reply: unknown): number {
   const n = Number(reply)
@@ -115,6 +130,9 @@ export class RedisStore implements SessionStore {
   readonly #durable: boolean
   readonly #waitMs: number
   readonly #watchers = new Set<(key: string | null) => void>()
+  #fenced: Error | undefined
+  #waitRefused = false
+  readonly #notice: (message: string) => void
   #seq = 0
   #hits = 0
   #misses = 0
@@ -133,17 +151,19 @@ export class RedisStore implements SessionStore {
       status: (up, err, node) => { options.onStatus?.(up, err, node) },
       notice: (message) => { options.onNotice?.(message) },
     }
+    this.#notice = (message) => { options.onNotice?.(message) }
     const timing = { interval: options.probeInterval, timeout: options.storeTimeout }
     this.#backend = isCluster(conn) ? new ClusterBackend(conn, timing, hooks) : new ClientBackend(conn, timing, hooks, options.durable !== undefined)
     // Without client-side caching there are no invalidations, so nothing may be cached locally.
     this.#cache = this.#backend.tracking ? new BoundedCache(options.cacheSize, options.cacheBytes) : undefined
     const durable = options.durable
     this.#durable = durable !== undefined
-    this.#revoke = durable === undefined
-      ? this.#redis
+    const revoke: Send = durable === undefined
+      ? (key, args) => this.#backend.send(key, args)
       : isCluster(durable)
         ? (key, args) => durable.sendCommand(key, false, args)
         : (_key, args) => durable.sendCommand(args)
+    this.#revoke = (key, args) => this.#fenced === undefined ? revoke(key, args) : Promise.reject(this.#fenced)
     // WAIT answers before the store call's own deadline, so a missing acknowledgement is told apart from a stall.
     this.#waitMs = Math.max(1, Math.floor(options.storeTimeout * 0.8))
   }
@@ -166,10 +186,19 @@ export class RedisStore implements SessionStore {
   }
 
   /** A raw command routed by `key` (scripts take it as their `Send`). */
-  readonly #redis = (key: string, args: string[]): Promise<unknown> => this.#backend.send(key, args)
+  readonly #redis = (key: string, args: string[]): Promise<unknown> => this.#fenced === undefined ? this.#backend.send(key, args) : Promise.reject(this.#fenced)
 
   #command (key: string, args: string[]): Promise<unknown> {
-    return this.#backend.send(key, args)
+    return this.#redis(key, args)
+  }
+
+  /**
+   * Stops every command of this process from now on (each fails with the coded 503): its control
+   * state is no longer the deployment's, and anything it wrote would fight the processes whose is.
+   */
+  fence (reason: string): void {
+    this.#fenced ??= sessionError('FST_SESSION_STORE_UNAVAILABLE', reason)
+    this.#dropAll()
   }
 
   #drop (key: string): void {
@@ -415,7 +444,28 @@ export class RedisStore implements SessionStore {
     const [main, ...copies] = epochKeys
     if (main === undefined) return
     await this.#own(main, () => EPOCH.run(this.#revoke, main, [next]))
-    await Promise.all(copies.map((key) => this.#own(key, () => EPOCH.run(this.#revoke, key, [next]))))
+    if (copies.length === 0) return
+    // A cluster's slot copies: one script per node for the slots it serves (16,384 one-key
+    // scripts would take seconds of this process's CPU); per copy where a slot moved meanwhile.
+    const byNode = new Map<string, string[]>()
+    for (const key of copies) {
+      const node = this.#backend.nodeOf(key) ?? ''
+      let group = byNode.get(node)
+      if (group === undefined) byNode.set(node, group = [])
+      group.push(key)
+    }
+    try {
+      await Promise.all([...byNode.values()].flatMap((group) => chunks(group, RAISE_CHUNK).map(async (keys) => {
+        try {
+          await RAISE_MANY.run(this.#revoke, keys[0] as string, [next, ...keys.slice(1)])
+        } catch (err) {
+          if (!slotMoved(err)) throw err
+          for (const part of chunks(keys, 64)) await Promise.all(part.map((key) => EPOCH.run(this.#revoke, key, [next])))
+        }
+      })))
+    } finally {
+      for (const key of copies) this.#drop(key)
+    }
   }
 
   async exists (key: string): Promise<boolean> {
@@ -451,8 +501,18 @@ export class RedisStore implements SessionStore {
       // A master without replicas has nothing to wait for; one whose replicas are unknown (ROLE
       // refused) is not waited for either (logged once when refused, docs/redis-hardening.md).
       waits.push(this.#backend.replicasOf(key).then(async (replicas) => {
-        if ((replicas ?? 0) === 0) return
-        const reply = await this.#revoke(key, ['WAIT', '1', String(this.#waitMs)])
+        if ((replicas ?? 0) === 0 || this.#waitRefused) return
+        let reply: unknown
+        try {
+          reply = await this.#revoke(key, ['WAIT', '1', String(this.#waitMs)])
+        } catch (err) {
+          const cause = err instanceof SessionError && err.cause instanceof Error ? err.cause : err
+          if (!(cause instanceof Error && /^NOPERM|no permissions/i.test(cause.message))) throw err
+          // The ACL refuses WAIT: say so once, and act as 'primary' rather than fail every revocation.
+          this.#waitRefused = true
+          this.#notice('session store: WAIT is not permitted to this Redis user, so revocations cannot wait for a replica (durability \'replica\' acts as \'primary\'); add +wait to its ACL line (docs/redis-hardening.md)')
+          return
+        }
         if (acknowledged(reply) < 1) throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'a revocation was not acknowledged by any replica within storeTimeout')
       }))
     }

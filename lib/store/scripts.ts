@@ -118,6 +118,9 @@ return all`)
 // current value is the expected one ('' = absent): adds a wrapping, or replaces one that this
 // process found unreadable, never one written meanwhile. Returns the whole hash.
 export const KEYRING = new Script(`
+local held = redis.pcall('HLEN', KEYS[1])
+-- A key of another type (a writer's) is no ring: treated as missing.
+if type(held) == 'table' and held.err then redis.call('DEL', KEYS[1]) end
 if ARGV[1] == 'create' or ARGV[1] == 'reset' then
   if ARGV[1] == 'create' and redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
   redis.call('DEL', KEYS[1])
@@ -259,7 +262,12 @@ local function count (v)
   return tonumber(n)
 end
 local function raise (key, candidate)
-  local cur = redis.call('GET', key)
+  local cur = redis.pcall('GET', key)
+  -- A key of another type (a writer's) is no epoch: replaced like a malformed value.
+  if type(cur) == 'table' and cur.err then
+    redis.call('DEL', key)
+    cur = false
+  end
   local have = count(cur)
   local want = count(candidate)
   if have == nil or (want ~= nil and have < want) then
@@ -272,16 +280,29 @@ end`
 // ARGV: expected, next. Sets the epoch copy to next only if it holds expected (a value that did
 // not verify, never one written meanwhile). Returns the value it holds after.
 export const REPLACE_EPOCH = new Script(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) end
-return redis.call('GET', KEYS[1])`)
+local cur = redis.pcall('GET', KEYS[1])
+if cur == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) end
+return redis.pcall('GET', KEYS[1])`)
 
 // ARGV: the caller's newest known epoch. Returns the epoch copy's value, raised to it if older.
 export const EPOCH = new Script(`${RAISE}
 return raise(KEYS[1], ARGV[1])`)
 
+// KEYS: one epoch copy. ARGV: the next epoch, then copies of other slots on the same cluster
+// node (a cluster routes by the declared keys, which must share a slot; Redis 7's
+// `allow-cross-slot-keys` lets the script reach the node's other slots). Raises every one of them
+// (`revokeAll` on a cluster: a few calls per node instead of one per slot). Returns how many.
+export const RAISE_MANY = new Script(`#!lua flags=allow-cross-slot-keys
+${RAISE}
+raise(KEYS[1], ARGV[1])
+for i = 2, #ARGV do raise(ARGV[i], ARGV[1]) end
+return #ARGV`)
+
 // KEYS: the session, its epoch copy. ARGV: the caller's newest known epoch. Returns {epoch, the
 // session's fields and values…} (no fields: no session).
 export const READ = new Script(`${RAISE}
-local out = redis.call('HGETALL', KEYS[1])
+local out = redis.pcall('HGETALL', KEYS[1])
+-- A key of another type (a writer's) is no session.
+if out.err then out = {} end
 table.insert(out, 1, raise(KEYS[2], ARGV[1]))
 return out`)

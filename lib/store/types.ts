@@ -219,6 +219,11 @@ export interface SessionStore {
    * caching); without it, only of moments changes may have been missed (a reconnect).
    */
   readonly notifies?: boolean
+  /**
+   * Refuses every command from now on (the coded 503): this process's naming key is no longer the
+   * deployment's. Absent: the store is this process's alone (memory).
+   */
+  fence? (reason: string): void
   /** Whether epochs are kept per hash slot (a Redis Cluster). */
   readonly sharded?: boolean
 
