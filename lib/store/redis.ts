@@ -21,17 +21,18 @@
  *   <prefix><sha256(id)>   hash: m:* meta, d:<field> data; PEXPIRE ≤ idle/absolute deadline
  *   <prefix>u:<hmac(user)> hash: lineage ref → '<hash> <deadline> <loginAt>'; PEXPIRE absolute
  *   <prefix>epoch          string: the global revocation epoch
+ *   <prefix>t:<c>          hash: login-throttle counters '<count> <window end>', no TTL (scripts.ts)
  */
 import { BoundedCache } from '../lru.ts'
 import { ClusterBackend, isCluster, type ClusterConnection } from './cluster.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
 import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './link.ts'
 import { sessionError } from '../errors.ts'
-import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, TAKE, UNHIT, UPDATE, type Script } from './scripts.ts'
+import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, RELEASE, TAKE, UNHIT, UPDATE, type Script } from './scripts.ts'
 
 /** Other entries of a large index returned by each login, for the caller to prune (lifecycle). */
 const SAMPLE = 8
-import type { AdmitOptions, AdmitResult, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+import type { AdmitOptions, AdmitResult, HitCount, IndexEntry, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 /** A node-redis client or cluster client. */
 export type Connection = ClientConnection | ClusterConnection
@@ -68,6 +69,12 @@ function entries (reply: unknown, from = 0): IndexEntry[] {
     if (entry !== undefined) out.push(entry)
   }
   return out
+}
+
+/** A throttle script's `{count, ms left}` reply. */
+function hitCount (reply: unknown): HitCount {
+  const [count, ttlMs] = reply as [unknown, unknown]
+  return { count: Number(count), ttlMs: Number(ttlMs) }
 }
 
 /** An HGETALL reply (a map as an object, a Map or a flat array, depending on the type mapping) as an object. */
@@ -345,17 +352,24 @@ export class RedisStore implements SessionStore {
     await this.#own(key, () => this.#command(key, ['SET', key, next]))
   }
 
-  async hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }> {
-    const reply = await HIT.run(this.#redis, key, [String(windowMs)]) as unknown[]
-    return { count: Number(reply[0]), ttlMs: Number(reply[1]) }
+  async hit (key: string, field: string, windowMs: number, share?: string): Promise<HitCount> {
+    return hitCount(await HIT.run(this.#redis, key, [String(windowMs), field, share ?? '', '1']))
   }
 
-  async unhit (key: string): Promise<void> {
-    await UNHIT.run(this.#redis, key, [])
+  async readHits (key: string, field: string): Promise<HitCount> {
+    return hitCount(await HIT.run(this.#redis, key, ['', field, '', '0']))
   }
 
-  async clearHits (key: string): Promise<void> {
-    await this.#command(key, ['DEL', key])
+  async unhit (key: string, field: string): Promise<void> {
+    await UNHIT.run(this.#redis, key, [field])
+  }
+
+  async release (key: string, field: string, share: string): Promise<void> {
+    await RELEASE.run(this.#redis, key, [field, share])
+  }
+
+  async clearHits (key: string, field: string): Promise<void> {
+    await this.#command(key, ['HDEL', key, field])
   }
 
   async keyring (key: string, proposals: Record<string, string>, create = false): Promise<Record<string, string>> {
