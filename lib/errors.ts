@@ -15,6 +15,7 @@ export const errorTable = {
   FST_SESSION_STORE_OPTION: { statusCode: 500, message: 'Invalid session store option' },
   FST_SESSION_INSECURE_TRANSPORT: { statusCode: 500, message: 'Refusing a plaintext Redis connection across the network in production' },
   FST_SESSION_ENCRYPTION_OPTION: { statusCode: 500, message: 'Invalid session encryption option' },
+  FST_SESSION_EVICTION_POLICY: { statusCode: 500, message: "Redis's maxmemory-policy may evict keys the session security depends on" },
   FST_SESSION_KEYRING_INVALID: { statusCode: 500, message: 'The naming key ring in the store cannot be opened with the configured secrets (it was altered); delete <keyPrefix>keyring to start afresh: every user logs in again' },
   FST_SESSION_INVALID_ARGUMENT: { statusCode: 500, message: 'Invalid argument to a session method' },
   // --- per request --------------------------------------------------------------------------

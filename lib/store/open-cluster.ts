@@ -8,7 +8,7 @@
  */
 import { createCluster } from 'redis'
 import { sessionError } from '../errors.ts'
-import type { RedisClusterConnectOptions } from '../types.ts'
+import type { RedisClusterConnectOptions, RedisConnection } from '../types.ts'
 import type { ClusterConnection } from './cluster.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'
 import { TrackingOnlyPooledCache } from './tracking.ts'
@@ -22,7 +22,7 @@ export async function openRedisCluster (
   keyPrefix: string,
   connectTimeout: number,
   storeOptions: RedisStoreOptions
-): Promise<{ store: RedisStore, close: () => Promise<void> }> {
+): Promise<{ store: RedisStore, close: () => Promise<void>, client: RedisConnection }> {
   if (typeof options !== 'object' || options === null || !Array.isArray(options.rootNodes) || options.rootNodes.length === 0) {
     throw sessionError('FST_SESSION_STORE_OPTION', 'redis.cluster needs a non-empty rootNodes array')
   }
@@ -62,6 +62,7 @@ export async function openRedisCluster (
   }
   return {
     store,
+    client: cluster as unknown as RedisConnection,
     close: async () => {
       if (cluster.isOpen) await cluster.close()
       await store.close()

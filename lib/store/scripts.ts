@@ -222,7 +222,8 @@ export const THROTTLE_SAMPLE = 6
 // with skewed clocks agree on windows. A field whose window ended counts as zero; a window end
 // beyond one window from now (written by someone else) is cut back to one window. Each call
 // samples a few fields and deletes those whose window ended: with at most two new fields per
-// call, a bucket holds at most 1 / (1 - 2 / THROTTLE_SAMPLE) = 1.5 times its live counters.
+// call, in the steady state a bucket holds at most about 1 / (1 - 2 / THROTTLE_SAMPLE) = 1.5
+// times its live counters.
 // HRANDFIELD needs Redis 6.2; before it, nothing is swept.
 const THROTTLE_PRELUDE = `
 local t = redis.call('TIME')
