@@ -124,9 +124,10 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     const checked = originCheck !== undefined &&
       (upgrade || isUnsafe(request.method) || (typeof route === 'object' && route.stateChanging === true))
     if (checked && forged(request, header)) {
-      // A refused upgrade's connection is closed once the 403 is out: a WebSocket plugin whose
-      // hooks run after this one never learns of it and would leave the socket open.
-      if (upgrade) {
+      // A refused HTTP/1.1 upgrade's connection is closed once the 403 is out: a WebSocket
+      // plugin whose hooks run after this one never learns of it and would leave the socket
+      // open. (An HTTP/2 connection carries other requests: it stays.)
+      if (request.headers.upgrade !== undefined && request.raw.httpVersionMajor === 1) {
         const socket = request.raw.socket
         reply.header('connection', 'close')
         reply.raw.once('finish', () => { socket.end(() => socket.destroy()) })

@@ -13,7 +13,9 @@
  *     still share one limit. An unknown account reads a counter it never writes, so it costs the
  *     same store round trips as a known one;
  *   - per client: the IP address (an IPv6 address counts as its /64, what one customer usually
- *     gets). No valid address (a unix socket listener): no per-client counter.
+ *     gets), counted first: a client over its limit touches no other counter, so one address
+ *     cannot fill the store with counters. No valid address (a unix socket listener): no
+ *     per-client counter.
  * A success ends only its own user's failures: the per-user counter is deleted, and the hits
  * counted for this user in the account counter (its share) are taken out — never the failures
  * counted against another user whose name folds alike (`alice` against `Alice`). The IP gets
@@ -90,16 +92,20 @@ export class LoginThrottle {
       : { share: keys.throttle('s', folded + '\0' + user, byAccount.key), counter: keys.throttle('u', user) }
     const byIp = typeof ip === 'string' && isIP(ip) !== 0 ? keys.throttle('i', clientPrefix(ip)) : undefined
     const guard = this.#guard
+    // The client first: once it is over its limit, its attempts create no account counters, so
+    // one address cannot fill the store with counters (which no volatile-* policy evicts).
+    if (byIp !== undefined) {
+      const i = await guard.run(store.hit(byIp.key, byIp.field, perIp.windowMs))
+      if (i.count > perIp.max) return { throttled: true, retryAfterMs: i.ttlMs }
+    }
     const perUser = mine === undefined ? keys.throttle('n', folded) : mine.counter
-    const [a, u, i] = await Promise.all([
+    const [a, u] = await Promise.all([
       guard.run(store.hit(byAccount.key, byAccount.field, perAccount.windowMs, mine?.share.field)),
       guard.run(mine === undefined ? store.readHits(perUser.key, perUser.field) : store.hit(perUser.key, perUser.field, perAccount.windowMs)),
-      byIp === undefined ? undefined : guard.run(store.hit(byIp.key, byIp.field, perIp.windowMs)),
     ])
     const waits: number[] = []
     if (a.count > perAccount.max) waits.push(a.ttlMs)
     if (mine !== undefined && u.count > perAccount.max) waits.push(u.ttlMs)
-    if (i !== undefined && i.count > perIp.max) waits.push(i.ttlMs)
     if (waits.length > 0) return { throttled: true, retryAfterMs: Math.max(...waits) }
     return { throttled: false, account: byAccount, user: mine, ip: byIp }
   }
