@@ -181,15 +181,19 @@ export function createFieldCodec (cipher: FieldCipher | undefined, unreadable: U
   })
 }
 
-/** JSON text of a session value; undefined for `undefined`; throws for what JSON cannot hold. */
-export function toJson (key: string, value: unknown): string | undefined {
+/**
+ * JSON text of a session value; undefined for `undefined`; throws for what JSON cannot hold. The
+ * error names neither the key nor the value (both are application data, often attacker-chosen),
+ * nor carries JSON.stringify's own message (a circular structure's message quotes property names).
+ */
+export function toJson (value: unknown): string | undefined {
   if (value === undefined) return undefined
   let text: string | undefined
   try {
     text = JSON.stringify(value)
   } catch {
-    throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
+    throw sessionError('FST_SESSION_NOT_SERIALIZABLE')
   }
-  if (text === undefined) throw sessionError('FST_SESSION_NOT_SERIALIZABLE', key)
+  if (text === undefined) throw sessionError('FST_SESSION_NOT_SERIALIZABLE')
   return text
 }

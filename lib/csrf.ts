@@ -2,7 +2,11 @@
  * Request-forgery defence by origin, before any store access (OWASP CSRF Prevention Cheat Sheet,
  * "Verifying Origin With Standard Headers" and "Fetch Metadata Headers"; W3C Fetch Metadata).
  *
- * An unsafe request (RFC 9110 §9.2.1: anything but GET, HEAD, OPTIONS, TRACE) is refused when
+ * Checked: an unsafe request (RFC 9110 §9.2.1: anything but GET, HEAD, OPTIONS, TRACE); a
+ * protocol upgrade, which is a GET (a WebSocket handshake, RFC 6455 §4.1: browsers send the
+ * session cookie with it, to a sibling subdomain's page too, and never a CORS preflight — the
+ * classic cross-site WebSocket hijacking); and a route the application marks state-changing.
+ * A checked request is refused when
  * the browser says it is cross-site (`Sec-Fetch-Site: cross-site`) or when its `Origin` is
  * neither the request's own origin nor a trusted one (`Sec-Fetch-Site: same-origin` is trusted
  * as is). Requests without these headers (curl,
@@ -26,6 +30,14 @@ export type OriginVerdict = 'same' | 'foreign' | 'scheme'
 
 export function isUnsafe (method: string): boolean {
   return !SAFE_METHODS.has(method)
+}
+
+/**
+ * A protocol upgrade (any `Upgrade` header, whatever its case, list or spacing: no browser API
+ * sets one except a WebSocket handshake) or what the browser itself calls a WebSocket request.
+ */
+export function isUpgrade (headers: { readonly upgrade?: string | undefined, readonly 'sec-fetch-mode'?: string | string[] | undefined }): boolean {
+  return headers.upgrade !== undefined || headers['sec-fetch-mode'] === 'websocket'
 }
 
 /** `scheme://host[:port]`, lower-case, without the scheme's default port. */

@@ -15,6 +15,7 @@ export const errorTable = {
   FST_SESSION_STORE_OPTION: { statusCode: 500, message: 'Invalid session store option' },
   FST_SESSION_INSECURE_TRANSPORT: { statusCode: 500, message: 'Refusing a plaintext Redis connection across the network in production' },
   FST_SESSION_ENCRYPTION_OPTION: { statusCode: 500, message: 'Invalid session encryption option' },
+  FST_SESSION_EVICTION_POLICY: { statusCode: 500, message: "Redis's maxmemory-policy may evict keys the session security depends on" },
   FST_SESSION_KEYRING_MISSING: { statusCode: 500, message: 'No naming key ring (<keyPrefix>keyring) in the store under this key prefix' },
   FST_SESSION_KEYRING_SECRETS: { statusCode: 500, message: 'The naming key ring (<keyPrefix>keyring) was made with other secrets: none of the configured secrets opens it' },
   FST_SESSION_KEYRING_INVALID: { statusCode: 500, message: 'An entry of the naming key ring (<keyPrefix>keyring) for a configured secret does not decrypt: it was altered, or written by something other than this plugin' },

@@ -9,7 +9,8 @@
  *
  *   <prefix><hash>        session record (43 base64url characters, no ':')
  *   <prefix>u:<hmac>      a user's index
- *   <prefix>t:a|i:<hmac>  login-throttle counters (per account, per client)
+ *   <prefix>t:<c>         login-throttle counters: 64 bucket hashes without a TTL (never
+ *                         evicted by a volatile-* policy), fields `<kind>:<hmac>` (throttle.ts)
  *   <prefix>epoch         the global revocation epoch
  *   <prefix>epoch{<tag>}  on a Redis Cluster, a copy of it in every hash slot (store/cluster.ts
  *                         `slotTag`): a record's epoch lives on the record's own shard
@@ -23,6 +24,9 @@ import { keySlot, SLOTS, slotTag } from './store/cluster.ts'
 export function keyringKey (prefix: string): string {
   return prefix + 'keyring'
 }
+
+/** Login-throttle counters: per folded account, per user, a user's share of an account's count, per client; 'n' is never written. */
+export type ThrottleKind = 'a' | 'u' | 's' | 'i' | 'n'
 
 export class KeyNames {
   readonly prefix: string
@@ -82,8 +86,13 @@ export class KeyNames {
     return this.prefix + 'u:' + userKey
   }
 
-  /** A login-throttle counter: `kind` 'a' (account) or 'i' (client), keyed by a hash of `value`. */
-  throttle (kind: 'a' | 'i', value: string): string {
-    return this.prefix + 't:' + kind + ':' + keyedName(this.#throttleKey, value)
+  /**
+   * A login-throttle counter (throttle.ts): field `<kind>:<hmac(kind:value)>` of the bucket
+   * hash named by the HMAC's first character (64 buckets), or of `bucket` (a counter that
+   * must change atomically with another one lives in its bucket).
+   */
+  throttle (kind: ThrottleKind, value: string, bucket?: string): { readonly key: string, readonly field: string } {
+    const name = keyedName(this.#throttleKey, kind + ':' + value)
+    return { key: bucket ?? this.prefix + 't:' + name.charAt(0), field: kind + ':' + name }
   }
 }

@@ -17,6 +17,7 @@
  *     per `touchInterval`.
  */
 import type { FastifyReply } from 'fastify'
+import { cleanIp, cleanUserAgent } from './client-info.ts'
 import { toJson } from './codec.ts'
 import { storedBytes } from './store/codec.ts'
 import { discard, dismissUser, durable, ttlOf, type Core } from './core.ts'
@@ -231,7 +232,7 @@ export class Lifecycle implements SessionOps {
     const plain = new Map([...state.plain(codec)].filter(([key]) => carries(key)))
     const ours = new Set(state.dirty?.keys())
     for (const [key, value] of Object.entries((data ?? {}) as Record<string, unknown>)) {
-      const text = toJson(key, value)
+      const text = toJson(value)
       ours.add(key)
       if (text === undefined) plain.delete(key)
       else plain.set(key, text)
@@ -253,8 +254,8 @@ export class Lifecycle implements SessionOps {
       user: codec.sealMeta('user', userId, hash),
       userKey,
       authenticatedAt: now,
-      userAgent: config.sessionInfo.userAgent ? codec.sealMeta('userAgent', state.client.headers['user-agent']?.slice(0, 512), hash) : undefined,
-      ip: config.sessionInfo.ip ? codec.sealMeta('ip', state.client.ip, hash) : undefined,
+      userAgent: config.sessionInfo.userAgent ? codec.sealMeta('userAgent', cleanUserAgent(state.client.headers['user-agent']), hash) : undefined,
+      ip: config.sessionInfo.ip ? codec.sealMeta('ip', cleanIp(state.client.ip), hash) : undefined,
       fields: codec.encodeAll(plain, hash),
     })
     const oldUserId = state.userId

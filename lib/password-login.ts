@@ -21,12 +21,16 @@ import type { SessionState } from './state.ts'
 import type { LoginThrottle } from './throttle.ts'
 
 export interface PasswordLoginArgs {
-  /** What the user typed to identify themselves (e-mail, username): the throttle's key. */
+  /**
+   * The name the account was looked up by (e-mail, username) — best the key the lookup
+   * queried, the same whether or not an account was found. The per-account throttle counts
+   * it folded (case, width, whitespace, invisible characters, trailing dots).
+   */
   account: string
   /** The stored argon2id PHC string, or null/undefined when the account does not exist. */
   hash: string | null | undefined
   password: string
-  /** The id to log in as (default: `account`). */
+  /** The id of the account found, to log in as (default: `account`); its failures are also counted per id. */
   userId?: string
   /** Data merged into the session at login. */
   data?: object
@@ -70,8 +74,11 @@ export async function loginWithPassword (deps: PasswordLoginDeps, state: Session
   const started = performance.now()
   const subject = userId ?? account
   const generation = deps.generation(subject)
-  generation.catch(() => {}) // awaited after the throttle (one round trip for both)
-  const reservation = await deps.throttle?.reserve(account, client.ip)
+  generation.catch(() => {}) // awaited after the throttle (the two in parallel)
+  // A verify can only succeed for a stored hash: that attempt is also counted against the user
+  // it would log in as, and only that user's success ends its failures.
+  const user = typeof hash === 'string' ? subject : undefined
+  const reservation = await deps.throttle?.reserve(account, user, client.ip)
   if (reservation?.throttled === true) {
     deps.events.emit('login_throttled', userId)
     const err = sessionError('FST_SESSION_LOGIN_THROTTLED')

@@ -14,7 +14,7 @@ import fp from 'fastify-plugin'
 import { createAdmin, type SessionDecorator } from './admin.ts'
 import { createFieldCodec } from './codec.ts'
 import type { Core } from './core.ts'
-import { createOriginCheck, isUnsafe } from './csrf.ts'
+import { createOriginCheck, isUnsafe, isUpgrade } from './csrf.ts'
 import { createFieldCipher } from './crypto/field-cipher.ts'
 import { RecordSealer } from './crypto/record-seal.ts'
 import { Signer } from './crypto/signer.ts'
@@ -26,7 +26,7 @@ import { EpochKeeper } from './epoch.ts'
 import { establishNamingKey, KeyringKeeper, type KeyringOptions } from './keyring.ts'
 import { KeyNames } from './keys.ts'
 import { Lifecycle } from './lifecycle.ts'
-import { normaliseOptions } from './options.ts'
+import { boolean, isPlainObject, normaliseOptions, onlyKnown } from './options.ts'
 import { IndexPruner } from './prune.ts'
 import { createPasswords } from './password/index.ts'
 import { Resolver } from './resolve.ts'
@@ -89,8 +89,9 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   keeper.watch()
   epochs.watch()
 
-  const codec = createFieldCodec(cipher, (record, _hash, field) => {
-    fastify.log.warn({ sessionRef: record.ref, field }, 'encrypted session field could not be read')
+  const codec = createFieldCodec(cipher, (record) => {
+    // The field's name is application data (it may be chosen by a visitor): never logged.
+    fastify.log.warn({ sessionRef: record.ref }, 'encrypted session field could not be read')
     events.emit('decrypt_error', undefined, record.ref, 'FST_SESSION_DECRYPT')
   })
   const core: Core = {
@@ -133,14 +134,25 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     return true
   }
 
-  const onRequest: onRequestHookHandler = function (request, _reply, done) {
-    if (request.routeOptions.config.session === false) {
+  const onRequest: onRequestHookHandler = function (request, reply, done) {
+    const route = request.routeOptions.config.session
+    if (route === false) {
       done()
       return
     }
     const header = request.headers.cookie
-    const checked = originCheck !== undefined && isUnsafe(request.method)
+    const upgrade = isUpgrade(request.headers)
+    const checked = originCheck !== undefined &&
+      (upgrade || isUnsafe(request.method) || (typeof route === 'object' && route.stateChanging === true))
     if (checked && forged(request, header)) {
+      // A refused HTTP/1.1 upgrade's connection is closed once the 403 is out: a WebSocket
+      // plugin whose hooks run after this one never learns of it and would leave the socket
+      // open. (An HTTP/2 connection carries other requests: it stays.)
+      if (request.headers.upgrade !== undefined && request.raw.httpVersionMajor === 1) {
+        const socket = request.raw.socket
+        reply.header('connection', 'close')
+        reply.raw.once('finish', () => { socket.end(() => socket.destroy()) })
+      }
       done(sessionError('FST_SESSION_CSRF'))
       return
     }
@@ -204,6 +216,15 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     }
   })
 
+  // A route's `config.session` is checked when the route is added, like every option.
+  fastify.addHook('onRoute', (route) => {
+    const value: unknown = route.config?.session
+    if (value === undefined || typeof value === 'boolean') return
+    const where = `route ${String(route.method)} ${route.url}: config.session`
+    if (!isPlainObject(value)) throw sessionError('FST_SESSION_INVALID_OPTION', `${where} must be false, true or { stateChanging: boolean }`)
+    onlyKnown(value, where, ['stateChanging'])
+    boolean(value['stateChanging'], `${where}.stateChanging`, false)
+  })
   fastify.addHook('onRequest', onRequest)
   fastify.addHook('onSend', onSend)
   fastify.addHook('onClose', async () => {
@@ -233,7 +254,11 @@ declare module 'fastify' {
     requireFreshLogin (maxAgeMs: number): preHandlerHookHandler
   }
   interface FastifyContextConfig {
-    /** `false`: this route never loads or saves a session. */
-    session?: boolean
+    /**
+     * `false`: this route never loads or saves a session. `{ stateChanging: true }`: a GET (or
+     * HEAD) route that changes state gets the origin check of unsafe methods (403
+     * `FST_SESSION_CSRF` for a foreign origin carrying the session cookie).
+     */
+    session?: boolean | { stateChanging?: boolean }
   }
 }

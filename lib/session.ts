@@ -100,7 +100,7 @@ export class Session {
       return
     }
     const s = this.#s
-    const text = toJson(key, value)
+    const text = toJson(value)
     ;(s.values ??= new Map()).set(key, value)
     // Setting the value already stored is not a change: no write. (Compared only against what is
     // known without work: an encrypted field not yet read in this record version is not decrypted

@@ -14,7 +14,8 @@ export type CookieIntent = 'none' | 'set' | 'clear'
 /** The request facts a session may need: `sessionInfo` at login, the origin check of `loginWithPassword` (a Fastify request satisfies it). */
 export interface ClientInfo extends OriginFacts {
   readonly headers: OriginFacts['headers'] & { readonly 'user-agent'?: string | undefined }
-  readonly ip: string
+  /** `request.ip`: undefined when there is no client address (a unix socket listener). */
+  readonly ip: string | undefined
 }
 
 export class SessionState {

@@ -97,6 +97,12 @@ export type RedisConnectOptions = Omit<RedisClientOptions, 'RESP' | 'clientSideC
    * register (FST_SESSION_INSECURE_TRANSPORT); `true` allows it (e.g. a trusted private network).
    */
   allowPlaintext?: boolean
+  /**
+   * Register refuses a Redis whose `maxmemory-policy` may evict keys without a TTL (`allkeys-*`:
+   * the revocation epoch, the naming key ring, the login-throttle counters) with
+   * FST_SESSION_EVICTION_POLICY; `true` accepts it (docs/redis-hardening.md says what it costs).
+   */
+  allowEviction?: boolean
 }
 /** node-redis `createCluster` options for a cluster the plugin makes (`redis: { cluster: … }`); `allowPlaintext` as for one client. */
 export type RedisClusterConnectOptions = Omit<RedisClusterOptions, 'RESP' | 'clientSideCache' | 'keyPrefix' | 'modules' | 'functions' | 'scripts'> & { allowPlaintext?: boolean }
@@ -106,9 +112,10 @@ export interface HardenedSessionOptions {
   secrets: Array<string | Buffer>
   /**
    * Connection options (the plugin makes a RESP3 client with client-side caching), `{ cluster:
-   * { rootNodes, … } }` (the same for a Redis Cluster), or a client / cluster client you made.
+   * { rootNodes, … } }` (the same for a Redis Cluster), or a client / cluster client you made
+   * (as it is, or as `{ client, allowEviction }`). `allowEviction`: see RedisConnectOptions.
    */
-  redis?: RedisConnectOptions | { cluster: RedisClusterConnectOptions } | RedisConnection
+  redis?: RedisConnectOptions | { cluster: RedisClusterConnectOptions, allowEviction?: boolean } | { client: RedisConnection, allowEviction?: boolean } | RedisConnection
   /** Any other store, e.g. `createMemoryStore()`. Exactly one of `redis` / `store`. */
   store?: SessionStore
   keyPrefix?: string

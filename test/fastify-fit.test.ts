@@ -231,3 +231,40 @@ test('csrf: Sec-Fetch-Site same-origin is trusted even when Origin is null (Refe
   assert.equal(res.statusCode, 200)
   await a.close()
 })
+
+test('csrf: a GET route marked config.session.stateChanging is origin-checked like an unsafe request (403 before the handler, no store call); other GETs are not', async () => {
+  const { store, calls } = counted()
+  const a = await app({ store })
+  let confirmed = 0
+  a.get('/confirm', { config: { session: { stateChanging: true } } }, async (req) => { confirmed++; req.session.set('confirmed', true); return { ok: true } })
+  await a.ready()
+  const cookie = sessionCookie(await a.inject({ method: 'POST', url: '/login' })) ?? ''
+  const before = calls()
+  for (const method of ['GET', 'HEAD'] as const) {
+    for (const headers of [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { origin: 'https://sibling.example.com', 'sec-fetch-site': 'same-site' }]) {
+      const res = await a.inject({ method, url: '/confirm', headers: { cookie, host: 'app.example.com', ...headers } })
+      assert.equal(res.statusCode, 403, `${method} ${JSON.stringify(headers)}`)
+    }
+  }
+  assert.equal(confirmed, 0)
+  assert.equal(calls(), before, 'no store access for a refused request')
+  assert.equal((await a.inject({ url: '/me', headers: { cookie, host: 'app.example.com', origin: 'https://evil.example' } })).statusCode, 200, 'an unmarked GET')
+  const own = await a.inject({ url: '/confirm', headers: { cookie, host: 'app.example.com', origin: 'http://app.example.com', 'sec-fetch-site': 'same-origin' } })
+  assert.deepEqual(own.json(), { ok: true })
+  const planted = await a.inject({ url: '/confirm', headers: { host: 'app.example.com', 'sec-fetch-site': 'cross-site' } })
+  assert.equal(planted.statusCode, 403, 'without the cookie it runs, but a foreign page gets no session to write')
+  assert.equal(planted.headers['set-cookie'], undefined)
+  await a.close()
+})
+
+test('routes: a malformed config.session fails at route registration with FST_SESSION_INVALID_OPTION, naming the key', async () => {
+  for (const [config, detail] of [[{ session: { stateChanginG: true } }, /did you mean 'route GET \/x: config\.session\.stateChanging'/], [{ session: 'yes' }, /config\.session must be false, true or \{ stateChanging: boolean \}/], [{ session: { stateChanging: 1 } }, /stateChanging must be a boolean/]] as const) {
+    const a = await app()
+    assert.throws(() => a.get('/x', { config: config as never }, async () => 'x'), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'FST_SESSION_INVALID_OPTION')
+      assert.match(err.message, detail)
+      return true
+    })
+    await a.close()
+  }
+})

@@ -138,18 +138,32 @@ for (const [name, pair] of stores) {
   })
 }
 
-test('throttle: Redis holds neither the account name nor the IP, only keyed hashes with a TTL', async () => {
+test('throttle: Redis holds neither the account name, the user id nor the IP, only keyed hashes in bucket hashes without a TTL, each with its window end', async () => {
   const app = await make({ redis: { url: redis.url }, keyPrefix: 'priv:' })
+  const before = Date.now()
   await attempt(app, 'Secret.Person@example.com', 'bad', '203.0.113.77')
+  await attempt(app, 'alice@example.com', 'bad', '203.0.113.78')
   const keys = [...(await redis.command('KEYS', 'priv:t:*')).matchAll(/\$\d+\r\n([^\r]*)\r\n/g)].map((m) => m[1] as string)
-  assert.equal(keys.length, 2)
+  assert.ok(keys.length >= 1 && keys.length <= 6, keys.join(' '))
+  const fields: string[] = []
   for (const key of keys) {
-    assert.match(key, /^priv:t:[ai]:[A-Za-z0-9_-]{43}$/)
-    const ttl = Number((await redis.command('PTTL', key)).slice(1))
-    assert.ok(ttl > 0 && ttl <= 900_000, `TTL ${ttl}`)
+    assert.match(key, /^priv:t:[A-Za-z0-9_-]$/, 'one of 64 buckets')
+    assert.equal(await redis.command('PTTL', key), ':-1\r\n', 'no TTL: no volatile-* policy can evict a counter')
+    const flat = [...(await redis.command('HGETALL', key)).matchAll(/\$\d+\r\n([^\r]*)\r\n/g)].map((m) => m[1] as string)
+    for (let i = 0; i < flat.length; i += 2) {
+      const [field, value] = [flat[i] as string, flat[i + 1] as string]
+      fields.push(field)
+      assert.match(field, /^[ausi]:[A-Za-z0-9_-]{43}$/)
+      const [count, end] = value.split(' ').map(Number) as [number, number]
+      assert.equal(count, 1, `${field} ${value}`)
+      assert.ok(end > before && end <= Date.now() + 15 * 60_000, `window end ${end}`)
+    }
   }
-  const all = await redis.command('KEYS', '*')
-  assert.ok(!/secret|person|203\.0\.113/i.test(all))
+  // An account, a user share, a user and an IP counter for the known account; an account and
+  // an IP counter for the unknown one.
+  assert.deepEqual(fields.map((f) => f[0]).sort(), ['a', 'a', 'i', 'i', 's', 'u'])
+  const all = await redis.command('KEYS', '*') + JSON.stringify(await Promise.all(keys.map((k) => redis.command('HGETALL', k))))
+  assert.ok(!/secret|person|alice|user-alice|203\.0\.113/i.test(all))
   await app.close()
 })
 

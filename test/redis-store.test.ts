@@ -175,3 +175,22 @@ test('redis store: a foreign write processed in the same Redis event-loop iterat
     await other.close()
   }
 })
+
+test('redis store: throttle counters whose window ended are swept by later hits, so a bucket stays near its live counters', async () => {
+  const client = createClient({ url: redis.url, RESP: 3 })
+  await client.connect()
+  const store = new RedisStore(client as never, OPTIONS)
+  try {
+    const bucket = 'sweep:t:A'
+    for (let i = 0; i < 300; i++) await store.hit(bucket, `a:old-${i}`, 100)
+    await eventually(async () => (await store.readHits(bucket, 'a:old-299')).count === 0, 2000, 'the old windows ended')
+    for (let i = 0; i < 300; i++) await store.hit(bucket, `a:new-${i}`, 60_000)
+    const size = Number(await client.sendCommand(['HLEN', bucket]))
+    // Without the sweep the bucket would hold 600 fields; with it, the live 300 and a few old ones.
+    assert.ok(size >= 300 && size <= 330, `${size} fields`)
+    assert.equal(Number(await client.sendCommand(['PTTL', bucket])), -1, 'the bucket has no TTL')
+  } finally {
+    await store.close()
+    await client.close()
+  }
+})

@@ -8,9 +8,10 @@
  *   pepper kept outside the database (RFC 9106 §4, OWASP Password Storage Cheat Sheet);
  * - weak new passwords: `hashPassword` alone applies the new-password policy (minimum length,
  *   breach check; see policy.ts), so existing accounts are never locked out by a stricter policy;
- * - user enumeration by timing: every `false` answer costs one argon2 verify at the current
- *   parameters, whether the user is unknown, the password empty, or the stored hash unusable
- *   (OWASP Authentication Cheat Sheet, "Authentication Responses");
+ * - user enumeration by timing: every `false` answer costs at least one argon2 verify at the
+ *   current parameters, whether the user is unknown, the password empty, the stored hash
+ *   unusable or made at a lower cost (OWASP Authentication Cheat Sheet, "Authentication
+ *   Responses");
  * - denial of service: input size is capped before any work, and argon2 work runs through a FIFO
  *   limiter that sheds load with 503 (see limiter.ts);
  * - leaking secrets through logs: warnings carry a fixed message and a reason code, never the
@@ -24,7 +25,7 @@ import { preparePassword } from './input.ts'
 import { Limiter } from './limiter.ts'
 import { DEFAULT_MIN_LENGTH, isBelowOwaspMinimum, resolvePasswordOptions } from './options.ts'
 import type { ResolvedPasswordOptions, ValidatedPasswordOptions } from './options.ts'
-import { ARGON2_VERSION_13, ARGON2ID, SALT_BYTES, TAG_BYTES, exceedsVerifyBudget, hashNeedsRehash, inspectHash } from './phc.ts'
+import { ARGON2_VERSION_13, ARGON2ID, SALT_BYTES, TAG_BYTES, complementCost, exceedsVerifyBudget, hashNeedsRehash, inspectHash } from './phc.ts'
 import type { HashProblem } from './phc.ts'
 import { checkNotCompromised, hasMinLength } from './policy.ts'
 
@@ -95,6 +96,9 @@ export interface PasswordEngine {
 
 type HashUnusable = HashProblem | 'cost' | 'rejected'
 
+/** Distinct lower costs whose complement dummy hash is kept (see `getComplementHash`). */
+const MAX_COMPLEMENTS = 16
+
 const UNUSABLE_HASH_MESSAGE = 'Stored password hash is not a usable argon2id hash; verification answered false'
 
 /** Prepares a password that is to be hashed: throws where `verify` would answer `false`. */
@@ -117,13 +121,13 @@ export function createPasswordEngine (validated: ValidatedPasswordOptions, log?:
       'argon2id parameters are below the OWASP Password Storage Cheat Sheet minimum')
   }
 
-  function runHash (password: string): Promise<string> {
+  function runHash (password: string, memoryCost = options.memoryCost): Promise<string> {
     return limiter.run(() => {
       operations++
       return argon2Hash(password, {
         algorithm: ARGON2ID, // RFC 9106 §4 step 1 / OWASP: argon2id
         version: ARGON2_VERSION_13,
-        memoryCost: options.memoryCost,
+        memoryCost,
         timeCost: options.timeCost,
         parallelism: options.parallelism,
         outputLen: TAG_BYTES, // RFC 9106 §4: 256-bit tag
@@ -152,6 +156,22 @@ export function createPasswordEngine (validated: ValidatedPasswordOptions, log?:
     return dummyHash
   }
 
+  /**
+   * Dummy hashes at a lower memory cost (and the policy's time cost), by memory cost, made on
+   * first use; at most MAX_COMPLEMENTS (past costs are few), beyond that the full dummy hash.
+   */
+  const complements = new Map<number, Promise<string>>()
+  function getComplementHash (memoryCost: number): Promise<string> {
+    let made = complements.get(memoryCost)
+    if (made === undefined) {
+      if (complements.size >= MAX_COMPLEMENTS) return getDummyHash()
+      const making = runHash(randomBytes(32).toString('base64url'), memoryCost)
+      complements.set(memoryCost, made = making)
+      making.catch(() => { if (complements.get(memoryCost) === making) complements.delete(memoryCost) })
+    }
+    return made
+  }
+
   /** Costs what a real failed verify costs, then answers false (OWASP Authentication Cheat Sheet). */
   async function dummyVerify (): Promise<false> {
     await runVerify(await getDummyHash(), 'not the password')
@@ -176,7 +196,14 @@ export function createPasswordEngine (validated: ValidatedPasswordOptions, log?:
       return await dummyVerify()
     }
     try {
-      return await runVerify(hash, prepared.password)
+      const ok = await runVerify(hash, prepared.password)
+      // A hash made before the costs were raised verifies faster than the dummy hash of an
+      // unknown account, so a wrong password would tell such accounts apart by timing: a dummy
+      // verify of the missing cost follows, so that a failure costs what one at the current
+      // cost does. (The hash is replaced at the next successful login: `verifyAndUpgrade`.)
+      const missing = complementCost(inspection.params, options)
+      if (!ok && missing !== undefined) await runVerify(await getComplementHash(missing), 'not the password')
+      return ok
     } catch (error) {
       if (error instanceof SessionError) throw error // FST_PASSWORD_BUSY: the caller answers 503
       warnUnusable('rejected') // parsed, yet refused by argon2 itself

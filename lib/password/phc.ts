@@ -70,6 +70,21 @@ export function exceedsVerifyBudget (params: HashParams, options: ResolvedPasswo
   return params.memoryCost > maxMemory || params.timeCost > maxTime
 }
 
+/** Complement costs are rounded to this many KiB, so that past costs map to few dummy hashes. */
+const COMPLEMENT_STEP_KIB = 1024
+
+/**
+ * For a hash that costs less to verify than one made under the policy: the memory cost (KiB, at
+ * the policy's time cost) of a dummy hash whose verify costs the difference; otherwise
+ * undefined. argon2's work grows with memory × passes (lanes are computed one after another).
+ */
+export function complementCost (params: HashParams, options: ResolvedPasswordOptions): number | undefined {
+  const missing = options.memoryCost * options.timeCost - params.memoryCost * params.timeCost
+  if (missing <= 0) return undefined
+  const rounded = Math.round(missing / options.timeCost / COMPLEMENT_STEP_KIB) * COMPLEMENT_STEP_KIB
+  return Math.max(8 * options.parallelism, rounded) // argon2's least memory: 8 KiB per lane
+}
+
 /**
  * True when the hash should be replaced at the next successful login: unusable, not argon2id
  * v1.3, any cost below the current policy, or a salt/tag shorter than RFC 9106 §4 recommends.

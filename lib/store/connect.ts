@@ -1,7 +1,9 @@
 /**
  * Opens the Redis store from the `redis` option: either connection options (the plugin makes
  * and owns a RESP3 client with client-side caching) or a client, cluster or Sentinel client the
- * application made (used as given, connected if needed, never closed by the plugin).
+ * application made (used as given, connected if needed, never closed by the plugin; `{ client,
+ * allowEviction }` to pass the eviction opt-in with it). Once connected, Redis's eviction
+ * policy is checked (eviction.ts) on every node that holds the plugin's keys.
  *
  * `register` never hangs and never fails in silence. Until the first `ready`, an error retrying
  * cannot fix (credentials, permissions, TLS) ends the attempt at once; anything else (refused,
@@ -15,6 +17,8 @@ import { sessionError } from '../errors.ts'
 import type { Config } from '../options.ts'
 import type { RedisClusterConnectOptions, RedisConnectOptions, RedisConnection } from '../types.ts'
 import { checkTransport, classify, describeError, FAILURE_PHRASE, targetOf, whereOf, type RedisTarget } from './connect-errors.ts'
+import { isCluster } from './cluster.ts'
+import { checkEvictionPolicy, type PolicyNode } from './eviction.ts'
 import { isClusterOptions, openRedisCluster } from './open-cluster.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'
 import { isSentinel, sentinelConnection } from './sentinel.ts'
@@ -57,21 +61,47 @@ function budgetOf (connectTimeout: number, pluginTimeout: number | undefined): n
   return Math.max(1, Math.min(connectTimeout, pluginTimeout - Math.min(1000, Math.ceil(pluginTimeout / 4))))
 }
 
+/** The nodes whose eviction policy matters: the one server (a Sentinel's master), or every master of a cluster. */
+function policyNodes (conn: object): PolicyNode[] {
+  const c = conn as any
+  if (isCluster(conn)) return c.masters.map((master: unknown) => ({ send: async (args: string[]) => (await c.nodeClient(master)).sendCommand(args) }))
+  if (isSentinel(conn)) return [{ send: (args: string[]) => c.sendCommand(false, args) }]
+  return [{ send: (args: string[]) => c.sendCommand(args) }]
+}
+
+/** Refuses an evicting `maxmemory-policy` (store/eviction.ts); closes what was opened when it does. */
+async function checkedPolicy<T extends { close: () => Promise<void> }> (opened: T, conn: object, allow: boolean, log: FastifyBaseLogger, config: Config): Promise<T> {
+  try {
+    await checkEvictionPolicy(policyNodes(conn), allow, log, config.storeTimeout)
+  } catch (err) {
+    await opened.close()
+    throw err
+  }
+  return opened
+}
+
 export async function openRedisStore (
-  redis: RedisConnectOptions | { cluster: RedisClusterConnectOptions } | RedisConnection,
+  option: RedisConnectOptions | { cluster: RedisClusterConnectOptions, allowEviction?: boolean } | { client: RedisConnection, allowEviction?: boolean } | RedisConnection,
   config: Config,
   log: FastifyBaseLogger,
   onStatus: Status,
   pluginTimeout?: number
 ): Promise<{ store: RedisStore, close: () => Promise<void>, client?: RedisConnection }> {
-  if (typeof redis !== 'object' || redis === null) throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
+  if (typeof option !== 'object' || option === null) throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
+  // `{ client, allowEviction }`: a client the application made, with the eviction opt-in.
+  const wrapped = !isConnection(option) && 'client' in option && typeof option.client === 'object' && option.client !== null && isConnection(option.client)
+  const redis = wrapped ? (option as { client: RedisConnection }).client : option as Exclude<typeof option, { client: RedisConnection }>
+  const allowEviction: unknown = isConnection(option) ? undefined : (option as { allowEviction?: unknown }).allowEviction
+  if (allowEviction !== undefined && typeof allowEviction !== 'boolean') throw sessionError('FST_SESSION_STORE_OPTION', 'redis.allowEviction must be a boolean')
+  const allow = allowEviction === true
   const budget = budgetOf(config.connectTimeout, pluginTimeout)
   // A Redis Cluster the plugin makes: see store/open-cluster.ts. The transport rule holds for
   // every root node.
   if (isClusterOptions(redis)) {
     const { allowPlaintext, ...cluster } = redis.cluster as RedisClusterConnectOptions & { allowPlaintext?: boolean }
     for (const node of cluster.rootNodes ?? []) checkTransport(targetOf(node as { url?: unknown, socket?: unknown }), allowPlaintext === true)
-    return await openRedisCluster(cluster, config, budget, (durable) => storeOptions(config, onStatus, durable, log))
+    const opened = await openRedisCluster(cluster, config, budget, (durable) => storeOptions(config, onStatus, durable, log))
+    return await checkedPolicy(opened, opened.client, allow, log, config)
   }
   if (isConnection(redis)) {
     const conn = redis as any
@@ -91,17 +121,17 @@ export async function openRedisStore (
       await closeConnection(durable).catch(() => {})
       throw failed(err, target, budget, config.connectTimeout, log)
     }
-    return {
+    return await checkedPolicy({
       store,
       client: redis,
       close: async () => {
         await store.close()
         await closeConnection(durable)
       },
-    }
+    }, conn, allow, log, config)
   }
 
-  const { allowPlaintext, ...options } = redis
+  const { allowPlaintext, allowEviction: _allowEviction, ...options } = redis as RedisConnectOptions & { allowEviction?: boolean }
   if (allowPlaintext !== undefined && typeof allowPlaintext !== 'boolean') throw sessionError('FST_SESSION_STORE_OPTION', 'redis.allowPlaintext must be a boolean')
   const target = targetOf(options)
   checkTransport(target, allowPlaintext === true)
@@ -149,7 +179,7 @@ export async function openRedisStore (
     await closeConnection(durable).catch(() => {})
     throw failed(err, target, budget, config.connectTimeout, log)
   }
-  return {
+  return await checkedPolicy({
     store,
     client: client as unknown as RedisConnection,
     close: async () => {
@@ -157,7 +187,7 @@ export async function openRedisStore (
       await closeConnection(durable)
       await store.close()
     },
-  }
+  }, client, allow, log, config)
 }
 
 /** The target of a client the application made, when its options tell (for log lines only). */

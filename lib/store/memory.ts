@@ -1,15 +1,17 @@
 /**
  * The embedded memory store: the same semantics as the Redis store (TTL per record, only dirty
- * fields applied, user indexes with the same atomic admit/dismiss rules, a global epoch) inside
- * one process. For the demo, for tests, and for single-process apps without Redis.
+ * fields applied, user indexes with the same atomic admit/dismiss rules, a global epoch, login-
+ * throttle counters with the same windows and shares) inside one process. For the demo, for
+ * tests, and for single-process apps without Redis.
  *
  * Protects against unbounded growth: at most `maxEntries` sessions; beyond that the least
- * recently used session is evicted (its user must log in again). Expired entries are removed
+ * recently used session is evicted (its user must log in again). Throttle counters are never
+ * evicted (a dropped counter would read as a fresh one), only removed once their window ended. Expired entries are removed
  * lazily on access and by a periodic sweep that does not keep the process alive.
  */
 import { sessionError } from '../errors.ts'
 import { applyUpdate, storedBytes } from './codec.ts'
-import type { AdmitOptions, AdmitResult, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+import type { AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 export interface MemoryStoreOptions {
   /** Most sessions held; the least recently used is evicted beyond it (default 10 000). */
@@ -230,21 +232,44 @@ export class MemoryStore implements SessionStore {
     return this.#epochs.has(key) || this.#rings.has(key) || (await this.read(key)) !== undefined || this.#index(key) !== undefined
   }
 
-  async hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }> {
+  /** A throttle counter in its window, or undefined (absent, or its window ended). */
+  #counter (key: string, field: string): Entry<number> | undefined {
+    const entry = this.#counters.get(key + '\n' + field)
+    return entry === undefined || entry.expiresAt <= this.#now() ? undefined : entry
+  }
+
+  async hit (key: string, field: string, windowMs: number, share?: string): Promise<HitCount> {
     const now = this.#now()
-    let entry = this.#counters.get(key)
-    if (entry === undefined || entry.expiresAt <= now) this.#counters.set(key, entry = { value: 0, expiresAt: now + windowMs })
+    let entry = this.#counter(key, field)
+    if (entry === undefined) this.#counters.set(key + '\n' + field, entry = { value: 0, expiresAt: now + windowMs })
     entry.value++
+    if (share !== undefined) {
+      const mine = this.#counter(key, share)
+      const value = mine?.expiresAt === entry.expiresAt ? mine.value + 1 : 1
+      this.#counters.set(key + '\n' + share, { value, expiresAt: entry.expiresAt })
+    }
     return { count: entry.value, ttlMs: entry.expiresAt - now }
   }
 
-  async unhit (key: string): Promise<void> {
-    const entry = this.#counters.get(key)
+  async readHits (key: string, field: string): Promise<HitCount> {
+    const entry = this.#counter(key, field)
+    return entry === undefined ? { count: 0, ttlMs: 0 } : { count: entry.value, ttlMs: entry.expiresAt - this.#now() }
+  }
+
+  async unhit (key: string, field: string): Promise<void> {
+    const entry = this.#counter(key, field)
     if (entry !== undefined && entry.value > 0) entry.value--
   }
 
-  async clearHits (key: string): Promise<void> {
-    this.#counters.delete(key)
+  async release (key: string, field: string, share: string): Promise<void> {
+    const entry = this.#counter(key, field)
+    const mine = this.#counter(key, share)
+    if (entry !== undefined && mine?.expiresAt === entry.expiresAt) entry.value = Math.max(0, entry.value - mine.value)
+    this.#counters.delete(key + '\n' + share)
+  }
+
+  async clearHits (key: string, field: string): Promise<void> {
+    this.#counters.delete(key + '\n' + field)
   }
 
   async keyring (key: string, changes: readonly KeyringChange[], mode: KeyringMode = 'set'): Promise<Record<string, string>> {

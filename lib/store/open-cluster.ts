@@ -9,7 +9,7 @@
 import { createCluster } from 'redis'
 import { sessionError } from '../errors.ts'
 import type { Config } from '../options.ts'
-import type { RedisClusterConnectOptions } from '../types.ts'
+import type { RedisClusterConnectOptions, RedisConnection } from '../types.ts'
 import type { ClusterConnection } from './cluster.ts'
 import { closeConnection, durableConnection } from './durable.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'
@@ -24,7 +24,7 @@ export async function openRedisCluster (
   config: Config,
   connectTimeout: number,
   storeOptions: (durable: unknown) => RedisStoreOptions
-): Promise<{ store: RedisStore, close: () => Promise<void> }> {
+): Promise<{ store: RedisStore, close: () => Promise<void>, client: RedisConnection }> {
   const keyPrefix = config.keyPrefix
   if (typeof options !== 'object' || options === null || !Array.isArray(options.rootNodes) || options.rootNodes.length === 0) {
     throw sessionError('FST_SESSION_STORE_OPTION', 'redis.cluster needs a non-empty rootNodes array')
@@ -67,6 +67,7 @@ export async function openRedisCluster (
   }
   return {
     store,
+    client: cluster as unknown as RedisConnection,
     close: async () => {
       if (cluster.isOpen) await cluster.close()
       await closeConnection(durable)

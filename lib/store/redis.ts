@@ -22,17 +22,18 @@
  *   <prefix>u:<hmac(user)> hash: lineage ref → '<hash> <deadline> <loginAt>'; PEXPIRE absolute
  *   <prefix>epoch          string: the global revocation epoch (`<n>.<token>.<mac>`); on a cluster
  *                          also <prefix>epoch{<slot tag>}, one copy per slot (keys.ts)
+ *   <prefix>t:<c>          hash: login-throttle counters '<count> <window end>', no TTL (scripts.ts)
  */
 import { BoundedCache } from '../lru.ts'
 import { ClusterBackend, isCluster, type ClusterConnection } from './cluster.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
 import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './link.ts'
 import { SessionError, sessionError } from '../errors.ts'
-import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, RAISE_MANY, READ, REPLACE_EPOCH, TAKE, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
+import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, RAISE_MANY, READ, RELEASE, REPLACE_EPOCH, TAKE, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
+import type { AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 /** Other entries of a large index returned by each login, for the caller to prune (lifecycle). */
 const SAMPLE = 8
-import type { AdmitOptions, AdmitResult, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
 
 /** A node-redis client or cluster client. */
 export type Connection = ClientConnection | ClusterConnection
@@ -69,6 +70,12 @@ function entries (reply: unknown, from = 0): IndexEntry[] {
     if (entry !== undefined) out.push(entry)
   }
   return out
+}
+
+/** A throttle script's `{count, ms left}` reply. */
+function hitCount (reply: unknown): HitCount {
+  const [count, ttlMs] = reply as [unknown, unknown]
+  return { count: Number(count), ttlMs: Number(ttlMs) }
 }
 
 /** An HGETALL reply (a map as an object, a Map or a flat array, depending on the type mapping) as an object. */
@@ -472,17 +479,24 @@ export class RedisStore implements SessionStore {
     return Number(await this.#command(key, ['EXISTS', key])) > 0
   }
 
-  async hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }> {
-    const reply = await HIT.run(this.#redis, key, [String(windowMs)]) as unknown[]
-    return { count: Number(reply[0]), ttlMs: Number(reply[1]) }
+  async hit (key: string, field: string, windowMs: number, share?: string): Promise<HitCount> {
+    return hitCount(await HIT.run(this.#redis, key, [String(windowMs), field, share ?? '', '1']))
   }
 
-  async unhit (key: string): Promise<void> {
-    await UNHIT.run(this.#redis, key, [])
+  async readHits (key: string, field: string): Promise<HitCount> {
+    return hitCount(await HIT.run(this.#redis, key, ['', field, '', '0']))
   }
 
-  async clearHits (key: string): Promise<void> {
-    await this.#command(key, ['DEL', key])
+  async unhit (key: string, field: string): Promise<void> {
+    await UNHIT.run(this.#redis, key, [field])
+  }
+
+  async release (key: string, field: string, share: string): Promise<void> {
+    await RELEASE.run(this.#redis, key, [field, share])
+  }
+
+  async clearHits (key: string, field: string): Promise<void> {
+    await this.#command(key, ['HDEL', key, field])
   }
 
   async keyring (key: string, changes: readonly KeyringChange[], mode: KeyringMode = 'set'): Promise<Record<string, string>> {

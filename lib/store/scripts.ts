@@ -20,8 +20,11 @@
  *   DISMISS      removes a lineage only while it points at the given session, so ending an
  *                old id never removes the lineage a newer id holds.
  *   DISMISS_ALL  removes every lineage (but one) in one step: revokeUser / revokeOthers.
+ *   HIT          counts a login attempt before its password is checked, atomically with the
+ *                compare, so parallel attempts (on any instance) cannot pass a limit together.
+ *   RELEASE      a success takes back only the hits counted for the account that logged in.
  *   EPOCH        reads an epoch copy, raising it to the caller's newest known epoch when it is
- *                missing, malformed or older (`<n>.<token>`, crypto/epoch.ts): an epoch only moves
+ *                missing, malformed or older (`<n>.<token>.<mac>`, crypto/epoch.ts): an epoch only moves
  *                forward, and a deleted or rolled-back copy is restored by the first process that
  *                reads it. `revokeAll` raises every copy to a new value the same way.
  *   REPLACE_EPOCH  replaces an epoch copy that does not verify (a writer's), compare-and-set.
@@ -236,19 +239,76 @@ redis.call('HSET', KEYS[1], '#gen', ARGV[2])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return out`)
 
-// ARGV: window (ms). Returns {count, ms left}. A counter a writer left without a TTL gets one.
-export const HIT = new Script(`
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {n, ttl}`)
+/** Fields of a throttle bucket looked at per call, whose expired ones are removed. */
+export const THROTTLE_SAMPLE = 6
 
-// Takes one hit back, never below zero.
-export const UNHIT = new Script(`
-if (tonumber(redis.call('GET', KEYS[1])) or 0) > 0 then redis.call('DECR', KEYS[1]) end
+// Login-throttle counters live as fields of bucket hashes without a TTL (no volatile-* policy
+// evicts them), each field '<count> <window end ms>'. Time is Redis's own (TIME), so instances
+// with skewed clocks agree on windows. A field whose window ended counts as zero; a window end
+// beyond one window from now (written by someone else) is cut back to one window. Each call
+// samples a few fields and deletes those whose window ended: with at most two new fields per
+// call, in the steady state a bucket holds at most about 1 / (1 - 2 / THROTTLE_SAMPLE) = 1.5
+// times its live counters.
+// HRANDFIELD needs Redis 6.2; before it, nothing is swept.
+const THROTTLE_PRELUDE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function counter (v, window)
+  if not v then return 0, nil end
+  local c, e = string.match(v, '^(%d+) (%d+)$')
+  c = tonumber(c)
+  e = tonumber(e)
+  if c == nil or e == nil or e <= now then return 0, nil end
+  if window and e > now + window then e = now + window end
+  return c, e
+end
+local function sweep (keep1, keep2)
+  local picked = redis.pcall('HRANDFIELD', KEYS[1], ${THROTTLE_SAMPLE}, 'WITHVALUES')
+  if type(picked) ~= 'table' or picked.err then return end
+  for i = 1, #picked, 2 do
+    local f = picked[i]
+    if f ~= keep1 and f ~= keep2 then
+      local e = tonumber(string.match(picked[i + 1], '^%d+ (%d+)$'))
+      if e == nil or e <= now then redis.call('HDEL', KEYS[1], f) end
+    end
+  end
+end
+`
+
+// ARGV: window (ms; '' when only reading), field, share field ('' = none), '1' to count ('0' reads only).
+// Returns {count, ms left in the window}.
+export const HIT = new Script(THROTTLE_PRELUDE + `
+local window = tonumber(ARGV[1])
+local count, ends = counter(redis.call('HGET', KEYS[1], ARGV[2]), window)
+if ARGV[4] == '1' then
+  if ends == nil then ends = now + window end
+  count = count + 1
+  redis.call('HSET', KEYS[1], ARGV[2], count .. ' ' .. ends)
+  if ARGV[3] ~= '' then
+    local mine, at = counter(redis.call('HGET', KEYS[1], ARGV[3]), nil)
+    if at ~= ends then mine = 0 end
+    redis.call('HSET', KEYS[1], ARGV[3], (mine + 1) .. ' ' .. ends)
+  end
+end
+sweep(ARGV[2], ARGV[3])
+if ends == nil then return {count, 0} end
+return {count, ends - now}`)
+
+// ARGV: field. Takes one hit back, never below zero.
+export const UNHIT = new Script(THROTTLE_PRELUDE + `
+local count, ends = counter(redis.call('HGET', KEYS[1], ARGV[1]), nil)
+if ends ~= nil and count > 0 then redis.call('HSET', KEYS[1], ARGV[1], (count - 1) .. ' ' .. ends) end
+return 1`)
+
+// ARGV: field, share field. Takes the share (counted in the counter's current window) out of
+// the counter and deletes the share: only the hits counted for that share, never others'.
+export const RELEASE = new Script(THROTTLE_PRELUDE + `
+local count, ends = counter(redis.call('HGET', KEYS[1], ARGV[1]), nil)
+local mine, at = counter(redis.call('HGET', KEYS[1], ARGV[2]), nil)
+if ends ~= nil and at == ends and mine > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], math.max(0, count - mine) .. ' ' .. ends)
+end
+redis.call('HDEL', KEYS[1], ARGV[2])
 return 1`)
 
 // Raises the epoch copy in KEYS[i] to ARGV[1] ('<n>.<token>.<mac>') when it is missing, malformed

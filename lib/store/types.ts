@@ -122,6 +122,12 @@ export interface KeyringChange {
   readonly expect?: string | undefined
 }
 
+/** A throttle counter after a hit: its count and the ms until its window ends (0 when none runs). */
+export interface HitCount {
+  readonly count: number
+  readonly ttlMs: number
+}
+
 /** Counters of a store's process-local cache (`fastify.session.stats()`). */
 export interface StoreStats {
   /** Reads answered from the local cache, with no command sent. */
@@ -185,14 +191,25 @@ export interface SessionStore {
   generation (indexKey: string): Promise<string>
 
   /**
-   * Adds one to a counter (login throttling); a new counter expires `windowMs` after its first
-   * hit. Returns the count after this hit and the ms until the counter expires.
+   * Login-throttle counters: `field` of the hash `key` (a bucket shared by many counters, with
+   * no TTL, so that no volatile-* eviction policy can drop a counter: a missing counter would
+   * read as a fresh one). A counter holds its count and the end of its window; a counter whose
+   * window ended counts as zero. Each call also removes a few fields of the bucket whose window
+   * ended, so a bucket holds about as many fields as it has live counters.
+   *
+   * `hit` adds one (a counter at zero starts a window of `windowMs`) and, with `share`, adds one
+   * to that field too, a share of this counter that `release` can take back. Returns the count
+   * after the hit and the ms left in its window.
    */
-  hit (key: string, windowMs: number): Promise<{ count: number, ttlMs: number }>
+  hit (key: string, field: string, windowMs: number, share?: string): Promise<HitCount>
+  /** The count as `hit` would see it, without counting (and without writing a counter). */
+  readHits (key: string, field: string): Promise<HitCount>
   /** Takes one hit back (a reserved attempt that succeeded); never below zero. */
-  unhit (key: string): Promise<void>
+  unhit (key: string, field: string): Promise<void>
+  /** Takes the `share` field's count (from this window) out of the counter, and deletes `share`. */
+  release (key: string, field: string, share: string): Promise<void>
   /** Deletes a counter. */
-  clearHits (key: string): Promise<void>
+  clearHits (key: string, field: string): Promise<void>
 
   /**
    * The naming key ring (crypto/naming.ts). `set` (default): each change is written only where

@@ -1,11 +1,12 @@
 /**
  * The store contract (lib/store/types.ts) every store must meet, called directly (no plugin):
- * records with TTLs and guarded updates, the user index's atomic admit/dismiss rules, and the
- * global epoch. Run against the memory store and a real Redis.
+ * records with TTLs and guarded updates, the user index's atomic admit/dismiss rules, the
+ * global epoch, and the login-throttle counters. Run against the memory store and a real Redis.
  */
 import { describe, test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IndexEntry, SessionRecord, SessionStore } from '../../lib/store/types.ts'
+import { eventually } from './app.ts'
 
 export function record (fields: Record<string, string> = {}, now = Date.now()): SessionRecord {
   return {
@@ -169,6 +170,55 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
       const { record: absent, epoch } = await store.getWithEpoch(key(), k, e1)
       assert.equal(absent, undefined)
       assert.equal(epoch, e3, 'a miss returns the epoch copy with the record')
+    })
+
+    test('throttle: hit counts within a window and reports the ms left; after the window a counter starts afresh', async () => {
+      const store = await open()
+      const k = key()
+      assert.deepEqual(await store.readHits(k, 'a:x'), { count: 0, ttlMs: 0 })
+      const first = await store.hit(k, 'a:x', 300)
+      assert.equal(first.count, 1)
+      assert.ok(first.ttlMs > 0 && first.ttlMs <= 300, `ttl ${first.ttlMs}`)
+      assert.equal((await store.hit(k, 'a:x', 300)).count, 2)
+      assert.equal((await store.hit(k, 'a:y', 300)).count, 1, 'another field of the same bucket counts apart')
+      assert.equal((await store.readHits(k, 'a:x')).count, 2, 'reading does not count')
+      await eventually(async () => (await store.readHits(k, 'a:x')).count === 0, 2000, 'the window ended')
+      assert.equal((await store.hit(k, 'a:x', 60_000)).count, 1, 'a new window')
+    })
+
+    test('throttle: release takes back exactly the hits counted for one share, never another share\'s', async () => {
+      const store = await open()
+      const k = key()
+      for (let i = 0; i < 4; i++) await store.hit(k, 'a:f', 60_000, 's:victim')
+      for (let i = 0; i < 2; i++) await store.hit(k, 'a:f', 60_000, 's:other')
+      await store.hit(k, 'a:f', 60_000)
+      assert.equal((await store.readHits(k, 'a:f')).count, 7)
+      await store.release(k, 'a:f', 's:other')
+      assert.equal((await store.readHits(k, 'a:f')).count, 5, "only the other share's 2 hits are taken out")
+      await store.release(k, 'a:f', 's:other')
+      assert.equal((await store.readHits(k, 'a:f')).count, 5, 'a share is released once')
+      assert.equal((await store.readHits(k, 's:victim')).count, 4, "the victim's share is untouched")
+    })
+
+    test('throttle: unhit never goes below zero; clearHits removes one counter only', async () => {
+      const store = await open()
+      const k = key()
+      await store.hit(k, 'i:x', 60_000)
+      await store.hit(k, 'u:y', 60_000)
+      await store.unhit(k, 'i:x')
+      await store.unhit(k, 'i:x')
+      assert.equal((await store.readHits(k, 'i:x')).count, 0)
+      assert.equal((await store.hit(k, 'i:x', 60_000)).count, 1)
+      await store.clearHits(k, 'i:x')
+      assert.equal((await store.readHits(k, 'i:x')).count, 0)
+      assert.equal((await store.readHits(k, 'u:y')).count, 1)
+    })
+
+    test('throttle: parallel hits are all counted (each hit reads the count after itself)', async () => {
+      const store = await open()
+      const k = key()
+      const counts = await Promise.all(Array.from({ length: 40 }, () => store.hit(k, 'a:p', 60_000)))
+      assert.deepEqual(counts.map((c) => c.count).sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i + 1))
     })
   })
 }

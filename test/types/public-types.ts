@@ -60,6 +60,9 @@ expectType<Promise<string>>(app.passwords.hash('pw'))
 expectType<Promise<boolean>>(app.passwords.verify(null, 'pw'))
 expectType<boolean>(app.passwords.needsRehash('$argon2id$...'))
 app.get('/public', { config: { session: false } }, async () => 'ok')
+app.get('/confirm', { config: { session: { stateChanging: true } } }, async () => 'ok')
+// @ts-expect-error config.session.stateChanging is a boolean
+app.get('/confirm-2', { config: { session: { stateChanging: 'yes' } } }, async () => 'ok')
 
 // standalone helpers
 expectType<Promise<string>>(hashPassword('pw'))
