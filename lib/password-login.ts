@@ -26,9 +26,9 @@ export interface PasswordLoginArgs {
   hash: string | null | undefined
   password: string
   /** The id to log in as (default: `account`). */
-  userId?: string
+  userId?: string | undefined
   /** Data merged into the session at login. */
-  data?: object
+  data?: object | undefined
 }
 
 export interface PasswordLoginResult {
