@@ -6,25 +6,16 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile, execFileSync } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { execFile } from 'node:child_process'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, eventually, login, SECRET } from './helpers/app.ts'
+import { ensureBuilt, root } from './helpers/build.ts'
 import { startRedis, type RedisServer } from './helpers/redis-server.ts'
 import { startTlsRedis, type TlsRedisServer } from './helpers/tls.ts'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
 const CLI = `${root}dist/cli.js`
 const PASSWORD = 'cli-redis-password-91c2e7'
 const OLD_SECRET = 'an-older-secret-0123456789-abcdefghijklmnop'
-
-/** Newest modification time under a directory (ms). */
-function newest (dir: string): number {
-  let t = 0
-  for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) t = Math.max(t, statSync(`${dir}/${f}`).mtimeMs)
-  return t
-}
 
 interface Result { code: number, stdout: string, stderr: string, ms: number }
 
@@ -42,9 +33,7 @@ let redis: RedisServer
 let url: string
 const apps: FastifyInstance[] = []
 before(async () => {
-  if (statSync(CLI, { throwIfNoEntry: false }) === undefined || newest(`${root}lib`) > statSync(CLI).mtimeMs) {
-    execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' })
-  }
+  ensureBuilt()
   redis = await startRedis()
   await redis.command('ACL', 'SETUSER', 'ops', 'on', `>${PASSWORD}`, '~*', '&*', '+@all')
   url = `redis://ops:${PASSWORD}@127.0.0.1:${redis.port}`

@@ -34,6 +34,15 @@ test('package: ESM import by name gives the plugin as default and the named help
   assert.deepEqual(JSON.parse(out), ['function', 'fastify-hardened-session', 'function', 'function', 'function', 'function', 'function', 'function'])
 })
 
+test('package: fastify-hardened-session/side-by-side exports the same plugin and helpers as the main entry', () => {
+  const out = run(`
+    import * as main from 'fastify-hardened-session'
+    import * as side from 'fastify-hardened-session/side-by-side'
+    console.log(JSON.stringify([main.default === side.default, Object.keys(main).sort().join() === Object.keys(side).sort().join(), typeof side.createMemoryStore]))
+  `, 'module')
+  assert.deepEqual(JSON.parse(out), [true, true, 'function'])
+})
+
 test('package: CJS require by name works and exposes the same exports', () => {
   const out = run(`
     const mod = require('fastify-hardened-session')
