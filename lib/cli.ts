@@ -167,7 +167,12 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
   },
   'revoke-all': {
     args: 0,
-    run: () => withStore(false, async ({ admin }) => {
+    run: () => withStore(false, async ({ admin, keys, prefixInUse }) => {
+      // A mistyped prefix would otherwise write an epoch where no application looks, and report success.
+      if (!await prefixInUse()) {
+        out(`nothing is stored under key prefix '${keys.prefix}' (no key ring, no epoch): nothing revoked. Is SESSION_KEY_PREFIX the application's keyPrefix?`)
+        return NOTHING
+      }
       await admin.revokeAll()
       out('every session that existed is revoked, on every instance; new logins work')
       return 0

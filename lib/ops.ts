@@ -133,7 +133,9 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
   // user id name no index, so they need neither.
   let naming: Buffer
   try {
-    naming = given === undefined
+    // Not opened for commands without a user id even when secrets are set (the environment of
+    // a shell that also runs user commands): `stats` on a prefix without a ring must say so.
+    naming = !needSecrets || given === undefined
       ? randomBytes(32)
       : await establishNamingKey((proposals, create) => guard.run(opened.store.keyring(keyringKey(config.keyPrefix), proposals, create)), config.secrets, false)
   } catch (err) {

@@ -64,7 +64,7 @@ const HINTS: Record<string, string> = {
   saveUninitialized: 'sessions are saved only when a handler sets data',
   rolling: "the expiry slides by itself; see 'touchInterval'",
   resave: 'only changed fields are written',
-  ttl: "use 'idleTimeout' and 'absoluteTimeout', in milliseconds (connect-redis's ttl is in seconds: ttl 86400 is idleTimeout 86_400_000)",
+  ttl: "use 'idleTimeout' and 'absoluteTimeout', in milliseconds: connect-redis's ttl is seconds, so ttl 86400 is idleTimeout 86_400_000",
   maxAge: "the cookie follows the session: use 'idleTimeout' and 'absoluteTimeout'",
   expires: "the cookie follows the session: use 'idleTimeout' and 'absoluteTimeout'",
   httpOnly: 'HttpOnly is always on',

@@ -144,7 +144,7 @@ describe('cli: store commands', () => {
 })
 
 describe('cli: answers that cannot mislead', () => {
-  test('cli: revoke-user, revoke-session and list-sessions exit 3 and say so when nothing exists for that user id or ref; stats exits 3 for a prefix nothing uses', async () => {
+  test('cli: revoke-user, revoke-session and list-sessions exit 3 and say so when nothing exists for that user id or ref; stats and revoke-all exit 3 for a prefix nothing uses', async () => {
     const a = await app('cli6:')
     const cookie = await login(a, 'u-2')
     const env = { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6:', SESSION_SECRET: SECRET }
@@ -162,10 +162,15 @@ describe('cli: answers that cannot mislead', () => {
     assert.match(wrongRef.stdout, /^no live session with that ref for that user id under key prefix 'cli6:'/)
     assert.equal((await cli(['revoke-session', 'erin', ref], env)).code, 3, 'a real ref under another user id')
     assert.ok(await works(a, cookie), 'nothing was revoked')
-    const stats = await cli(['stats'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6-typo:' })
+    // SESSION_SECRET set, as in a shell that also runs user commands: stats opens no key ring.
+    const stats = await cli(['stats'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6-typo:', SESSION_SECRET: SECRET })
     assert.equal(stats.code, 3)
     assert.match(stats.stdout, /^session records: +0 /m)
     assert.match(stats.stdout, /^nothing is stored under key prefix 'cli6-typo:': no key ring, no epoch, no session\. Is SESSION_KEY_PREFIX the application's keyPrefix\?$/m)
+    const revokeAll = await cli(['revoke-all'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6-typo:' })
+    assert.equal(revokeAll.code, 3)
+    assert.match(revokeAll.stdout, /^nothing is stored under key prefix 'cli6-typo:' \(no key ring, no epoch\): nothing revoked/)
+    assert.equal(await redis.command('EXISTS', 'cli6-typo:epoch'), ':0\r\n', 'no epoch written under the mistyped prefix')
     const used = await cli(['stats', '--json'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6:' })
     assert.equal(used.code, 0)
     assert.equal((JSON.parse(used.stdout) as { prefixInUse: boolean }).prefixInUse, true)

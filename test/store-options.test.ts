@@ -60,7 +60,7 @@ function refusal (redis: unknown): string {
 
 describe('store options: the keys inside redis', () => {
   test('store options: redis { host, port } (an ioredis habit) is refused naming host, pointing to url or socket', () => {
-    assert.match(refusal({ host: '127.0.0.1', port: 6380 }), /unknown option 'redis\.host' \(use url: 'redis:\/\/host:port' \(rediss:\/\/ for TLS\), or socket: \{ host, port \}\)/)
+    assert.match(refusal({ host: '127.0.0.1', port: 6380 }), /unknown option 'redis\.host' \(use url: 'redis:\/\/host:port', 'rediss:\/\/…' for TLS, or socket: \{ host, port \}\)/)
     assert.match(refusal({ port: 6380 }), /unknown option 'redis\.port' \(use url: /)
     assert.match(refusal({ url: 'redis://x', tls: true }), /'redis\.tls' \(use a rediss:\/\/ url, or socket: \{ tls: true/)
     assert.match(refusal({ url: 'redis://x', db: 2 }), /'redis\.db' \(use 'database'\)/)

@@ -20,7 +20,7 @@ function fail (detail: string): never {
   throw sessionError(CODE, detail)
 }
 
-const TO_URL = "use url: 'redis://host:port' (rediss:// for TLS), or socket: { host, port }"
+const TO_URL = "use url: 'redis://host:port', 'rediss://…' for TLS, or socket: { host, port }"
 
 /** What a wrong name at the top of `redis` (or of a cluster node) most likely meant. */
 const CLIENT_HINTS: Readonly<Record<string, string>> = {
