@@ -109,6 +109,8 @@ describe('store options: the keys inside redis', () => {
     })
     checkRedisOption({ socket: { path: '/run/redis.sock' } })
     checkRedisOption({ cluster: { rootNodes: [{ url: 'redis://x' }], defaults: { password: PASSWORD, socket: { tls: true } }, useReplicas: false, nodeAddressMap: {}, allowPlaintext: true, allowEviction: true } })
+    // Root nodes as node-redis leaves them after a cluster client of the application used them.
+    checkRedisOption({ cluster: { rootNodes: [{ url: 'redis://x', socket: { reconnectStrategy: false }, RESP: 3, commandOptions: undefined, maintNotifications: 'disabled' }] } })
     // A client the application made is its maker's business: not looked into.
     checkRedisOption(createClient({ url: 'redis://127.0.0.1:1' }))
   })

@@ -76,6 +76,13 @@ export const PLUGIN_KEYS = ['allowPlaintext', 'allowEviction'] as const
 
 /** Keys of a cluster node's options (`rootNodes[i]`, `defaults`): a client's, less what is cluster-wide. */
 export const NODE_KEYS = CLIENT_KEYS.filter((k) => k !== 'modules' && k !== 'functions' && k !== 'scripts')
+/**
+ * A root node is used only to discover the cluster, and node-redis (6.3) writes these keys into
+ * the root node objects it is given (their RESP, command options and maintenance notifications
+ * are its own for discovery): a `rootNodes` array another cluster client of the application has
+ * used carries them. Accepted there, without effect.
+ */
+const ROOT_NODE_KEYS = [...NODE_KEYS, 'RESP', 'commandOptions', 'maintNotifications']
 
 /** `createCluster` options the plugin passes on. */
 export const CLUSTER_KEYS = [
@@ -179,7 +186,7 @@ export function checkRedisOption (redis: unknown): void {
     if (!Array.isArray(nodes) || nodes.length === 0) fail('redis.cluster needs a non-empty rootNodes array')
     nodes.forEach((node: unknown, i) => {
       if (!isPlainObject(node)) fail(`redis.cluster.rootNodes[${i}] must be an object such as { url }`)
-      checkClient(node, `redis.cluster.rootNodes[${i}]`, NODE_KEYS, PLUGIN_SET)
+      checkClient(node, `redis.cluster.rootNodes[${i}]`, ROOT_NODE_KEYS, PLUGIN_SET)
     })
     const defaults = cluster['defaults']
     if (defaults !== undefined) {
