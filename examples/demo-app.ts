@@ -23,7 +23,12 @@
  *   after the same work (one argon2id hash, policy checked before the name is looked at); only a
  *   new name is stored. Whoever claims a name still learns whether it was theirs by signing in
  *   with it, but that is a login attempt, throttled per account and IP. (A real application
- *   would answer "check your e-mail" and mail the owner of a taken address instead.)
+ *   would answer "check your e-mail" and mail the owner of a taken address instead.) With
+ *   script, "Create account" posts in the background and the page keeps both fields, so Enter
+ *   then logs in; without, the answer page has the name filled in and the cursor in the password.
+ * - A device whose session ended elsewhere ("sign out" on another device, or expiry) still
+ *   sends its dead cookie: its next page says so once, and the dead cookie is cleared.
+ * - One error page for every error (404, 403, 503, …), in the page's theme; JSON for API calls.
  * - Login answers the same for an unknown name and a wrong password; after 5 failures for one
  *   name in 5 minutes (lower than the plugin's default, to be seen quickly) it answers 429 with
  *   Retry-After and a readable countdown.
@@ -40,7 +45,7 @@
 import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import hardenedSession, { createMemoryStore, SessionError, type HardenedSessionOptions, type PasswordOptions } from '../lib/index.ts'
-import { accountPage, errorPage, signInPage, type Notice, type Theme } from './demo-page.ts'
+import { accountPage, errorPage, signInPage, type Notice, type SignInView, type Theme } from './demo-page.ts'
 
 declare module '../lib/index.ts' {
   interface SessionData {
@@ -71,6 +76,7 @@ const STATIC = {
 }
 
 const USERNAME = /^[a-z0-9_.-]{1,64}$/
+const COOKIE = '__Host-sid' // the plugin's default cookie name
 
 interface User { id: string, hash: string }
 
@@ -132,8 +138,9 @@ export async function buildDemo (options: DemoOptions): Promise<FastifyInstance>
   const themeOf = (req: FastifyRequest): Theme => req.session?.get('theme') === 'dark' ? 'dark' : 'light'
   const html = (reply: FastifyReply, status: number, body: string): FastifyReply =>
     reply.code(status).type('text/html; charset=utf-8').send(body)
-  const signIn = (req: FastifyRequest, reply: FastifyReply, status: number, notice: Notice, username?: string): FastifyReply =>
-    html(reply, status, signInPage(themeOf(req), { notice, ...(username === undefined ? {} : { username }) }))
+  const signIn = (req: FastifyRequest, reply: FastifyReply, status: number, notice: Notice, username?: string, view: SignInView = {}): FastifyReply =>
+    html(reply, status, signInPage(themeOf(req), { ...view, notice, ...(username === undefined ? {} : { username }) }))
+  const wantsHtml = (req: FastifyRequest): boolean => req.headers.accept?.includes('text/html') === true
 
   /** Password login for /login and /switch-user: 303 to the account, or the sign-in page with 401/429. */
   async function passwordLogin (req: FastifyRequest, reply: FastifyReply, c: { username: string, password: string }, failed: string): Promise<FastifyReply> {
@@ -165,6 +172,14 @@ export async function buildDemo (options: DemoOptions): Promise<FastifyInstance>
 
   app.get('/', async (req, reply) => {
     if (req.session.userId !== undefined) return reply.redirect('/account', 303)
+    // A session cookie that names no session: this device was signed out elsewhere (or its
+    // session expired). Say so once, and drop the dead cookie.
+    if (req.session.isNew && req.cookies[COOKIE] !== undefined) {
+      reply.clearCookie(COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'lax' })
+      return html(reply, 200, signInPage(themeOf(req), {
+        notice: { kind: 'info', text: 'You were signed out: this device\'s session was ended from another device, or it expired. Log in again to continue.' },
+      }))
+    }
     return html(reply, 200, signInPage(themeOf(req)))
   })
 
@@ -203,7 +218,13 @@ export async function buildDemo (options: DemoOptions): Promise<FastifyInstance>
       throw err
     }
     if (!users.has(c.username)) users.set(c.username, { id: `user:${c.username}`, hash })
-    return signIn(req, reply, 200, { kind: 'info', text: `If the name “${c.username}” was free, it is yours now: sign in with it.` }, c.username)
+    // demo.js posts in the background and keeps the password in its field; a plain form post
+    // comes back to an empty password field.
+    const inPlace = req.headers['x-demo-in-place'] === '1'
+    return signIn(req, reply, 200, {
+      kind: 'info',
+      text: `If the name “${c.username}” was free, it is yours now: ${inPlace ? 'press Log in (or Enter) to sign in with it.' : 'enter its password again and log in.'}`,
+    }, c.username, { focusPassword: true })
   })
 
   app.post('/logout', async (req, reply) => {
@@ -226,7 +247,7 @@ export async function buildDemo (options: DemoOptions): Promise<FastifyInstance>
     // replaces the visitor's (signing them out), and whose data a later sign-in keeps.
     const site = req.headers['sec-fetch-site']
     if (req.session.isNew && site !== undefined && site !== 'same-origin' && site !== 'none') {
-      return html(reply, 403, errorPage(themeOf(req), 403, undefined, 'This form was sent from another site and was refused.'))
+      throw new SessionError('FST_SESSION_CSRF') // the same refusal, and the same page, as the plugin's
     }
     req.session.set('theme', field(req.body, 'theme') === 'dark' ? 'dark' : 'light')
     return reply.redirect(field(req.body, 'back') === '/account' ? '/account' : '/', 303)
@@ -268,10 +289,18 @@ export async function buildDemo (options: DemoOptions): Promise<FastifyInstance>
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
     if (status >= 500) req.log.error({ err }, 'request failed')
     else req.log.info({ code: err.code }, 'request refused')
+    // A page's form posted by a device whose session ended elsewhere: to the sign-in page, which says why.
+    if (err.code === 'FST_SESSION_UNAUTHENTICATED' && wantsHtml(req)) return reply.redirect('/', 303)
+    const code = err instanceof SessionError ? err.code : undefined
+    if (wantsHtml(req)) return html(reply, status, errorPage(themeOf(req), status, code))
     // Messages of the plugin's errors are fixed strings; anything else unexpected is not shown.
     const text = err instanceof SessionError || status < 500 ? err.message : 'Something went wrong.'
-    if (req.headers.accept?.includes('text/html') === true) return html(reply, status, errorPage(themeOf(req), status, err.code, text))
     return reply.code(status).send({ statusCode: status, code: err.code, message: text })
+  })
+
+  app.setNotFoundHandler((req, reply) => {
+    if (wantsHtml(req)) return html(reply, 404, errorPage(themeOf(req), 404, undefined))
+    return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'Not found' })
   })
 
   return app

@@ -1,4 +1,4 @@
-/* global document, fetch, setInterval, clearInterval */
+/* global document, fetch, setInterval, clearInterval, FormData, URLSearchParams, DOMParser */
 // The demo page's only script, served as /demo.js (the page's CSP allows no inline script).
 // Enhancements only: every form of the demo works without it.
 'use strict'
@@ -29,5 +29,35 @@ if (whoami !== null) {
     const res = await fetch('/me', { headers: { accept: 'application/json' } })
     out.textContent = `${res.status} ${JSON.stringify(await res.json(), null, 2)}`
     out.hidden = false
+  })
+}
+
+// "Create account" without leaving the page: the answer replaces the notice, and the name and
+// password stay in their fields, so Enter (Log in) signs in with them. Without script the form
+// posts as usual and the answer page asks for the password again.
+const register = document.getElementById('register')
+if (register !== null) {
+  register.addEventListener('click', async (event) => {
+    const form = register.form
+    if (!form.reportValidity()) return
+    event.preventDefault()
+    register.disabled = true
+    try {
+      const res = await fetch('/register', {
+        method: 'POST',
+        body: new URLSearchParams(new FormData(form)),
+        headers: { accept: 'text/html', 'x-demo-in-place': '1' },
+      })
+      const answer = new DOMParser().parseFromString(await res.text(), 'text/html').getElementById('notice')
+      const current = document.getElementById('notice')
+      if (answer !== null) {
+        const shown = document.importNode(answer, true)
+        if (current !== null) current.replaceWith(shown)
+        else form.before(shown)
+      }
+      form.elements.password.focus()
+    } finally {
+      register.disabled = false
+    }
   })
 }

@@ -9,10 +9,11 @@
  * LOG_LEVEL, CLEAR_SITE_DATA (the plugin's clearSiteData option, e.g. '"cache", "cookies"'; "false"
  * sends none).
  *
- * Open it in a browser: sign-in page with Log in (Enter) and Register, then an account page
- * with the devices signed in to the account ("this device" marked, sign out one or all others),
- * a theme kept in the session, "switch user", and "Who am I?". The page runs under a strict CSP
- * (no inline script or style). `npm run test:browser` drives it in Chromium.
+ * Open it in a browser (a phone-sized window works too): sign-in page with Log in (Enter) and
+ * Create account, then an account page with the devices signed in to the account ("this device"
+ * marked, sign out one or all others), a light or dark theme kept in the session, "switch user",
+ * and "Who am I?". The page runs under a strict CSP (no inline script or style).
+ * `npm run test:browser` drives it in Chromium and saves screenshots to test-browser/output/.
  */
 import { randomBytes } from 'node:crypto'
 import { buildDemo } from './demo-app.ts'

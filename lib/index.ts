@@ -2,24 +2,7 @@
  * fastify-hardened-session: public entry point. See README.md and ../docs for the contract.
  */
 import hardenedSession from './plugin.ts'
+import './request-type.ts'
 
 export default hardenedSession
-export { hardenedSession }
-export type { SessionDecorator } from './admin.ts'
-export type { Session, LoginOptions } from './session.ts'
-export type { PasswordLoginArgs, PasswordLoginResult } from './password-login.ts'
-export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from './store/memory.ts'
-export type {
-  SessionStore, SessionRecord, RecordUpdate, IndexEntry, AdmitOptions, AdmitResult, StoreStats,
-} from './store/types.ts'
-export { SessionError, errorTable, type SessionErrorCode } from './errors.ts'
-export { generateEncryptionKey } from './crypto/field-cipher.ts'
-export {
-  hashPassword, verifyPassword, needsRehash, verifyAndUpgrade, createPasswords, sharedPasswords,
-  type Passwords, type PasswordLogger, type PasswordsContext, type VerifyAndUpgradeResult, type ResolvedPasswordOptions,
-} from './password/index.ts'
-export type {
-  SessionData, SessionKey, SessionValue, SessionEvent, SessionEventType, SessionInfo, PasswordOptions,
-  EncryptionKey, EncryptionOptions, CookieOptions, HardenedSessionOptions, RedisConnection, RedisConnectOptions,
-  RedisClusterConnectOptions,
-} from './types.ts'
+export * from './public.ts'

@@ -12,19 +12,20 @@ import { readFileSync } from 'node:fs'
 import type { FastifyBaseLogger } from 'fastify'
 import { createAdmin, type SessionDecorator } from './admin.ts'
 import { createFieldCodec } from './codec.ts'
+import { createFieldCipher, type FieldCipher } from './crypto/field-cipher.ts'
 import type { Core } from './core.ts'
 import { RecordSealer } from './crypto/record-seal.ts'
 import { Signer } from './crypto/signer.ts'
-import { sessionError } from './errors.ts'
+import { SessionError, sessionError } from './errors.ts'
 import { Events } from './events.ts'
 import { Guard } from './guard.ts'
 import { EpochKeeper } from './epoch.ts'
 import { establishNamingKey, resetNamingKey } from './keyring.ts'
-import { KeyNames } from './keys.ts'
+import { KeyNames, keyringKey } from './keys.ts'
 import { normaliseOptions } from './options.ts'
 import { Resolver } from './resolve.ts'
 import { openRedisStore } from './store/connect.ts'
-import type { RedisConnectOptions } from './types.ts'
+import type { EncryptionKey, RedisConnectOptions } from './types.ts'
 
 export type Env = Readonly<Record<string, string | undefined>>
 
@@ -69,9 +70,34 @@ export function redisFrom (env: Env): RedisConnectOptions {
   return { url, socket: socket as RedisConnectOptions['socket'], allowPlaintext: allow === 'true' || allow === '1' }
 }
 
+/**
+ * `SESSION_ENCRYPTION_KEYS`: the application's `encryption.keys` as `id:key` pairs, comma-separated,
+ * newest first (keys base64 or base64url, 32 bytes), or nothing. Needed only to show what
+ * encryption hides at rest: the user id that a listing checks, the user agent and IP.
+ */
+export function encryptionFrom (env: Env): FieldCipher | undefined {
+  const list = env.SESSION_ENCRYPTION_KEYS
+  if (list === undefined || list.trim() === '') return undefined
+  const keys: EncryptionKey[] = list.split(',').map((pair, i) => {
+    const at = pair.indexOf(':')
+    // The value is never repeated: only the position of the pair that is wrong.
+    if (at <= 0) throw sessionError('FST_SESSION_ENCRYPTION_OPTION', `SESSION_ENCRYPTION_KEYS: pair ${i + 1} must be id:key (newest first, comma-separated)`)
+    return { id: pair.slice(0, at).trim(), key: pair.slice(at + 1).trim() }
+  })
+  return createFieldCipher({ keys, fields: '*' })
+}
+
 export interface Ops {
   readonly admin: SessionDecorator
   readonly keys: KeyNames
+  /**
+   * Why a user's live index entries were not all listed: their records keep the user id
+   * encrypted and no SESSION_ENCRYPTION_KEYS opened it (`'encrypted'`), or the secrets given
+   * verify none of them (`'unverified'`); `undefined` when every entry was listed.
+   */
+  unlisted (userId: string, listed: number): Promise<{ count: number, reason: 'encrypted' | 'unverified' } | undefined>
+  /** Whether anything marks the key prefix as in use: the naming key ring or the epoch. */
+  prefixInUse (): Promise<boolean>
   /** A raw command on the store's connection (stats only). */
   send (args: string[]): Promise<unknown>
   close (): Promise<void>
@@ -86,6 +112,7 @@ export interface Ops {
  */
 export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseLogger, reset = false): Promise<Ops> {
   const given = secretsFrom(env)
+  const cipher = encryptionFrom(env)
   if (given === undefined && needSecrets) {
     throw sessionError('FST_SESSION_SECRET_INVALID', 'missing: set SESSION_SECRETS (comma-separated, newest first) or SESSION_SECRET to the application\'s secrets; user indexes are named with them')
   }
@@ -98,6 +125,8 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
     keyPrefix: env.SESSION_KEY_PREFIX ?? 'sess:',
     storeTimeout: 10_000,
     connectTimeout: 10_000,
+    // Listings show the login's user agent and IP wherever the application recorded them.
+    sessionInfo: { userAgent: true, ip: true },
   })
   const events = new Events(undefined, log)
   const guard = new Guard(config.storeTimeout, log, events)
@@ -108,7 +137,18 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
   let naming: Buffer
   try {
     const ring = { store: opened.store, guard, prefix: config.keyPrefix, secrets: config.secrets, mayCreate: false, waitMs: 0 }
-    naming = given === undefined ? randomBytes(32) : reset ? await resetNamingKey(ring) : await establishNamingKey(ring)
+    // Not opened for commands without a user id even when secrets are set (the environment of
+    // a shell that also runs user commands): `stats` on a prefix without a ring must say so.
+    naming = !needSecrets || given === undefined
+      ? randomBytes(32)
+      : reset
+        ? await resetNamingKey(ring)
+        : await establishNamingKey(ring).catch(async (err: unknown) => {
+          // Nothing at all under this prefix (no ring, no epoch: a mistyped SESSION_KEY_PREFIX):
+          // the command says so itself (exit 3). A ring missing beside an epoch is an error.
+          if (err instanceof SessionError && err.code === 'FST_SESSION_KEYRING_MISSING' && !await guard.run(opened.store.exists(config.keyPrefix + 'epoch'))) return randomBytes(32)
+          throw err
+        })
   } catch (err) {
     await opened.close()
     throw err
@@ -121,17 +161,32 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
     epochs: new EpochKeeper(opened.store, keys, guard),
     signer: new Signer(config.secrets, 16),
     sealer: new RecordSealer(config.secrets, config.keyPrefix),
-    // No encryption keys here: the CLI shows no data field, user agent or IP.
-    codec: createFieldCodec(undefined, () => {}),
+    // With SESSION_ENCRYPTION_KEYS, meta values (user id, user agent, IP) are opened; the CLI
+    // shows no data field.
+    codec: createFieldCodec(cipher, () => {}),
     guard,
     events,
     log,
   }
   const client = opened.client as unknown as { sendCommand (args: string[]): Promise<unknown> }
+  const send = (args: string[]): Promise<unknown> => within(client.sendCommand(args), config.storeTimeout)
   return {
     admin: createAdmin(core, new Resolver(core)),
     keys: core.keys,
-    send: (args) => within(client.sendCommand(args), config.storeTimeout),
+    async unlisted (userId, listed) {
+      const now = config.clock()
+      const live = (await guard.run(opened.store.members(core.keys.index(core.keys.userKey(userId))))).filter((e) => e.expiresAt > now)
+      if (live.length <= listed) return undefined
+      const records = (await Promise.all(live.map((e) => guard.run(opened.store.read(core.keys.session(e.hash)))))).filter((r) => r !== undefined)
+      if (records.length <= listed) return undefined
+      // A user id stored in plaintext is marked 'p:'; anything else is a ciphertext.
+      const encrypted = cipher === undefined && records.some((r) => r.user !== undefined && !r.user.startsWith('p:'))
+      return { count: records.length - listed, reason: encrypted ? 'encrypted' : 'unverified' }
+    },
+    async prefixInUse () {
+      return Number(await send(['EXISTS', keyringKey(config.keyPrefix), core.keys.epoch])) > 0
+    },
+    send,
     close: opened.close,
   }
 }
@@ -147,6 +202,8 @@ function within<T> (call: Promise<T>, ms: number): Promise<T> {
 
 export interface Stats {
   keyPrefix: string
+  /** Whether an application ever ran with this prefix (its key ring or epoch exists). */
+  prefixInUse: boolean
   /** Session keys in Redis: live ones, and revoked ones (revokeAll) until their TTL ends. */
   sessionRecords: number
   userIndexes: number
@@ -210,6 +267,7 @@ export async function collectStats (ops: Ops, sample = 200): Promise<Stats> {
   const limitValue = Array.isArray(limit) ? limit[1] : limit instanceof Map ? limit.get('tracking-table-max-keys') : typeof limit === 'object' && limit !== null ? (limit as Record<string, unknown>)['tracking-table-max-keys'] : undefined
   return {
     keyPrefix: prefix,
+    prefixInUse: sessionRecords > 0 || userIndexes > 0 || await ops.prefixInUse(),
     sessionRecords,
     userIndexes,
     epoch: typeof epoch === 'string' && /^\d+\./.test(epoch) ? Number(epoch.slice(0, epoch.indexOf('.'))) - 1 : 0,

@@ -52,6 +52,8 @@ export interface Config {
   /** Origin check of unsafe requests; `undefined` when `csrf: false`. Origins are lower-case `scheme://host[:port]`. */
   readonly csrf: { readonly trustedOrigins: ReadonlySet<string> } | undefined
   readonly onEvent: ((event: SessionEvent) => void) | undefined
+  /** The request decorator's name: `request[decorator]` is the session. */
+  readonly decorator: string
   readonly clock: () => number
   /** `replica`: revocations resolve once a replica of each master written to acknowledged them. */
   readonly durability: 'replica' | 'primary'
@@ -64,7 +66,7 @@ const HINTS: Record<string, string> = {
   saveUninitialized: 'sessions are saved only when a handler sets data',
   rolling: "the expiry slides by itself; see 'touchInterval'",
   resave: 'only changed fields are written',
-  ttl: "use 'idleTimeout' and 'absoluteTimeout'",
+  ttl: "use 'idleTimeout' and 'absoluteTimeout', in milliseconds: connect-redis's ttl is seconds, so ttl 86400 is idleTimeout 86_400_000",
   maxAge: "the cookie follows the session: use 'idleTimeout' and 'absoluteTimeout'",
   expires: "the cookie follows the session: use 'idleTimeout' and 'absoluteTimeout'",
   httpOnly: 'HttpOnly is always on',
@@ -92,13 +94,24 @@ function distance (a: string, b: string): number {
   return row[b.length] as number
 }
 
-/** Refuses keys of `value` not in `known`, naming the first with a hint. */
-export function onlyKnown (value: object, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'): void {
+/** The known name closest to `key` (edit distance ≤ 2, case-insensitive), for "did you mean". */
+export function closest (key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = 3
+  for (const k of known) {
+    const d = distance(k, key)
+    if (d < bestDistance) [best, bestDistance] = [k, d]
+  }
+  return best
+}
+
+/** Refuses keys of `value` not in `known`, naming the first with a hint (`hints`: advice per wrong name). */
+export function onlyKnown (value: object, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION', hints: Readonly<Record<string, string>> = HINTS): void {
   for (const key of Object.keys(value)) {
     if (known.includes(key)) continue
     const name = path === '' ? key : `${path}.${key}`
-    const alike = HINTS[key] === undefined ? known.find((k) => distance(k, key) <= 2) : undefined
-    const hint = alike !== undefined ? `did you mean '${path === '' ? alike : `${path}.${alike}`}'?` : HINTS[key]
+    const alike = Object.hasOwn(hints, key) ? undefined : closest(key, known)
+    const hint = alike !== undefined ? `did you mean '${path === '' ? alike : `${path}.${alike}`}'?` : Object.hasOwn(hints, key) ? hints[key] : undefined
     fail(code, `unknown option '${name}'${hint === undefined ? '' : ` (${hint})`}`)
   }
 }
@@ -132,6 +145,30 @@ export function ms (value: unknown, path: string, fallback: number, min: number)
     fail('FST_SESSION_INVALID_OPTION', `${path} must be an integer number of milliseconds ≥ ${min}`)
   }
   return value
+}
+
+/** `90 s`, `30 min`, `12 h`: a duration in words, for hints. */
+function inWords (milliseconds: number): string {
+  if (milliseconds % (60 * MINUTE) === 0) return `${milliseconds / (60 * MINUTE)} h`
+  if (milliseconds % MINUTE === 0) return `${milliseconds / MINUTE} min`
+  return `${milliseconds / SECOND} s`
+}
+
+/**
+ * Durations that no deployment means: a session or a throttle window of less than a minute. The
+ * usual cause is a value written in seconds (`idleTimeout: 1800` is 1.8 s, not 30 min), which
+ * would otherwise register silently and sign everyone out within seconds. Tests that need short
+ * durations say so with `allowShortDurations: true`.
+ */
+const DURATION_FLOOR = MINUTE
+
+/** A duration option with the one-minute floor (`allowShort`: tests may go down to `min`). */
+function duration (value: unknown, path: string, fallback: number, min: number, allowShort: boolean): number {
+  if (!allowShort && typeof value === 'number' && Number.isSafeInteger(value) && value > 0 && value < DURATION_FLOOR) {
+    fail('FST_SESSION_INVALID_OPTION', `${path} is ${value} ms, under one minute: durations are in milliseconds ` +
+      `(${value} s would be ${value * SECOND}, ${inWords(value * SECOND)}); for tests, set allowShortDurations: true`)
+  }
+  return ms(value, path, fallback, min)
 }
 
 export function boolean (value: unknown, path: string, fallback: boolean, code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'): boolean {
@@ -192,21 +229,21 @@ function clearSiteDataOf (value: unknown): [string | undefined, string | undefin
   return [directives.join(', '), safe.length === 0 ? undefined : safe.join(', ')]
 }
 
-function limitOf (value: unknown, path: string, fallback: ThrottleLimit): ThrottleLimit {
+function limitOf (value: unknown, path: string, fallback: ThrottleLimit, allowShort: boolean): ThrottleLimit {
   const limit = objectOption(value, path, ['max', 'windowMs'])
   return Object.freeze({
     max: integer(limit['max'], `${path}.max`, fallback.max, 1),
-    windowMs: ms(limit['windowMs'], `${path}.windowMs`, fallback.windowMs, SECOND),
+    windowMs: duration(limit['windowMs'], `${path}.windowMs`, fallback.windowMs, SECOND, allowShort),
   })
 }
 
-function throttleOf (value: unknown): Config['loginThrottle'] {
+function throttleOf (value: unknown, allowShort: boolean): Config['loginThrottle'] {
   if (value === false) return undefined
   const throttle = objectOption(value, 'loginThrottle', ['perAccount', 'perIp'])
   // NIST SP 800-63B-4 §3.2.2: verifiers SHALL limit consecutive failed attempts.
   return Object.freeze({
-    perAccount: limitOf(throttle['perAccount'], 'loginThrottle.perAccount', { max: 10, windowMs: 15 * MINUTE }),
-    perIp: limitOf(throttle['perIp'], 'loginThrottle.perIp', { max: 50, windowMs: 15 * MINUTE }),
+    perAccount: limitOf(throttle['perAccount'], 'loginThrottle.perAccount', { max: 10, windowMs: 15 * MINUTE }, allowShort),
+    perIp: limitOf(throttle['perIp'], 'loginThrottle.perIp', { max: 50, windowMs: 15 * MINUTE }, allowShort),
   })
 }
 
@@ -229,8 +266,11 @@ function csrfOf (value: unknown): Config['csrf'] {
 const TOP_LEVEL = [
   'secrets', 'redis', 'store', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'cookie', 'encryption',
   'maxSessionBytes', 'storeTimeout', 'connectTimeout', 'maxSessionsPerUser', 'cacheSize', 'cacheBytes', 'clearSiteData',
-  'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf', 'durability',
+  'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf', 'durability', 'allowShortDurations', 'decorator',
 ] as const
+
+/** A name `request[name]` can carry: an identifier. */
+const DECORATOR = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/
 
 /** A timeout below one second is legal but usually meant in seconds: say that it is milliseconds. */
 function subSecond (value: number, path: string, warn: (message: string) => void): number {
@@ -250,13 +290,16 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
   if (typeof keyPrefix !== 'string' || keyPrefix.length > 64 || /[\s{}]/.test(keyPrefix)) {
     fail('FST_SESSION_INVALID_OPTION', 'keyPrefix must be a string of at most 64 characters without spaces or braces')
   }
-  const idleTimeout = ms(options.idleTimeout, 'idleTimeout', 30 * MINUTE, SECOND)
-  const absoluteTimeout = ms(options.absoluteTimeout, 'absoluteTimeout', 12 * 60 * MINUTE, SECOND)
+  const allowShort = boolean(options.allowShortDurations, 'allowShortDurations', false)
+  const idleTimeout = duration(options.idleTimeout, 'idleTimeout', 30 * MINUTE, SECOND, allowShort)
+  const absoluteTimeout = duration(options.absoluteTimeout, 'absoluteTimeout', 12 * 60 * MINUTE, SECOND, allowShort)
   if (absoluteTimeout < idleTimeout) fail('FST_SESSION_INVALID_OPTION', 'absoluteTimeout must be ≥ idleTimeout')
   const touchInterval = ms(options.touchInterval, 'touchInterval', Math.min(MINUTE, Math.floor(idleTimeout / 2)), 0)
   if (touchInterval > idleTimeout / 2) fail('FST_SESSION_INVALID_OPTION', 'touchInterval must be ≤ idleTimeout / 2')
   const onEvent = options.onEvent
   if (onEvent !== undefined && typeof onEvent !== 'function') fail('FST_SESSION_INVALID_OPTION', 'onEvent must be a function')
+  const decorator = options.decorator ?? 'session'
+  if (typeof decorator !== 'string' || !DECORATOR.test(decorator)) fail('FST_SESSION_INVALID_OPTION', "decorator must be an identifier such as 'hardenedSession'")
   const clock = options.clock ?? Date.now
   if (typeof clock !== 'function') fail('FST_SESSION_INVALID_OPTION', 'clock must be a function returning milliseconds')
   const info = objectOption(options.sessionInfo, 'sessionInfo', ['userAgent', 'ip'])
@@ -280,9 +323,10 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
     clearSiteData,
     clearSiteDataWithCookie,
     sessionInfo: Object.freeze({ userAgent: boolean(info['userAgent'], 'sessionInfo.userAgent', false), ip: boolean(info['ip'], 'sessionInfo.ip', false) }),
-    loginThrottle: throttleOf(options.loginThrottle),
+    loginThrottle: throttleOf(options.loginThrottle, allowShort),
     csrf: csrfOf(options.csrf),
     onEvent,
+    decorator,
     clock,
     durability,
   })

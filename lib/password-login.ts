@@ -31,9 +31,9 @@ export interface PasswordLoginArgs {
   hash: string | null | undefined
   password: string
   /** The id of the account found, to log in as (default: `account`); its failures are also counted per id. */
-  userId?: string
+  userId?: string | undefined
   /** Data merged into the session at login. */
-  data?: object
+  data?: object | undefined
 }
 
 export interface PasswordLoginResult {

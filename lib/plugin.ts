@@ -33,14 +33,25 @@ import { Resolver } from './resolve.ts'
 import { Session, stateOf } from './session.ts'
 import type { SessionState } from './state.ts'
 import { openRedisStore } from './store/connect.ts'
+import { checkRedisOption, checkStoreOption } from './store/option-check.ts'
 import type { SessionStore } from './store/types.ts'
 import { LoginThrottle } from './throttle.ts'
 import type { HardenedSessionOptions } from './types.ts'
 
 export type { SessionDecorator } from './admin.ts'
 
+/** A request as the plugin sees it: the session under the decorator's name (`null` on `session: false` routes). */
+type Carrier = Record<string, Session | null | undefined>
+
 async function hardenedSession (fastify: FastifyInstance, options: HardenedSessionOptions): Promise<void> {
   const config = normaliseOptions(options, (message) => fastify.log.warn(message))
+  if (options.store !== undefined) checkStoreOption(options.store)
+  else checkRedisOption(options.redis)
+  const name = config.decorator
+  if (fastify.hasRequestDecorator(name)) {
+    throw sessionError('FST_SESSION_INVALID_OPTION', `request.${name} is already decorated (by @fastify/session?): ` +
+      "to run beside it, give this plugin another name, e.g. decorator: 'hardenedSession' (docs/migration.md)")
+  }
   const cipher = options.encryption === undefined ? undefined : createFieldCipher(options.encryption)
   const passwords = createPasswords(options.password, { log: fastify.log })
   const events = new Events(config.onEvent, fastify.log)
@@ -166,19 +177,19 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     // Without our cookie a cross-site request passes, but must not be handed a session.
     if (checked && !(begun instanceof Promise) && begun.record === undefined && originCheck(request) !== 'same') begun.foreign = true
     if (!(begun instanceof Promise)) {
-      request.session = new Session(lifecycle, begun)
+      (request as unknown as Carrier)[name] = new Session(lifecycle, begun)
       done()
       return
     }
     begun.then((state) => {
-      request.session = new Session(lifecycle, state)
+      (request as unknown as Carrier)[name] = new Session(lifecycle, state)
       done()
     }, done)
   }
 
   const onSend: onSendHookHandler = function (request, reply, payload, done) {
-    const session = request.session
-    if (session === null) {
+    const session = (request as unknown as Carrier)[name]
+    if (session === null || session === undefined) {
       done(null, payload)
       return
     }
@@ -193,19 +204,19 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     else pending.then(() => done(null, payload), done)
   }
 
-  fastify.decorateRequest('session', null as unknown as Session)
+  fastify.decorateRequest(name, null)
   fastify.decorate('session', createAdmin(core, resolver) satisfies SessionDecorator)
   fastify.decorate('passwords', passwords)
 
   const requireLogin: preHandlerHookHandler = function (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
-    if (request.session?.userId === undefined) done(sessionError('FST_SESSION_UNAUTHENTICATED'))
+    if ((request as unknown as Carrier)[name]?.userId === undefined) done(sessionError('FST_SESSION_UNAUTHENTICATED'))
     else done()
   }
   fastify.decorate('requireLogin', requireLogin)
   fastify.decorate('requireFreshLogin', (maxAgeMs: number): preHandlerHookHandler => {
     if (!Number.isSafeInteger(maxAgeMs) || maxAgeMs < 0) throw sessionError('FST_SESSION_INVALID_ARGUMENT', 'requireFreshLogin: maxAgeMs must be a non-negative integer')
     return function (request, _reply, done) {
-      const session = request.session
+      const session = (request as unknown as Carrier)[name]
       if (session?.userId === undefined) {
         done(sessionError('FST_SESSION_UNAUTHENTICATED'))
         return
@@ -237,16 +248,14 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
 
 /**
  * The plugin: `await app.register(hardenedSession, { secrets, redis })`. Decorates
- * `request.session`, `fastify.session`, `fastify.passwords`, `fastify.requireLogin` and
+ * `request.session` (or the name given as `decorator`), `fastify.session`, `fastify.passwords`, `fastify.requireLogin` and
  * `fastify.requireFreshLogin`. Options: {@link HardenedSessionOptions}.
  */
 export default fp(hardenedSession, { fastify: '5.x', name: 'fastify-hardened-session' })
 
+// `request.session` is typed in request-type.ts, which the main entry loads and the
+// side-by-side entry does not (@fastify/session types `request.session` too).
 declare module 'fastify' {
-  interface FastifyRequest {
-    /** The session; `null` on routes registered with `config: { session: false }`. */
-    session: Session
-  }
   interface FastifyInstance {
     session: SessionDecorator
     passwords: import('./password/index.ts').Passwords

@@ -14,7 +14,9 @@
  * it off by default). Every wait is for a response, a page's load event or a selector; nothing
  * sleeps.
  * A failing test saves a screenshot of each of its pages to test-browser/output/; the devices
- * test saves one on success too (test-browser/output/account-devices.png).
+ * test saves one on success too (test-browser/output/account-devices.png), and the layout test
+ * saves the sign-in, account and error pages at 390 px and 1280 px, light and dark
+ * (test-browser/output/layout-*.png): look at them after a change to the demo's pages.
  */
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
@@ -134,6 +136,19 @@ async function submit (page: Page, path: string, act: () => Promise<void>): Prom
   return res
 }
 
+/**
+ * Clicks "Create account" with script on: the form posts in the background (no page load) and
+ * the answer's notice replaces the page's. Returns the POST's answer.
+ */
+async function registerInPlace (page: Page): Promise<Response> {
+  const [res] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/register'),
+    page.click('#register'),
+  ])
+  await page.waitForFunction(() => document.activeElement?.getAttribute('name') === 'password' && document.getElementById('notice') !== null)
+  return res
+}
+
 /** Signs in through the sign-in form, pressing Enter in the password field. */
 async function signIn (page: Page, name: string, password = PASSWORD): Promise<Response> {
   if (page.url() !== `${demo}/`) await page.goto(`${demo}/`)
@@ -217,11 +232,10 @@ browserTest('login: Enter logs in (never registers) and the session id changes a
   const name = fresh('enter')
   await page.fill('input[name=username]', name)
   await page.fill('input[name=password]', PASSWORD)
-  const registered = await submit(page, '/register', () => page.click('#register'))
+  const registered = await registerInPlace(page)
   assert.equal(registered.status(), 200)
   assert.equal(await page.getAttribute('#notice', 'class'), 'notice info')
   assert.equal(await page.inputValue('input[name=username]'), name)
-  await page.fill('input[name=password]', PASSWORD)
   const loggedIn = await submit(page, '/login', () => page.press('input[name=password]', 'Enter'))
   assert.equal(loggedIn.status(), 303)
   assert.equal(page.url(), `${demo}/account`)
@@ -258,7 +272,7 @@ browserTest('register: a taken name and a new name get the same status and the s
     await page.goto(`${demo}/`)
     await page.fill('input[name=username]', name)
     await page.fill('input[name=password]', 'another password 123')
-    const r = await submit(page, '/register', () => page.click('#register'))
+    const r = await registerInPlace(page)
     answers.push({ status: r.status(), body: (await r.text()).replaceAll(name, 'NAME') })
   }
   assert.equal(answers[0]!.status, 200)
@@ -266,6 +280,31 @@ browserTest('register: a taken name and a new name get the same status and the s
   assert.equal(await sessionCookie(context), undefined, 'registration does not sign in')
   // The taken name kept its password: registration did not overwrite it.
   assert.equal((await signIn(page, taken)).status(), 303)
+})
+
+browserTest('register: "Create account" keeps the name and the chosen password, so Enter then logs in; without script the answer asks for the password again, cursor in it', async (visitor) => {
+  const { page } = await visitor('register-keep')
+  const name = fresh('keep')
+  await page.goto(`${demo}/`)
+  await page.fill('input[name=username]', name)
+  await page.fill('input[name=password]', PASSWORD)
+  await registerInPlace(page)
+  assert.equal(page.url(), `${demo}/`, 'no page load')
+  assert.equal(await page.textContent('#notice'), `If the name “${name}” was free, it is yours now: press Log in (or Enter) to sign in with it.`)
+  assert.equal(await page.inputValue('input[name=password]'), PASSWORD, 'the chosen password is still there')
+  assert.equal((await submit(page, '/login', () => page.press('input[name=password]', 'Enter'))).status(), 303)
+  assert.equal(await page.textContent('#user'), name)
+
+  const { page: plain } = await visitor('register-noscript', { javaScriptEnabled: false })
+  const other = fresh('keep')
+  await plain.goto(`${demo}/`)
+  await plain.fill('input[name=username]', other)
+  await plain.fill('input[name=password]', PASSWORD)
+  const res = await submit(plain, '/register', () => plain.click('#register'))
+  assert.equal(res.status(), 200)
+  assert.equal(await plain.textContent('#notice'), `If the name “${other}” was free, it is yours now: enter its password again and log in.`)
+  assert.equal(await plain.inputValue('input[name=username]'), other)
+  assert.equal(await plain.evaluate(() => document.activeElement?.getAttribute('name')), 'password', 'the cursor waits in the password field')
 })
 
 browserTest('reload: the account page shows the user and the saved theme on first paint, even without script', async (visitor) => {
@@ -393,6 +432,9 @@ browserTest('devices: each device marks itself; "sign out other devices" signs t
   await b.page.reload()
   assert.equal(b.page.url(), `${demo}/`, 'the second browser is back at the sign-in page')
   assert.equal(await b.page.locator('#sign-in').count(), 1)
+  assert.equal(await b.page.textContent('#notice'), 'You were signed out: this device\'s session was ended from another device, or it expired. Log in again to continue.')
+  await b.page.reload()
+  assert.equal(await b.page.locator('#notice').count(), 0, 'said once: the dead cookie is gone')
   assert.equal((await me(await sessionCookie(b.context))).status, 401)
   assert.equal((await me(await sessionCookie(a.context))).body['user'], name, 'this device stays signed in')
 })
@@ -485,4 +527,98 @@ browserTest('csrf: a cross-site form to /theme (cookie withheld) is refused and 
   assert.equal(await res.headerValue('set-cookie'), null)
   assert.equal(await sessionCookie(context), cookie)
   assert.equal((await me(cookie)).body['user'], name)
+})
+
+browserTest('errors: a 404, the plugin\'s cross-site 403 and the demo\'s own 403 are one error page with a way back, the 404 in the visitor\'s theme; API calls get JSON', async (visitor) => {
+  const { page } = await visitor('errors')
+  const name = fresh('errors')
+  await account(name)
+  await signIn(page, name)
+  await submit(page, '/theme', () => page.click('#theme'))
+  const notFound = await page.goto(`${demo}/no-such-page`)
+  assert.equal(notFound?.status(), 404)
+  const shape = async (): Promise<string> => await page.evaluate(() => [
+    document.body.className,
+    document.querySelector('.error-card .status')?.textContent,
+    document.querySelector('.error-card h1')?.textContent,
+    document.querySelector('.error-card a.button')?.getAttribute('href'),
+    document.querySelector('link[rel=stylesheet]')?.getAttribute('href'),
+  ].join(' | '))
+  assert.equal(await shape(), 'dark | 404 | Page not found | / | /demo.css')
+  await page.goto(`${demo}/account`)
+  const forged = await autoPosted(page, '127.0.0.1', '/devices/sign-out-others', {})
+  assert.equal(forged.status(), 403)
+  await page.waitForSelector('.error-card')
+  // Refused before the session is read (no store access for a forged request): the default theme.
+  assert.equal(await shape(), 'light | 403 | Request refused | / | /demo.css')
+  assert.match(await page.textContent('.error-card') ?? '', /Error code FST_SESSION_CSRF/)
+  const { page: anonymous } = await visitor('errors-theme')
+  const themed = await autoPosted(anonymous, 'localhost', '/theme', { theme: 'dark', back: '/' })
+  assert.equal(themed.status(), 403)
+  await anonymous.waitForSelector('.error-card')
+  assert.equal(await anonymous.evaluate(() => document.querySelector('.error-card h1')?.textContent), 'Request refused', 'the demo\'s own refusal looks the same')
+  const api = await page.request.get(`${demo}/no-such-page`, { headers: { accept: 'application/json' } })
+  assert.equal(api.status(), 404)
+  assert.equal((await api.json() as { statusCode: number }).statusCode, 404)
+})
+
+/**
+ * Whether the page fits its width: nothing scrolls sideways, and no element in a card reaches past
+ * the card. Returns what does not fit (empty when all fits).
+ */
+async function overflow (page: Page): Promise<string[]> {
+  return await page.evaluate(() => {
+    const out: string[] = []
+    if (document.documentElement.scrollWidth > window.innerWidth) out.push(`page is ${document.documentElement.scrollWidth} px wide in ${window.innerWidth}`)
+    for (const card of document.querySelectorAll('.card')) {
+      const edge = card.getBoundingClientRect().right
+      for (const el of card.querySelectorAll('*')) {
+        const right = el.getBoundingClientRect().right
+        if (right > edge + 0.5) out.push(`${el.tagName.toLowerCase()}${el.id === '' ? '' : '#' + el.id}.${el.className} ends at ${Math.round(right)} past its card at ${Math.round(edge)}`)
+      }
+    }
+    return out
+  })
+}
+
+browserTest('layout: at 390 px and 1280 px, light and dark, the sign-in, account and error pages fit the width; inputs take the theme; screenshots saved', async (visitor) => {
+  const name = fresh('layout')
+  await account(name)
+  const other = await visitor('layout-other', { userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/140.0' })
+  await signIn(other.page, name)
+  for (const width of [390, 1280]) {
+    const { page } = await visitor(`layout-${width}`, { viewport: { width, height: 844 } })
+    /** Checks the page as it is and saves its screenshot as layout-<label>-<width>-<theme>.png. */
+    const check = async (label: string, theme: 'light' | 'dark'): Promise<void> => {
+      assert.equal(await page.getAttribute('body', 'class'), theme, `${label}: the theme`)
+      assert.deepEqual(await overflow(page), [], `${label} at ${width} px (${theme})`)
+      // Inputs follow the theme: a dark field in the dark theme, a light one in the light theme.
+      const field = await page.evaluate(() => {
+        const input = document.querySelector('main input:not([type=hidden])')
+        if (input === null) return undefined
+        const rgb = getComputedStyle(input).backgroundColor.match(/\d+/g)?.map(Number) ?? [0, 0, 0]
+        return (0.2126 * (rgb[0] ?? 0) + 0.7152 * (rgb[1] ?? 0) + 0.0722 * (rgb[2] ?? 0)) / 255
+      })
+      if (field !== undefined) assert.ok(theme === 'dark' ? field < 0.25 : field > 0.85, `${label}: an input's background luminance ${field.toFixed(2)} in the ${theme} theme`)
+      await page.screenshot({ path: new URL(`layout-${label}-${width}-${theme}.png`, OUTPUT).pathname, fullPage: true })
+    }
+    await page.goto(`${demo}/`)
+    await check('sign-in', 'light')
+    await submit(page, '/theme', () => page.click('#theme'))
+    await check('sign-in', 'dark')
+    await signIn(page, name) // the theme is kept through sign-in
+    assert.equal(page.url(), `${demo}/account`)
+    for (const theme of ['dark', 'light'] as const) {
+      await check('account', theme)
+      if (width === 390) {
+        // On a phone the devices list is one card per device: each sign-out button is on screen.
+        const button = await page.locator('#devices tbody tr:not(.this-device) button').first().boundingBox()
+        assert.ok(button !== null && button.x + button.width <= width, 'the row\'s button is within the screen')
+      }
+      await page.goto(`${demo}/no-such-page`)
+      await check('error-404', theme)
+      await page.goto(`${demo}/account`)
+      if (theme === 'dark') await submit(page, '/theme', () => page.click('#theme'))
+    }
+  }
 })

@@ -776,7 +776,7 @@ describe('attack: cache coherence', () => {
 // ---------------------------------------------------------------------------------------------
 describe('attack: a stalled link', () => {
   // Fixed defect: the idle probe runs every storeTimeout and needs a tick at least storeTimeout after the probe was sent; with timer jitter that is the tick after, so a stall is noticed after up to 3× storeTimeout
-  test('stall: an idle instance stops serving a session revoked elsewhere within about 1.5× storeTimeout (median of 20), never beyond 3×', async () => {
+  test('stall: an idle instance stops serving a session revoked elsewhere within 1.6× storeTimeout in the median of 20 tries, and in 19 of 20 within 3×', async () => {
     const STORE_TIMEOUT = 200
     const proxy = await startProxy(redis.port)
     closers.push(async () => { proxy.resume(); await proxy.close() })

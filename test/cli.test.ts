@@ -6,25 +6,17 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile, execFileSync } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { execFile } from 'node:child_process'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, eventually, login, SECRET } from './helpers/app.ts'
+import { randomBytes } from 'node:crypto'
+import { buildApp, eventually, gone, login, refOf, SECRET, works } from './helpers/app.ts'
+import { ensureBuilt, root } from './helpers/build.ts'
 import { startRedis, type RedisServer } from './helpers/redis-server.ts'
 import { startTlsRedis, type TlsRedisServer } from './helpers/tls.ts'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
 const CLI = `${root}dist/cli.js`
 const PASSWORD = 'cli-redis-password-91c2e7'
 const OLD_SECRET = 'an-older-secret-0123456789-abcdefghijklmnop'
-
-/** Newest modification time under a directory (ms). */
-function newest (dir: string): number {
-  let t = 0
-  for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) t = Math.max(t, statSync(`${dir}/${f}`).mtimeMs)
-  return t
-}
 
 interface Result { code: number, stdout: string, stderr: string, ms: number }
 
@@ -42,9 +34,7 @@ let redis: RedisServer
 let url: string
 const apps: FastifyInstance[] = []
 before(async () => {
-  if (statSync(CLI, { throwIfNoEntry: false }) === undefined || newest(`${root}lib`) > statSync(CLI).mtimeMs) {
-    execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' })
-  }
+  ensureBuilt()
   redis = await startRedis()
   await redis.command('ACL', 'SETUSER', 'ops', 'on', `>${PASSWORD}`, '~*', '&*', '+@all')
   url = `redis://ops:${PASSWORD}@127.0.0.1:${redis.port}`
@@ -79,14 +69,13 @@ describe('cli: store commands', () => {
     const text = await cli(['list-sessions', 'alice@example.com'], env)
     assert.equal(text.code, 0, text.stderr)
     const lines = text.stdout.trim().split('\n')
-    assert.equal(lines[0], 'ref\tcreated\tlast seen\texpires\tauthenticated')
+    assert.equal(lines[0], 'ref\tcreated\tlast seen\texpires\tauthenticated\tip\tuser agent')
     assert.deepEqual(lines.slice(1).map((l) => l.split('\t')[0]).sort(), [...refs].sort())
     assert.ok(!text.stdout.includes('alice'), 'the user id is not echoed')
     assertClean(text, [SECRET], cookies)
     const json = await cli(['list-sessions', 'alice@example.com', '--json'], env)
     assert.deepEqual((JSON.parse(json.stdout) as Array<{ ref: string }>).map((s) => s.ref).sort(), [...refs].sort())
     assert.deepEqual(Object.keys((JSON.parse(json.stdout) as object[])[0] as object).sort(), ['authenticatedAt', 'createdAt', 'expiresAt', 'lastSeenAt', 'ref'])
-    assert.equal((await cli(['list-sessions', 'nobody'], env)).stdout, 'no live sessions\n')
   })
 
   test('cli: revoke-user ends every session of the user on a running instance; others keep working', async () => {
@@ -107,7 +96,10 @@ describe('cli: store commands', () => {
     await login(a, 'carol')
     const env = { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli3:', SESSION_SECRETS: `${SECRET}, ${OLD_SECRET}` }
     assert.equal((await cli(['list-sessions', 'carol'], env)).stdout.trim().split('\n').length, 2, 'header + one session')
-    assert.equal((await cli(['list-sessions', 'carol'], { ...env, SESSION_SECRETS: SECRET })).stdout, 'no live sessions\n', 'the newest secret alone cannot verify a session sealed under the older one')
+    const newestOnly = await cli(['list-sessions', 'carol'], { ...env, SESSION_SECRETS: SECRET })
+    assert.equal(newestOnly.code, 1, 'the newest secret alone cannot verify a session sealed under the older one')
+    assert.equal(newestOnly.stdout, '')
+    assert.match(newestOnly.stderr, /^warning: 1 session\(s\) indexed under that user id could not be verified with these secrets: give every secret of the application/)
     const never = await cli(['list-sessions', 'carol'], { ...env, SESSION_SECRETS: 'a-secret-this-deployment-never-had-0123456789' })
     assert.notEqual(never.code, 0)
     assert.match(never.stderr, /FST_SESSION_KEYRING_INVALID|naming key ring/, 'secrets that never opened the ring cannot name any index')
@@ -151,6 +143,86 @@ describe('cli: store commands', () => {
   })
 })
 
+describe('cli: answers that cannot mislead', () => {
+  test('cli: revoke-user, revoke-session and list-sessions exit 3 and say so when nothing exists for that user id or ref; stats and revoke-all exit 3 for a prefix nothing uses', async () => {
+    const a = await app('cli6:')
+    const cookie = await login(a, 'u-2')
+    const env = { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6:', SESSION_SECRET: SECRET }
+    const revoke = await cli(['revoke-user', 'erin'], env)
+    assert.equal(revoke.code, 3, revoke.stderr)
+    assert.equal(revoke.stdout, "no live session of that user id under key prefix 'cli6:' (check the user id, and SESSION_KEY_PREFIX: the application's keyPrefix): nothing revoked\n")
+    const list = await cli(['list-sessions', 'erin'], env)
+    assert.equal(list.code, 3)
+    assert.match(list.stdout, /^no live session of that user id under key prefix 'cli6:'/)
+    const json = await cli(['list-sessions', 'erin', '--json'], env)
+    assert.deepEqual([json.code, json.stdout], [3, '[]\n'])
+    const ref = await refOf(a, cookie)
+    const wrongRef = await cli(['revoke-session', 'u-2', 'AAAAAAAAAAAA'], env)
+    assert.equal(wrongRef.code, 3)
+    assert.match(wrongRef.stdout, /^no live session with that ref for that user id under key prefix 'cli6:'/)
+    assert.equal((await cli(['revoke-session', 'erin', ref], env)).code, 3, 'a real ref under another user id')
+    assert.ok(await works(a, cookie), 'nothing was revoked')
+    // SESSION_SECRET set, as in a shell that also runs user commands: stats opens no key ring.
+    const stats = await cli(['stats'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6-typo:', SESSION_SECRET: SECRET })
+    assert.equal(stats.code, 3)
+    assert.match(stats.stdout, /^session records: +0 /m)
+    assert.match(stats.stdout, /^nothing is stored under key prefix 'cli6-typo:': no key ring, no epoch, no session\. Is SESSION_KEY_PREFIX the application's keyPrefix\?$/m)
+    const revokeAll = await cli(['revoke-all'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6-typo:' })
+    assert.equal(revokeAll.code, 3)
+    assert.match(revokeAll.stdout, /^nothing is stored under key prefix 'cli6-typo:' \(no key ring, no epoch\): nothing revoked/)
+    assert.equal(await redis.command('EXISTS', 'cli6-typo:epoch'), ':0\r\n', 'no epoch written under the mistyped prefix')
+    const used = await cli(['stats', '--json'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6:' })
+    assert.equal(used.code, 0)
+    assert.equal((JSON.parse(used.stdout) as { prefixInUse: boolean }).prefixInUse, true)
+    assert.equal((await cli(['revoke-user', 'u-2'], env)).code, 0, 'the right user id is still success')
+    assertClean(revoke, [SECRET], [cookie])
+  })
+
+  test('cli: revoke-session <userId> <ref> ends that one session on a running instance; the user\'s other sessions stay', async () => {
+    const a = await app('cli7:')
+    const [one, two] = [await login(a, 'u-7'), await login(a, 'u-7')] as [string, string]
+    const result = await cli(['revoke-session', 'u-7', await refOf(a, one)], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli7:', SESSION_SECRET: SECRET })
+    assert.equal(result.code, 0, result.stderr)
+    assert.equal(result.stdout, 'revoked that session, on every instance\n')
+    await gone(a, one)
+    assert.ok(await works(a, two))
+    assertClean(result, [SECRET], [one, two])
+  })
+
+  test('cli: list-sessions shows the user agent and IP the app recorded, control characters replaced; under encryption only with SESSION_ENCRYPTION_KEYS, never printed', async () => {
+    const key = randomBytes(32).toString('base64url')
+    const make = async (keyPrefix: string, encrypted: boolean): Promise<FastifyInstance> => {
+      const made = await buildApp({ redis: { url: redis.url }, keyPrefix, sessionInfo: { userAgent: true, ip: true }, ...(encrypted ? { encryption: { keys: [{ id: 'k1', key }], fields: ['x'] } } : {}) })
+      apps.push(made)
+      await made.inject({ method: 'POST', url: '/login', payload: { user: 'u-8' }, headers: { 'user-agent': 'Mozilla/5.0 \u001b[31mred\u0007 Firefox/140.0' } })
+      return made
+    }
+    await make('cli8:', false)
+    const plain = await cli(['list-sessions', 'u-8'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli8:', SESSION_SECRET: SECRET })
+    assert.equal(plain.code, 0, plain.stderr)
+    const row = plain.stdout.trim().split('\n')[1]?.split('\t') ?? []
+    assert.deepEqual(row.slice(5), ['127.0.0.1', 'Mozilla/5.0 ?[31mred? Firefox/140.0'])
+    assert.ok(!plain.stdout.includes('\u001b'), 'no escape sequence reaches the terminal')
+    const json = JSON.parse((await cli(['list-sessions', 'u-8', '--json'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli8:', SESSION_SECRET: SECRET })).stdout) as Array<{ userAgent?: string, ip?: string }>
+    assert.deepEqual([json[0]?.userAgent, json[0]?.ip], ['Mozilla/5.0 \u001b[31mred\u0007 Firefox/140.0', '127.0.0.1'])
+
+    await make('cli9:', true)
+    const env = { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli9:', SESSION_SECRET: SECRET }
+    const locked = await cli(['list-sessions', 'u-8'], env)
+    assert.equal(locked.code, 1)
+    assert.equal(locked.stdout, '')
+    assert.match(locked.stderr, /^warning: 1 session\(s\) of that user keep the user id encrypted: set SESSION_ENCRYPTION_KEYS/)
+    const opened = await cli(['list-sessions', 'u-8'], { ...env, SESSION_ENCRYPTION_KEYS: `k1:${key}` })
+    assert.equal(opened.code, 0, opened.stderr)
+    assert.deepEqual(opened.stdout.trim().split('\n')[1]?.split('\t').slice(5), ['127.0.0.1', 'Mozilla/5.0 ?[31mred? Firefox/140.0'])
+    const wrong = await cli(['list-sessions', 'u-8'], { ...env, SESSION_ENCRYPTION_KEYS: `k1${key}` })
+    assert.equal(wrong.code, 1)
+    assert.match(wrong.stderr, /FST_SESSION_ENCRYPTION_OPTION: .*SESSION_ENCRYPTION_KEYS: pair 1 must be id:key/)
+    assertClean(opened, [SECRET, key], [])
+    assertClean(wrong, [SECRET, key], [])
+  })
+})
+
 describe('cli: failures say what went wrong', () => {
   test('cli: revoke-user and list-sessions without SESSION_SECRET(S) exit 1 with a clear message, before touching Redis', async () => {
     const before = await redis.totalCalls()
@@ -180,7 +252,7 @@ describe('cli: failures say what went wrong', () => {
   })
 
   test('cli: unknown commands and missing arguments print the usage and exit 2', async () => {
-    for (const args of [[], ['nope'], ['revoke-user'], ['revoke-all', 'extra'], ['gen-key', 'x']]) {
+    for (const args of [[], ['nope'], ['revoke-user'], ['revoke-session', 'u'], ['revoke-all', 'extra'], ['gen-key', 'x']]) {
       const result = await cli(args, {})
       assert.equal(result.code, 2, args.join(' '))
       assert.match(result.stderr, /^Usage: fastify-hardened-session <command>/)
@@ -198,7 +270,7 @@ describe('cli: TLS', () => {
     const { ca, client } = tls.certificates
     const env = { REDIS_URL: `rediss://localhost:${tls.tlsPort}`, REDIS_CA: ca.certFile, REDIS_CERT: client.certFile, REDIS_KEY: client.keyFile }
     const ok = await cli(['stats', '--json'], env)
-    assert.equal(ok.code, 0, ok.stderr)
+    assert.equal(ok.code, 3, ok.stderr) // connected and read: this Redis is empty (nothing under the prefix)
     assert.equal((JSON.parse(ok.stdout) as { sessionRecords: number }).sessionRecords, 0)
     const noCert = await cli(['stats'], { REDIS_URL: env.REDIS_URL, REDIS_CA: ca.certFile })
     assert.equal(noCert.code, 1)

@@ -258,6 +258,20 @@ describe('connect: transport in production', () => {
     }
   })
 
+  test('transport: the production refusal says once what is refused, then why and what to do', () => {
+    const err = (() => {
+      try {
+        checkTransport(targetOf({ url: 'redis://10.0.0.5:6379' }), false, 'production')
+      } catch (e) {
+        return e as Error
+      }
+      throw new Error('accepted')
+    })()
+    assert.equal(err.message, 'Refusing a plaintext Redis connection across the network in production: the host is not loopback and NODE_ENV is production; ' +
+      'use rediss:// or socket.tls (TLS), or set redis.allowPlaintext: true for a private network you trust')
+    for (const word of ['plaintext', 'in production', 'non-loopback']) assert.ok(err.message.split(word).length <= 2, `"${word}" at most once`)
+  })
+
   test('transport: the rule as a function — TLS, unix sockets and loopback pass; plaintext elsewhere only with allowPlaintext', () => {
     const remote = targetOf({ url: 'redis://10.0.0.5:6379' })
     assert.throws(() => checkTransport(remote, false, 'production'), { code: 'FST_SESSION_INSECURE_TRANSPORT' })

@@ -205,6 +205,48 @@ test('recipe: @fastify/csrf-protection tokens stored in request.session, checked
   await a.close()
 })
 
+test('recipe: @fastify/csrf-protection tokens for signed-in sessions only create no anonymous session per GET, and a logout, revokeUser or revokeAll ends the token with the session', async () => {
+  const store = createMemoryStore()
+  const a = Fastify()
+  await a.register(hardenedSession, { secrets: [SECRET], store })
+  await a.register(fastifyCsrf, { sessionPlugin: '@fastify/secure-session' })
+  a.addHook('onRequest', (req, reply, done) => {
+    if (req.method === 'GET' || req.method === 'HEAD' || req.url === '/login') done()
+    else a.csrfProtection(req, reply, done)
+  })
+  a.get('/csrf', { preHandler: a.requireLogin }, async (_req, reply) => ({ token: reply.generateCsrf() }))
+  a.post('/login', async (req) => { await req.session.login((req.body as { user: string }).user); return { ok: true } })
+  a.post('/logout', async (req) => { await req.session.logout(); return { ok: true } })
+  a.post('/transfer', async () => ({ done: true }))
+  await a.ready()
+  const anonymous = await a.inject({ url: '/csrf' })
+  assert.equal(anonymous.statusCode, 401)
+  assert.equal(anonymous.headers['set-cookie'], undefined, 'no session for a visitor who only asked for a token')
+  const signedIn = async (user: string): Promise<{ cookie: string, token: string }> => {
+    const cookie = sessionCookie(await a.inject({ method: 'POST', url: '/login', payload: { user } })) ?? ''
+    return { cookie, token: (await a.inject({ url: '/csrf', headers: { cookie } })).json().token }
+  }
+  const transfer = async (cookie: string, token: string): Promise<number> =>
+    (await a.inject({ method: 'POST', url: '/transfer', headers: { cookie, 'csrf-token': token } })).statusCode
+  const alice = await signedIn('alice')
+  assert.equal(await transfer(alice.cookie, alice.token), 200)
+  // Logout: the session, and the token secret in it, are gone; a new session does not take the old token.
+  await a.inject({ method: 'POST', url: '/logout', headers: { cookie: alice.cookie, 'csrf-token': alice.token } })
+  const again = await signedIn('alice')
+  assert.equal(await transfer(again.cookie, alice.token), 403, 'a token of the ended session')
+  assert.equal(await transfer(again.cookie, again.token), 200)
+  // revokeUser: the same.
+  await a.session.revokeUser('alice')
+  const fresh = await signedIn('alice')
+  assert.equal(await transfer(fresh.cookie, again.token), 403, 'a token of a revoked session')
+  assert.equal(await transfer(fresh.cookie, fresh.token), 200)
+  // revokeAll: the same.
+  await a.session.revokeAll()
+  const after = await signedIn('alice')
+  assert.equal(await transfer(after.cookie, fresh.token), 403, 'a token of a session revokeAll ended')
+  await a.close()
+})
+
 test('csrf: a cross-site unsafe request without the session cookie runs, but is never given a session (no planted cookie, no login)', async () => {
   const a = await app()
   let ran = 0

@@ -20,8 +20,8 @@ const cases: Array<[string, (o: HardenedSessionOptions) => void, string]> = [
   ['a cookie name with a space', (o) => { o.cookie = { name: 'my sid' } }, 'FST_SESSION_COOKIE_OPTION'],
   ['a bad sameSite', (o) => { o.cookie = { sameSite: 'loose' as 'lax' } }, 'FST_SESSION_COOKIE_OPTION'],
   ['a negative idleTimeout', (o) => { o.idleTimeout = -1 }, 'FST_SESSION_INVALID_OPTION'],
-  ['absolute below idle', (o) => { o.idleTimeout = 60_000; o.absoluteTimeout = 30_000 }, 'FST_SESSION_INVALID_OPTION'],
-  ['touchInterval above idle/2', (o) => { o.idleTimeout = 10_000; o.touchInterval = 6000 }, 'FST_SESSION_INVALID_OPTION'],
+  ['absolute below idle', (o) => { o.idleTimeout = 120_000; o.absoluteTimeout = 90_000 }, 'FST_SESSION_INVALID_OPTION'],
+  ['touchInterval above idle/2', (o) => { o.idleTimeout = 120_000; o.touchInterval = 61_000 }, 'FST_SESSION_INVALID_OPTION'],
   ['a non-function onEvent', (o) => { o.onEvent = 'x' as unknown as () => void }, 'FST_SESSION_INVALID_OPTION'],
   ['a zero maxSessionBytes', (o) => { o.maxSessionBytes = 0 }, 'FST_SESSION_INVALID_OPTION'],
   ['a bad clearSiteData directive', (o) => { o.clearSiteData = '"everything"' }, 'FST_SESSION_INVALID_OPTION'],
@@ -61,7 +61,7 @@ test('options: defaults follow the contract and are frozen', () => {
 })
 
 test('options: touchInterval defaults to idleTimeout/2 when that is below 60 s', () => {
-  assert.equal(normaliseOptions({ ...base(), idleTimeout: 10_000 }).touchInterval, 5000)
+  assert.equal(normaliseOptions({ ...base(), idleTimeout: 100_000 }).touchInterval, 50_000)
 })
 
 const unknown: Array<[string, Record<string, unknown>, RegExp]> = [

@@ -34,6 +34,15 @@ test('package: ESM import by name gives the plugin as default and the named help
   assert.deepEqual(JSON.parse(out), ['function', 'fastify-hardened-session', 'function', 'function', 'function', 'function', 'function', 'function'])
 })
 
+test('package: fastify-hardened-session/side-by-side exports the same plugin and helpers as the main entry', () => {
+  const out = run(`
+    import * as main from 'fastify-hardened-session'
+    import * as side from 'fastify-hardened-session/side-by-side'
+    console.log(JSON.stringify([main.default === side.default, Object.keys(main).sort().join() === Object.keys(side).sort().join(), typeof side.createMemoryStore]))
+  `, 'module')
+  assert.deepEqual(JSON.parse(out), [true, true, 'function'])
+})
+
 test('package: CJS require by name works and exposes the same exports', () => {
   const out = run(`
     const mod = require('fastify-hardened-session')
@@ -45,6 +54,43 @@ test('package: CJS require by name works and exposes the same exports', () => {
 test('package: the CLI prints a 32-byte key for gen-key', () => {
   const out = execFileSync(process.execPath, ['dist/cli.js', 'gen-key'], { cwd: root, encoding: 'utf8' }).trim()
   assert.equal(Buffer.from(out, 'base64url').length, 32)
+})
+
+/** Whether version `v` (x.y.z) satisfies an npm `engines` range of the forms dependencies use (`>=x`, `^x`, `||`). */
+function satisfies (v: string, range: string): boolean {
+  const num = (s: string): number[] => s.split('.').map((n) => Number(n))
+  const cmp = (a: number[], b: number[]): number => {
+    for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0)
+    return 0
+  }
+  const version = num(v)
+  return range.split('||').some((alternative) => alternative.trim().replace(/(>=|<=|[<>^~=])\s+/g, '$1').split(/\s+/).every((comparator) => {
+    const m = /^(>=|<=|[<>^~=])?v?(\d+(?:\.\d+){0,2})(?:\.x)?$/.exec(comparator)
+    if (m === null) throw new Error(`engines range not understood: ${range}`)
+    const bound = num(m[2] as string)
+    switch (m[1]) {
+      case '>=': return cmp(version, bound) >= 0
+      case '>': return cmp(version, bound) > 0
+      case '<=': return cmp(version, bound) <= 0
+      case '<': return cmp(version, bound) < 0
+      case '^': return cmp(version, bound) >= 0 && version[0] === bound[0]
+      case '~': return cmp(version, bound) >= 0 && version[0] === bound[0] && version[1] === bound[1]
+      default: return bound.every((n, i) => version[i] === n)
+    }
+  }))
+}
+
+test('package: engines names the maintained Node lines (22 and 24; 22.12 has require(esm)) and every runtime dependency runs on them', () => {
+  const own = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { engines: { node: string } }
+  assert.equal(own.engines.node, '>=22.12.0')
+  assert.ok(!satisfies('20.19.0', own.engines.node), 'Node 20 (end of life) is not claimed')
+  const lock = JSON.parse(readFileSync(new URL('package-lock.json', root), 'utf8')) as { packages: Record<string, { dev?: boolean, engines?: { node?: string } }> }
+  assert.equal(lock.packages['']?.engines?.node, own.engines.node, 'package-lock.json agrees')
+  for (const [name, entry] of Object.entries(lock.packages)) {
+    const range = entry.engines?.node
+    if (name === '' || entry.dev === true || range === undefined) continue
+    for (const version of ['22.12.0', '22.99.0', '24.0.0']) assert.ok(satisfies(version, range), `${name} (engines ${range}) does not run on Node ${version}`)
+  }
 })
 
 test('package: `prepare` builds dist/, so an install from a git URL gets a working package', () => {

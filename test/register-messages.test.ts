@@ -89,3 +89,21 @@ test('timeouts: a storeTimeout or connectTimeout below one second logs a warning
   await other.close()
   assert.deepEqual(quiet.lines.filter((l) => String(l.msg).includes('milliseconds')), [])
 })
+
+test('timeouts: idleTimeout, absoluteTimeout or a loginThrottle window under one minute fails register: durations are milliseconds', async () => {
+  const idle = await registerError({ idleTimeout: 1800 })
+  assert.equal(idle.code, 'FST_SESSION_INVALID_OPTION')
+  assert.match(idle.message, /idleTimeout is 1800 ms, under one minute: durations are in milliseconds \(1800 s would be 1800000, 30 min\); for tests, set allowShortDurations: true/)
+  assert.match((await registerError({ absoluteTimeout: 43_200 })).message, /absoluteTimeout is 43200 ms, under one minute: .*\(43200 s would be 43200000, 12 h\)/)
+  assert.match((await registerError({ idleTimeout: 30 })).message, /idleTimeout is 30 ms, under one minute: .*\(30 s would be 30000, 30 s\)/)
+  assert.match((await registerError({ loginThrottle: { perAccount: { windowMs: 900 } } })).message, /loginThrottle\.perAccount\.windowMs is 900 ms, under one minute: .*15 min/)
+  assert.match((await registerError({ loginThrottle: { perIp: { windowMs: 59_999 } } })).message, /loginThrottle\.perIp\.windowMs is 59999 ms/)
+})
+
+test('timeouts: allowShortDurations: true lets tests use sub-minute durations (down to one second); one minute and more needs nothing', async () => {
+  const config = normaliseOptions({ secrets: [secret], store: createMemoryStore(), idleTimeout: 1000, absoluteTimeout: 1500, touchInterval: 100, loginThrottle: { perAccount: { max: 3, windowMs: 2000 } }, allowShortDurations: true })
+  assert.deepEqual([config.idleTimeout, config.absoluteTimeout, config.loginThrottle?.perAccount.windowMs], [1000, 1500, 2000])
+  assert.equal(normaliseOptions({ secrets: [secret], store: createMemoryStore(), idleTimeout: 60_000, absoluteTimeout: 60_000 }).idleTimeout, 60_000)
+  assert.match((await registerError({ idleTimeout: 999, allowShortDurations: true })).message, /idleTimeout must be an integer number of milliseconds ≥ 1000/)
+  assert.match((await registerError({ allowShortDurations: 'yes' as unknown as boolean })).message, /allowShortDurations must be a boolean/)
+})

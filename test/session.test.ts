@@ -90,7 +90,7 @@ test('session: a touch that fails leaves the read answered, without a cookie, an
     },
   })
   const a = Fastify()
-  await a.register(hardenedSession, { secrets: [SECRET], store: failing, idleTimeout: 10_000, touchInterval: 0 })
+  await a.register(hardenedSession, { secrets: [SECRET], store: failing, idleTimeout: 10_000, touchInterval: 0, allowShortDurations: true })
   a.post('/login', async (req) => { await req.session.login('u'); return 'ok' })
   a.get('/me', async (req) => ({ user: req.session.userId ?? null }))
   const cookie = sessionCookie(await a.inject({ method: 'POST', url: '/login' }))

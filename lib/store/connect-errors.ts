@@ -83,8 +83,9 @@ export function isLoopback (host: string): boolean {
  */
 export function checkTransport (target: RedisTarget, allowPlaintext: boolean, env: string | undefined = process.env.NODE_ENV): void {
   if (env !== 'production' || allowPlaintext || target.tls || target.path !== undefined || isLoopback(target.host)) return
+  // The table's message says what is refused; the detail says why this target and what to do.
   throw sessionError('FST_SESSION_INSECURE_TRANSPORT',
-    'plaintext Redis connection to a non-loopback host in production: use rediss:// (TLS), or set redis.allowPlaintext: true')
+    'the host is not loopback and NODE_ENV is production; use rediss:// or socket.tls (TLS), or set redis.allowPlaintext: true for a private network you trust')
 }
 
 /** What kind of failure a connect error is. `retry`: may go away by itself (start-up order, a restart). */

@@ -146,7 +146,7 @@ export async function openRedisStore (
       // Fail fast while disconnected instead of queueing writes that would land after a 503.
       disableOfflineQueue: true,
       // No per-command AbortSignal: `storeTimeout` is enforced by one timer per store call.
-      commandOptions: { ...options.commandOptions, timeout: 0 },
+      commandOptions: { timeout: 0 },
       maintNotifications: 'disabled',
       socket: {
         // At least one real error (not just "timed out") before register gives up.

@@ -34,7 +34,7 @@ export async function openRedisCluster (
     ...options,
     RESP: 3,
     clientSideCache: new TrackingOnlyPooledCache(keyPrefix),
-    commandOptions: { ...options.commandOptions, timeout: 0 },
+    commandOptions: { timeout: 0 },
     topologyRefreshOnReconnectionAttemptStrategy: options.topologyRefreshOnReconnectionAttemptStrategy ?? 1000,
     defaults: {
       ...defaults,

@@ -170,7 +170,7 @@ export function behaviourSuite (name: string, fixture: StoreFixture): void {
 
     test('expiry: the idle timeout slides with activity and ends an idle session', async () => {
       const clock = manualClock()
-      const app = await make({ idleTimeout: 1000, touchInterval: 200, absoluteTimeout: 60_000, clock: clock.now })
+      const app = await make({ idleTimeout: 1000, touchInterval: 200, absoluteTimeout: 60_000, allowShortDurations: true, clock: clock.now })
       const cookie = await login(app)
       for (let i = 0; i < 6; i++) {
         clock.advance(300)
@@ -184,7 +184,7 @@ export function behaviourSuite (name: string, fixture: StoreFixture): void {
 
     test('expiry: a write slides the TTL and re-sends the cookie only when a touch is due', async () => {
       const clock = manualClock()
-      const app = await make({ idleTimeout: 2000, touchInterval: 300, absoluteTimeout: 60_000, clock: clock.now })
+      const app = await make({ idleTimeout: 2000, touchInterval: 300, absoluteTimeout: 60_000, allowShortDurations: true, clock: clock.now })
       const cookie = await login(app)
       const early = await app.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { a: 1 } })
       assert.equal(early.headers['set-cookie'], undefined, 'no cookie for a write right after the last touch')
@@ -198,7 +198,7 @@ export function behaviourSuite (name: string, fixture: StoreFixture): void {
 
     test('expiry: the absolute timeout ends a session however active', async () => {
       const clock = manualClock()
-      const app = await make({ idleTimeout: 1000, touchInterval: 100, absoluteTimeout: 1500, clock: clock.now })
+      const app = await make({ idleTimeout: 1000, touchInterval: 100, absoluteTimeout: 1500, allowShortDurations: true, clock: clock.now })
       const cookie = await login(app)
       for (let t = 0; t < 1400; t += 150) {
         assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, 'user-1', `at ${t} ms`)

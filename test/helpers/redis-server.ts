@@ -25,14 +25,31 @@ export interface RedisServer {
   stop (): Promise<void>
 }
 
-const INSTALL_HINT = 'redis-server was not found. The tests need a real Redis 7 server binary: ' +
-  'install it with `sudo apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), ' +
+/**
+ * The oldest Redis the tests run on, and so the oldest the README may claim (`DEBUG SLEEP` needs
+ * `--enable-debug-command`, a 7.0 option; the plugin's own commands need 6.2).
+ */
+export const MIN_REDIS_VERSION = '7.0'
+
+const INSTALL = 'install it with `sudo apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), ' +
   'or point REDIS_SERVER_BIN at the binary.'
+const INSTALL_HINT = `redis-server was not found. The tests need a real Redis server binary, version ${MIN_REDIS_VERSION} or newer: ${INSTALL}`
+
+/** `[major, minor]` of a `redis-server --version` line (`Redis server v=7.0.15 sha=…`), or undefined. */
+export function redisVersionOf (versionLine: string): [number, number] | undefined {
+  const m = /\bv=(\d+)\.(\d+)/.exec(versionLine)
+  return m === null ? undefined : [Number(m[1]), Number(m[2])]
+}
 
 export function redisServerBinary (): string {
   const bin = process.env.REDIS_SERVER_BIN ?? 'redis-server'
   const probe = spawnSync(bin, ['--version'], { encoding: 'utf8' })
   if (probe.error !== undefined || probe.status !== 0) throw new Error(INSTALL_HINT)
+  const version = redisVersionOf(probe.stdout)
+  const [major, minor] = MIN_REDIS_VERSION.split('.').map(Number) as [number, number]
+  if (version !== undefined && (version[0] < major || (version[0] === major && version[1] < minor))) {
+    throw new Error(`${bin} is Redis ${version.join('.')}; the tests need Redis ${MIN_REDIS_VERSION} or newer: ${INSTALL}`)
+  }
   return bin
 }
 

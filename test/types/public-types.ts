@@ -3,6 +3,7 @@
  * Each `@ts-expect-error` line fails the type-check if it ever stops being an error.
  */
 import Fastify, { type FastifyInstance, type preHandlerHookHandler } from 'fastify'
+import { createClient, createCluster, createSentinel } from 'redis'
 import hardenedSession, {
   createMemoryStore, hashPassword, verifyPassword, needsRehash, generateEncryptionKey,
   SessionError, type SessionErrorCode, type SessionEvent, type SessionInfo, type HardenedSessionOptions,
@@ -22,6 +23,19 @@ const app = Fastify()
 await app.register(hardenedSession, { secrets: ['x'.repeat(32)], store: createMemoryStore() })
 await app.register(hardenedSession, { secrets: [Buffer.alloc(32)], redis: { url: 'redis://127.0.0.1:6379' } })
 await app.register(hardenedSession, { secrets: [Buffer.alloc(32)], redis: { cluster: { rootNodes: [{ url: 'redis://127.0.0.1:7000' }] } } })
+// redis: keys node-redis does not read are type errors that name the key ('host' does not exist in type …)
+// @ts-expect-error host/port are not connection options (url or socket: { host, port })
+await app.register(hardenedSession, { secrets: ['x'], redis: { host: '127.0.0.1', port: 6379 } })
+// @ts-expect-error a misspelt key
+await app.register(hardenedSession, { secrets: ['x'], redis: { url: 'redis://h', pasword: 'p' } })
+// @ts-expect-error keys the plugin sets itself are not options
+await app.register(hardenedSession, { secrets: ['x'], redis: { url: 'redis://h', RESP: 2 } })
+// Clients the application made: a client, a cluster client, a Sentinel client.
+await app.register(hardenedSession, { secrets: ['x'], redis: createClient({ url: 'redis://h', RESP: 3, clientSideCache: { maxEntries: 100 } }) })
+await app.register(hardenedSession, { secrets: ['x'], redis: createClient() })
+await app.register(hardenedSession, { secrets: ['x'], redis: createCluster({ rootNodes: [{ url: 'redis://h' }], RESP: 3 }) })
+await app.register(hardenedSession, { secrets: ['x'], redis: createSentinel({ name: 'm', sentinelRootNodes: [{ host: 'h', port: 26379 }], RESP: 3 }) })
+await app.register(hardenedSession, { secrets: ['x'], store: createMemoryStore(), idleTimeout: undefined, decorator: 'session', allowShortDurations: false })
 // @ts-expect-error secrets is required
 await app.register(hardenedSession, { store: createMemoryStore() })
 // @ts-expect-error cookie.sameSite is a closed set
