@@ -134,7 +134,7 @@ export type RedisConnectOptions = {
 }
 
 /** node-redis `createCluster` options for a cluster the plugin makes (`redis: { cluster: … }`); `allowPlaintext` as for one client. */
-export type RedisClusterConnectOptions = Omit<RedisClusterOptions, 'RESP' | 'clientSideCache' | 'keyPrefix' | 'modules' | 'functions' | 'scripts' | 'commandOptions' | 'himportRegistry'> & { allowPlaintext?: boolean | undefined }
+export type RedisClusterConnectOptions = Omit<RedisClusterOptions, 'RESP' | 'clientSideCache' | 'keyPrefix' | 'modules' | 'functions' | 'scripts' | 'commandOptions' | 'himportRegistry'> & { allowPlaintext?: boolean | undefined, allowEviction?: boolean | undefined }
 
 /**
  * Options of `app.register(hardenedSession, options)`. Every optional option also accepts
@@ -149,7 +149,7 @@ export interface HardenedSessionOptions {
    * { rootNodes, … } }` (the same for a Redis Cluster), or a client / cluster client you made
    * (as it is, or as `{ client, allowEviction }`). `allowEviction`: see RedisConnectOptions.
    */
-  redis?: RedisConnectOptions | { cluster: RedisClusterConnectOptions, allowEviction?: boolean | undefined } | { client: RedisConnection, allowEviction?: boolean | undefined } | RedisConnection | undefined
+  redis?: RedisConnectOptions | { cluster: RedisClusterConnectOptions } | { client: RedisConnection, allowEviction?: boolean | undefined } | RedisConnection | undefined
   /** Any other store, e.g. `createMemoryStore()`. Exactly one of `redis` / `store`. */
   store?: SessionStore | undefined
   keyPrefix?: string | undefined

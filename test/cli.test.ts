@@ -167,7 +167,7 @@ describe('cli: answers that cannot mislead', () => {
     assert.equal(stats.code, 3)
     assert.match(stats.stdout, /^session records: +0 /m)
     assert.match(stats.stdout, /^nothing is stored under key prefix 'cli6-typo:': no key ring, no epoch, no session\. Is SESSION_KEY_PREFIX the application's keyPrefix\?$/m)
-    const revokeAll = await cli(['revoke-all'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6-typo:' })
+    const revokeAll = await cli(['revoke-all'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli6-typo:', SESSION_SECRET: SECRET })
     assert.equal(revokeAll.code, 3)
     assert.match(revokeAll.stdout, /^nothing is stored under key prefix 'cli6-typo:' \(no key ring, no epoch\): nothing revoked/)
     assert.equal(await redis.command('EXISTS', 'cli6-typo:epoch'), ':0\r\n', 'no epoch written under the mistyped prefix')
@@ -201,10 +201,12 @@ describe('cli: answers that cannot mislead', () => {
     const plain = await cli(['list-sessions', 'u-8'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli8:', SESSION_SECRET: SECRET })
     assert.equal(plain.code, 0, plain.stderr)
     const row = plain.stdout.trim().split('\n')[1]?.split('\t') ?? []
-    assert.deepEqual(row.slice(5), ['127.0.0.1', 'Mozilla/5.0 ?[31mred? Firefox/140.0'])
+    // The plugin records the user agent without control characters already (sessionInfo); the CLI
+    // replaces any it still finds (a record written by an older version, or by a writer).
+    assert.deepEqual(row.slice(5), ['127.0.0.1', 'Mozilla/5.0 [31mred Firefox/140.0'])
     assert.ok(!plain.stdout.includes('\u001b'), 'no escape sequence reaches the terminal')
     const json = JSON.parse((await cli(['list-sessions', 'u-8', '--json'], { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli8:', SESSION_SECRET: SECRET })).stdout) as Array<{ userAgent?: string, ip?: string }>
-    assert.deepEqual([json[0]?.userAgent, json[0]?.ip], ['Mozilla/5.0 \u001b[31mred\u0007 Firefox/140.0', '127.0.0.1'])
+    assert.deepEqual([json[0]?.userAgent, json[0]?.ip], ['Mozilla/5.0 [31mred Firefox/140.0', '127.0.0.1'])
 
     await make('cli9:', true)
     const env = { REDIS_URL: url, SESSION_KEY_PREFIX: 'cli9:', SESSION_SECRET: SECRET }
@@ -214,7 +216,7 @@ describe('cli: answers that cannot mislead', () => {
     assert.match(locked.stderr, /^warning: 1 session\(s\) of that user keep the user id encrypted: set SESSION_ENCRYPTION_KEYS/)
     const opened = await cli(['list-sessions', 'u-8'], { ...env, SESSION_ENCRYPTION_KEYS: `k1:${key}` })
     assert.equal(opened.code, 0, opened.stderr)
-    assert.deepEqual(opened.stdout.trim().split('\n')[1]?.split('\t').slice(5), ['127.0.0.1', 'Mozilla/5.0 ?[31mred? Firefox/140.0'])
+    assert.deepEqual(opened.stdout.trim().split('\n')[1]?.split('\t').slice(5), ['127.0.0.1', 'Mozilla/5.0 [31mred Firefox/140.0'])
     const wrong = await cli(['list-sessions', 'u-8'], { ...env, SESSION_ENCRYPTION_KEYS: `k1${key}` })
     assert.equal(wrong.code, 1)
     assert.match(wrong.stderr, /FST_SESSION_ENCRYPTION_OPTION: .*SESSION_ENCRYPTION_KEYS: pair 1 must be id:key/)

@@ -84,7 +84,7 @@ describe('eviction policy at register', () => {
     closers.push(() => app.close())
     await assert.rejects(register(app as never), refusedForEviction)
     await register({ client: app as never, allowEviction: true }) // node-redis cluster types do not narrow to RedisConnection (as in cluster-store.test.ts)
-    await register({ cluster: { rootNodes: cluster.rootNodes }, allowEviction: true })
+    await register({ cluster: { rootNodes: cluster.rootNodes, allowEviction: true } })
   })
 
   test('eviction: where maxmemory-policy cannot be read (a user without INFO and CONFIG), register says so in the log once and goes on; the documented ACL user can read it', async () => {

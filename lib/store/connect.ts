@@ -81,7 +81,7 @@ async function checkedPolicy<T extends { close: () => Promise<void> }> (opened: 
 }
 
 export async function openRedisStore (
-  option: RedisConnectOptions | { cluster: RedisClusterConnectOptions, allowEviction?: boolean } | { client: RedisConnection, allowEviction?: boolean } | RedisConnection,
+  option: RedisConnectOptions | { cluster: RedisClusterConnectOptions } | { client: RedisConnection, allowEviction?: boolean } | RedisConnection,
   config: Config,
   log: FastifyBaseLogger,
   onStatus: Status,
@@ -91,7 +91,10 @@ export async function openRedisStore (
   // `{ client, allowEviction }`: a client the application made, with the eviction opt-in.
   const wrapped = !isConnection(option) && 'client' in option && typeof option.client === 'object' && option.client !== null && isConnection(option.client)
   const redis = wrapped ? (option as { client: RedisConnection }).client : option as Exclude<typeof option, { client: RedisConnection }>
-  const allowEviction: unknown = isConnection(option) ? undefined : (option as { allowEviction?: unknown }).allowEviction
+  // Beside url/socket, inside `cluster` (like allowPlaintext), or beside an app-made `client`.
+  const allowEviction: unknown = isConnection(option)
+    ? undefined
+    : isClusterOptions(option) ? (option.cluster as { allowEviction?: unknown }).allowEviction : (option as { allowEviction?: unknown }).allowEviction
   if (allowEviction !== undefined && typeof allowEviction !== 'boolean') throw sessionError('FST_SESSION_STORE_OPTION', 'redis.allowEviction must be a boolean')
   const allow = allowEviction === true
   const budget = budgetOf(config.connectTimeout, pluginTimeout)

@@ -10,6 +10,7 @@
  * given for them would be overridden without a word. The value of a key is never repeated (it
  * may be a password or a URL with one).
  */
+import type { SessionStore } from './types.ts'
 import { sessionError } from '../errors.ts'
 import { closest, isPlainObject } from '../options.ts'
 import type { RedisPluginSetOption } from '../types.ts'
@@ -176,6 +177,14 @@ export function checkRedisOption (redis: unknown): void {
     return
   }
   if (!isPlainObject(redis)) fail('redis must be connection options (a plain object) or a node-redis client')
+  // `{ client, allowEviction }`: a client the application made, with the eviction opt-in.
+  const wrapped = redis['client']
+  if (typeof wrapped === 'object' && wrapped !== null && isClient(wrapped)) {
+    const extra = Object.keys(redis).filter((k) => k !== 'client' && k !== 'allowEviction')
+    if (extra.length > 0) fail(`beside redis.client only allowEviction is read: '${extra[0] as string}' belongs to the client you made`)
+    checkRedisOption(wrapped)
+    return
+  }
   if (Object.hasOwn(redis, 'cluster')) {
     const extra = Object.keys(redis).filter((k) => k !== 'cluster')
     if (extra.length > 0) fail(`with redis.cluster, every option goes inside it: move '${extra[0] as string}' into redis.cluster (or redis.cluster.defaults for every node)`)
@@ -198,12 +207,18 @@ export function checkRedisOption (redis: unknown): void {
   checkClient(redis, 'redis', [...CLIENT_KEYS, ...PLUGIN_KEYS], PLUGIN_SET)
 }
 
-/** The methods of a `SessionStore` (store/types.ts). */
+/** The methods every `SessionStore` has (store/types.ts); the compiler keeps the list complete. */
 export const STORE_METHODS = [
-  'peek', 'get', 'read', 'create', 'update', 'destroy', 'take', 'peekMember', 'getMember', 'admit', 'dismiss',
-  'dismissAll', 'members', 'peekEpoch', 'getEpoch', 'bumpEpoch', 'hit', 'unhit', 'clearHits', 'keyring', 'stats',
-  'close',
-] as const
+  'peek', 'read', 'create', 'update', 'destroy', 'take', 'peekMember', 'getMember', 'admit', 'dismiss',
+  'dismissAll', 'members', 'peekEpoch', 'getEpoch', 'getWithEpoch', 'replaceEpoch', 'bumpEpoch', 'exists',
+  'generation', 'hit', 'readHits', 'unhit', 'release', 'clearHits', 'keyring', 'stats', 'close',
+] as const satisfies ReadonlyArray<keyof SessionStore>
+
+/** The required (non-optional) members of a SessionStore. */
+type RequiredMethods = { [K in keyof SessionStore]-?: object extends Pick<SessionStore, K> ? never : K }[keyof SessionStore]
+// A method added to SessionStore but not to the list above is a compile error here.
+const complete: Exclude<RequiredMethods, typeof STORE_METHODS[number]> extends never ? true : never = true
+void complete
 
 /**
  * Checks the `store` option: an object with every method of a `SessionStore`. A store of
