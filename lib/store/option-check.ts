@@ -216,9 +216,9 @@ export const STORE_METHODS = [
 
 /** The required (non-optional) members of a SessionStore. */
 type RequiredMethods = { [K in keyof SessionStore]-?: object extends Pick<SessionStore, K> ? never : K }[keyof SessionStore]
-// A method added to SessionStore but not to the list above is a compile error here.
-const complete: Exclude<RequiredMethods, typeof STORE_METHODS[number]> extends never ? true : never = true
-void complete
+/** A method added to SessionStore but not to the list above makes this type `never`: a compile error below. */
+export type StoreMethodsComplete = Exclude<RequiredMethods, typeof STORE_METHODS[number]> extends never ? true : never
+export const STORE_METHODS_COMPLETE: StoreMethodsComplete = true
 
 /**
  * Checks the `store` option: an object with every method of a `SessionStore`. A store of
