@@ -255,6 +255,7 @@ describe('attack: a credential change', () => {
     const replica = await replicating('--replicaof', '127.0.0.1', String(link.port))
     closers.push(() => replica.stop())
     await eventually(async () => (await replica.command('INFO', 'replication')).includes('master_link_status:up'), 10_000, 'the replica is in sync')
+    await eventually(async () => /slave0:.*state=online/.test(await master.command('INFO', 'replication')), 10_000, 'the master lists the replica online')
     const slow = { memoryCost: 65536, timeCost: 6, parallelism: 1 }
     const hash = await hashPassword('correct horse battery', slow)
     const keyPrefix = freshPrefix()
@@ -506,6 +507,7 @@ describe('attack: least privilege and durability', () => {
     const replica = await replicating('--replicaof', '127.0.0.1', String(master.port))
     closers.push(() => replica.stop())
     await eventually(async () => (await replica.command('INFO', 'replication')).includes('master_link_status:up'), 10_000, 'the replica is in sync')
+    await eventually(async () => /slave0:.*state=online/.test(await master.command('INFO', 'replication')), 10_000, 'the master lists the replica online')
     return { master, replica }
   }
 

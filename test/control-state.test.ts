@@ -247,6 +247,7 @@ describe('durability: a resolved revocation survives the death of its master', (
     master = await replicating()
     replica = await replicating('--replicaof', '127.0.0.1', String(master.port))
     await eventually(async () => (await replica.command('INFO', 'replication')).includes('master_link_status:up'), 10_000, 'the replica is in sync')
+    await eventually(async () => /slave0:.*state=online/.test(await master.command('INFO', 'replication')), 10_000, 'the master lists the replica online')
   })
   after(async () => {
     try { process.kill(replica.pid, 'SIGCONT') } catch {}
@@ -296,6 +297,7 @@ describe('durability: a resolved revocation survives the death of its master', (
     const follower = await replicating('--replicaof', '127.0.0.1', String(server.port))
     try {
       await eventually(async () => (await follower.command('INFO', 'replication')).includes('master_link_status:up'), 10_000, 'in sync')
+      await eventually(async () => /slave0:.*state=online/.test(await server.command('INFO', 'replication')), 10_000, 'the master lists the replica online')
       const a = await app({ keyPrefix: freshPrefix(), storeTimeout: 500, durability: 'primary' }, server)
       await login(a, 'u-primary')
       process.kill(follower.pid, 'SIGSTOP')

@@ -36,8 +36,11 @@ export interface Backend {
   send (key: string, args: string[]): Promise<unknown>
   /** Which master holds `key` ('' on a single connection); undefined when no master serves it now. */
   nodeOf (key: string): string | undefined
-  /** How many replicas the master holding `key` has; undefined when that cannot be known (ROLE refused). */
-  replicasOf (key: string): Promise<number | undefined>
+  /**
+   * How many replicas the master holding `key` has; undefined when that cannot be known (ROLE
+   * refused). `fresh`: asked now, not as last probed.
+   */
+  replicasOf (key: string, fresh?: boolean): Promise<number | undefined>
   /** A store call got no answer within `storeTimeout`; true when a link was marked stalled (and reported). */
   suspect (): boolean
   close (): void
@@ -273,8 +276,8 @@ export class ClientBackend implements Backend {
     return ''
   }
 
-  async replicasOf (): Promise<number | undefined> {
-    if (this.#replicas === undefined && !this.#roleRefused) await this.#link.send(() => this.#role())
+  async replicasOf (_key?: string, fresh = false): Promise<number | undefined> {
+    if ((fresh || this.#replicas === undefined) && !this.#roleRefused) await this.#link.send(() => this.#role())
     return this.#replicas
   }
 

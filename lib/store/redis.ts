@@ -514,7 +514,9 @@ export class RedisStore implements SessionStore {
       seen.add(node)
       // A master without replicas has nothing to wait for; one whose replicas are unknown (ROLE
       // refused) is not waited for either (logged once when refused, docs/redis-hardening.md).
-      waits.push(this.#backend.replicasOf(key).then(async (replicas) => {
+      waits.push(this.#backend.replicasOf(key).then(async (probed) => {
+        // The last probe may predate a replica that came online since: "none" is asked again.
+        const replicas = probed === 0 ? await this.#backend.replicasOf(key, true) : probed
         if ((replicas ?? 0) === 0 || this.#waitRefused) return
         let reply: unknown
         try {
@@ -527,7 +529,11 @@ export class RedisStore implements SessionStore {
           this.#notice('session store: WAIT is not permitted to this Redis user, so revocations cannot wait for a replica (durability \'replica\' acts as \'primary\'); add +wait to its ACL line (docs/redis-hardening.md)')
           return
         }
-        if (acknowledged(reply) < 1) throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'a revocation was not acknowledged by any replica within storeTimeout')
+        // No acknowledgement: unless the master has no replica any more (one that died since the
+        // last probe), the revocation may not hold.
+        if (acknowledged(reply) < 1 && ((await this.#backend.replicasOf(key, true)) ?? 0) > 0) {
+          throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'a revocation was not acknowledged by any replica within storeTimeout')
+        }
       }))
     }
     await Promise.all(waits)
