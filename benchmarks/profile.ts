@@ -30,7 +30,6 @@ if (variant === undefined) {
   console.error(`usage: npx tsx benchmarks/profile.ts <variant> [--duration S] [--top N]\nvariants: ${builtInVariants.map((v) => v.name).join(', ')}`)
   process.exit(2)
 }
-if ('url' in variant.server) throw new Error('profile.ts needs a server it starts itself')
 const durationS = Number(values.duration ?? 10)
 const top = Number(values.top ?? 25)
 const connections = Number(values.connections ?? 50)

@@ -1,37 +1,39 @@
 /**
  * HTTP benchmark harness: `npm run bench` (see docs/benchmarks.md).
  *
- * Starts its own redis-server, runs every variant as its own server process pinned to one CPU,
- * loads it from a separate load-generator process pinned to another (wrk, or autocannon when wrk
- * is missing), in interleaved rounds; checks each variant's correctness before timing it;
- * reports medians, ratios to bare Fastify from the same round, server CPU µs and Redis commands
- * per request; writes benchmarks/results/<name>.{md,json,svg}; `--check` enforces budgets.json.
+ * Runs on Node 24 unless told otherwise (fetching it from npm when the machine's Node is
+ * another one). Starts its own redis-server, runs every variant as its own server process
+ * pinned to one CPU, loads it from a separate load-generator process pinned to another (wrk, or
+ * autocannon when wrk is missing), in interleaved rounds; checks each variant's correctness
+ * before timing it; reports medians, ratios to bare Fastify from the same round, server CPU µs
+ * and Redis commands per request; writes benchmarks/results/<name>.{md,json,svg}; `--check`
+ * enforces budgets.json. `--against DIR` adds this plugin's main paths on another checkout.
  */
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, availableParallelism, release, tmpdir, type as osType } from 'node:os'
+import { cpus, availableParallelism, loadavg, release, tmpdir, type as osType } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseOptions, USAGE, type Options } from './harness/args.ts'
 import { evaluateBudgets, loadBudgets, type BudgetResult } from './harness/budgets.ts'
-import { loadConfigFile, variantsFromTarget } from './harness/config.ts'
 import { pickLoadGenerator } from './harness/load/index.ts'
 import { pinning } from './harness/pinning.ts'
 import { installCleanup, onCleanup } from './harness/processes.ts'
 import { QUIET_PCT, waitForQuiet } from './harness/quiet.ts'
 import { startBenchCluster, startBenchRedis, type BenchRedis } from './harness/redis.ts'
-import { budgetTable, cacheTable, json, markdown, summaryTable, type Meta, type Report } from './harness/report.ts'
+import { budgetTable, cacheTable, comparisonTable, json, markdown, summaryTable, type Meta, type Report } from './harness/report.ts'
 import { runVariant, type Run } from './harness/runner.ts'
+import { reexecOn, resolveNode } from './harness/runtime.ts'
 import { roundOrder, summarise } from './harness/stats.ts'
 import { renderSvg } from './harness/svg.ts'
 import type { Variant } from './harness/variant.ts'
-import { builtInVariants, REPO_ROOT } from './harness/variants.ts'
+import { againstVariants, builtInVariants, REPO_ROOT } from './harness/variants.ts'
 
-/** The commit measured, with `+dirty` when lib/ has uncommitted changes (read-only git calls). */
 const MAX_RETRIES = 2
 
 /** A hash of lib/'s sources: a run during which it changes measured more than one version. */
-function libHash (): string {
+function libHash (root = REPO_ROOT): string {
   const hash = createHash('sha256')
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -40,23 +42,21 @@ function libHash (): string {
       else if (entry.name.endsWith('.ts')) hash.update(path).update(readFileSync(path))
     }
   }
-  walk(join(REPO_ROOT, 'lib'))
+  walk(join(root, 'lib'))
   return hash.digest('hex').slice(0, 12)
 }
 
-function revision (): string {
-  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' })
+/** The commit measured, with `+dirty` when lib/ has uncommitted changes (read-only git calls). */
+function revision (root = REPO_ROOT): string {
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' })
   if (head.status !== 0) return 'unknown'
-  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'lib'], { cwd: REPO_ROOT, encoding: 'utf8' })
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'lib'], { cwd: root, encoding: 'utf8' })
   return head.stdout.trim() + (dirty.stdout.trim() === '' ? '' : '+dirty')
 }
 
-function selectVariants (opts: Options): Variant[] {
-  const all = opts.config !== undefined
-    ? loadConfigFile(opts.config)
-    : opts.targetUrl !== undefined
-      ? variantsFromTarget({ ...opts, targetUrl: opts.targetUrl })
-      : [...builtInVariants]
+function selectVariants (opts: Options, against: { dir: string, label: string } | undefined): Variant[] {
+  const all = [...builtInVariants]
+  if (against !== undefined) all.push(...againstVariants(against.dir, against.label, builtInVariants))
   if (opts.variants === undefined) return all
   const wanted = new Set(opts.variants)
   for (const name of wanted) {
@@ -67,6 +67,9 @@ function selectVariants (opts: Options): Variant[] {
     if (v.baseline !== undefined) wanted.add(v.baseline)
     if (v.missBaseline !== undefined) wanted.add(v.missBaseline)
   }
+  // With --against, a selected variant brings its counterpart on the other checkout.
+  for (const v of all) if (v.counterpart !== undefined && wanted.has(v.counterpart)) wanted.add(v.name)
+  for (const v of all) if (wanted.has(v.name) && v.missBaseline !== undefined) wanted.add(v.missBaseline)
   return all.filter((v) => wanted.has(v.name))
 }
 
@@ -81,6 +84,10 @@ function describeRun (run: Run): string {
   ]
   const mix = Object.entries(run.redisCommandMix ?? {}).filter(([, n]) => n >= 0.01)
   if (mix.length > 0) parts[parts.length - 1] += ` (${mix.map(([name, n]) => `${name} ${n.toFixed(2)}`).join(' ')})`
+  if (run.redisSentPerRequest !== undefined) {
+    const sent = Object.entries(run.redisSentMix ?? {}).filter(([, n]) => n >= 0.01).map(([name, n]) => `${name} ${n.toFixed(2)}`).join(' ')
+    parts.push(`sent ${run.redisSentPerRequest.toFixed(2)}${sent === '' ? '' : ` (${sent})`} + in scripts ${run.redisInScriptsPerRequest?.toFixed(2) ?? '–'} /req`)
+  }
   if (run.foreignCpuPct !== undefined && run.foreignCpuPct >= 5) parts.push(`other processes ${run.foreignCpuPct.toFixed(0)} % CPU`)
   if (run.cache !== undefined) parts.push(`cache ${run.cache.hits} hits / ${run.cache.misses} misses`)
   if (run.status === 'failed') parts.push(`FAILED: ${run.error ?? ''}`)
@@ -88,13 +95,26 @@ function describeRun (run: Run): string {
 }
 
 async function main (): Promise<number> {
-  installCleanup()
   const opts = parseOptions(process.argv.slice(2))
   if (opts.help) {
     process.stdout.write(USAGE)
     return 0
   }
-  const variants = selectVariants(opts)
+  // The runtime measured: re-run this script on it when it is not the one running.
+  const node = resolveNode(opts.node, REPO_ROOT, console.log)
+  const code = reexecOn(node, fileURLToPath(import.meta.url), process.argv.slice(2))
+  if (code !== undefined) return code
+  installCleanup()
+
+  let against: { dir: string, label: string, revision: string } | undefined
+  if (opts.against !== undefined) {
+    const dir = resolve(opts.against)
+    if (!existsSync(join(dir, 'lib', 'index.ts'))) throw new Error(`--against ${opts.against}: no lib/index.ts there`)
+    if (!existsSync(join(dir, 'node_modules'))) throw new Error(`--against ${opts.against}: run npm install there first`)
+    const rev = revision(dir)
+    against = { dir, revision: rev, label: opts.againstLabel ?? `before ${rev}` }
+  }
+  const variants = selectVariants(opts, against)
   if (opts.list) {
     for (const v of variants) console.log(`${v.name.padEnd(26)} ${v.label}${v.baseline === undefined ? '' : `  (vs ${v.baseline})`}`)
     return 0
@@ -102,15 +122,15 @@ async function main (): Promise<number> {
 
   const pin = pinning(opts.pin, opts.serverCpu, opts.loadCpu, opts.redisCpu)
   const { generator, note } = pickLoadGenerator(opts.load)
-  const builtIn = opts.config === undefined && opts.targetUrl === undefined
   const budgetsPath = resolve(REPO_ROOT, opts.budgets)
-  const useBudgets = !opts.smoke && (builtIn || process.argv.includes('--budgets'))
-  const budgets = useBudgets ? loadBudgets(budgetsPath) : undefined
+  const budgets = opts.smoke ? undefined : loadBudgets(budgetsPath)
 
   const meta: Meta = {
     date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
     revision: revision(),
     node: process.version,
+    loadAverage: { start: loadavg(), end: [] },
+    against,
     cpu: cpus()[0]?.model.trim() ?? 'unknown CPU',
     cpus: availableParallelism(),
     os: `${osType()} ${release()}`,
@@ -121,14 +141,15 @@ async function main (): Promise<number> {
     warmupS: opts.warmupS,
     rounds: opts.rounds,
     smoke: opts.smoke,
-    baselineLabel: builtIn ? 'bare' : 'baseline',
     command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
   }
-  console.log(`bench: ${variants.length} variants × ${opts.rounds} round(s), ${opts.durationS} s each (+${opts.warmupS} s warm-up), ${opts.connections} connections`)
+  console.log(`bench: Node ${process.version} (${process.execPath}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+  if (against !== undefined) console.log(`bench: against ${against.dir} (commit ${against.revision}) as "${against.label}"`)
+  console.log(`bench: ${variants.length} variants × ${opts.rounds} round(s), ${opts.durationS} s each (+${opts.warmupS} s warm-up, +${opts.accountS} s accounting under MONITOR), ${opts.connections} connections`)
   console.log(`bench: load generator: ${note}`)
   console.log(`bench: pinning: ${pin.description}`)
 
-  const libAtStart = libHash()
+  const libAtStart = libHash() + (against === undefined ? '' : libHash(against.dir))
   const tmpDir = mkdtempSync(join(tmpdir(), 'hardened-bench-'))
   const removeTmp = (): void => rmSync(tmpDir, { recursive: true, force: true })
   onCleanup(removeTmp)
@@ -146,7 +167,7 @@ async function main (): Promise<number> {
       cluster = await startBenchCluster(pin)
       console.log(`bench: redis cluster (3 masters) at ${cluster.urls}`)
     }
-    const settings = { durationS: opts.durationS, warmupS: opts.warmupS, connections: opts.connections, generator, pin, redis, cluster, tmpDir }
+    const settings = { durationS: opts.durationS, warmupS: opts.warmupS, accountS: opts.accountS, connections: opts.connections, generator, pin, redis, cluster, tmpDir }
     for (let round = 0; round < opts.rounds; round++) {
       for (const variant of roundOrder(variants, round, opts.rounds)) {
         let run: Run
@@ -170,11 +191,11 @@ async function main (): Promise<number> {
     removeTmp()
   }
 
-  const libChanged = libHash() !== libAtStart
+  const libChanged = libHash() + (against === undefined ? '' : libHash(against.dir)) !== libAtStart
   if (libChanged) console.error('bench: WARNING: lib/ changed during the run, so the rounds measured different code; rerun for numbers of one version')
   const summaries = summarise(variants, runs)
-  const budgetResults: BudgetResult[] | undefined = budgets === undefined ? undefined : evaluateBudgets(budgets, summaries)
-  const report: Report = { meta: { ...meta, libChanged }, summaries, budgets: budgetResults, runs, discarded }
+  const budgetResults: BudgetResult[] | undefined = budgets === undefined ? undefined : evaluateBudgets(budgets, summaries, runs)
+  const report: Report = { meta: { ...meta, loadAverage: { ...meta.loadAverage, end: loadavg() }, libChanged }, summaries, budgets: budgetResults, runs, discarded }
 
   const outDir = opts.out !== undefined
     ? (isAbsolute(opts.out) ? opts.out : resolve(opts.out))
@@ -185,25 +206,28 @@ async function main (): Promise<number> {
   writeFileSync(`${stem}.json`, json(report))
   writeFileSync(`${stem}.svg`, renderSvg(summaries, 'fastify-hardened-session: HTTP benchmark', `${meta.date} · ${meta.loadGenerator.split(':')[0]} · ${opts.connections} connections · ${opts.rounds} round(s) × ${opts.durationS} s · node ${meta.node}`))
 
-  console.log('\n' + summaryTable(summaries, meta.baselineLabel))
+  console.log(`\nNode ${process.version}, load average ${meta.loadAverage.start.map((x) => x.toFixed(2)).join(' ')} → ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+  console.log('\n' + summaryTable(summaries))
+  const comparison = comparisonTable(summaries, runs, against?.label ?? 'before')
+  if (comparison !== undefined) console.log('\n' + comparison)
   const cache = cacheTable(summaries)
   if (cache !== undefined) console.log('\n' + cache)
   if (budgetResults !== undefined) console.log('\n' + budgetTable(budgetResults, summaries))
   console.log(`\nbench: wrote ${stem}.md, .json, .svg`)
 
-  let code = 0
+  let exit = 0
   const failed = summaries.filter((s) => s.status !== 'ok')
   for (const s of failed) console.error(`bench: variant ${s.name} FAILED: ${s.errors.join('; ')}`)
-  if (failed.length > 0) code = 1
+  if (failed.length > 0) exit = 1
   if (opts.check && budgetResults !== undefined) {
     const missed = budgetResults.filter((b) => !b.passed)
     for (const b of missed) {
       console.error(`bench: budget ${b.id} FAILED: ${b.description}: measured ${b.actual === undefined ? b.reason ?? 'nothing' : b.actual.toFixed(3)}, required ${b.comparator} ${b.value}`)
     }
-    if (missed.length > 0) code = 1
+    if (missed.length > 0) exit = 1
     else console.log('bench: all budgets met')
   }
-  return code
+  return exit
 }
 
 main().then((code) => { process.exitCode = code }, (err: unknown) => {

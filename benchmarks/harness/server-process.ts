@@ -1,39 +1,27 @@
 /**
- * Lifecycle of one server under test: start it (pinned), wait until it says where it listens,
- * stop it. A server prints `LISTENING <port>` on stdout (the built-in servers do), or logs
- * Fastify's default `Server listening at http://127.0.0.1:<port>`; it gets `HOST=127.0.0.1` and
- * `PORT=0` in its environment. Only loopback targets are accepted.
+ * Lifecycle of one server under test: start it (pinned), wait until it prints
+ * `LISTENING <port>` (benchmarks/servers/common.ts), stop it. It gets `HOST=127.0.0.1` and
+ * `PORT=0` in its environment.
  */
 import type { ChildProcess } from 'node:child_process'
 import { spawnTracked, stopChild } from './processes.ts'
 
-export type ServerSpec =
-  | { readonly command: readonly string[], readonly env?: Readonly<Record<string, string>>, readonly cwd?: string }
-  | { readonly url: string, readonly pid?: number }
+export interface ServerSpec {
+  readonly command: readonly string[]
+  readonly env?: Readonly<Record<string, string>>
+  readonly cwd?: string
+}
 
 export interface RunningServer {
   /** `http://127.0.0.1:<port>` */
   readonly origin: string
-  /** Pid whose CPU time is measured (undefined for an external server without `pid`). */
+  /** Pid whose CPU time is measured. */
   readonly pid: number | undefined
   output (): string
   stop (): Promise<void>
 }
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1'])
-const READY = [
-  /\bLISTENING (\d+)\b/,
-  /listening (?:at|on) https?:\/\/(?:127\.0\.0\.1|localhost|\[::1\]):(\d+)/i,
-]
-
-/** Throws unless `url` is an http URL on a loopback host. */
-export function assertLoopback (url: string): URL {
-  const parsed = new URL(url)
-  if (parsed.protocol !== 'http:' || !LOOPBACK.has(parsed.hostname)) {
-    throw new Error(`only http://127.0.0.1 (loopback) targets are allowed, got ${url}`)
-  }
-  return parsed
-}
+const READY = /\bLISTENING (\d+)\b/
 
 /** Replaces `{name}` placeholders (e.g. `{redisUrl}`) with values. */
 export function expand (text: string, values: Readonly<Record<string, string>>): string {
@@ -43,10 +31,6 @@ export function expand (text: string, values: Readonly<Record<string, string>>):
 export async function startServer (
   name: string, spec: ServerSpec, pinPrefix: readonly string[], values: Readonly<Record<string, string>>, timeoutMs = 30_000
 ): Promise<RunningServer> {
-  if ('url' in spec) {
-    const url = assertLoopback(spec.url)
-    return { origin: url.origin, pid: spec.pid, output: () => '', stop: async () => {} }
-  }
   const [command, ...args] = [...pinPrefix, ...spec.command.map((part) => expand(part, values))]
   if (command === undefined) throw new Error(`server ${name}: empty command`)
   const env: Record<string, string | undefined> = { ...process.env, HOST: '127.0.0.1', PORT: '0', NODE_ENV: 'production' }
@@ -69,13 +53,10 @@ export async function startServer (
 function waitForPort (child: ChildProcess, log: () => string, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const check = (): void => {
-      for (const pattern of READY) {
-        const match = pattern.exec(log())
-        if (match !== null) {
-          finish()
-          resolve(Number(match[1]))
-          return
-        }
+      const match = READY.exec(log())
+      if (match !== null) {
+        finish()
+        resolve(Number(match[1]))
       }
     }
     const onExit = (code: number | null, signal: string | null): void => {

@@ -22,9 +22,13 @@ function defined (values: ReadonlyArray<number | undefined>): number[] {
 
 export interface Summary {
   readonly name: string
+  /** The Node.js that ran the server. */
+  readonly node: string
   readonly label: string
   readonly group: string
   readonly baseline: string | undefined
+  /** `--against` variants: the variant of this checkout they are compared with. */
+  readonly counterpart: string | undefined
   readonly status: 'ok' | 'failed'
   readonly errors: readonly string[]
   readonly rounds: number
@@ -37,7 +41,20 @@ export interface Summary {
   readonly p99RatioToBaseline: number | undefined
   readonly p99RatioRange: readonly [number, number] | undefined
   readonly cpuUsPerRequest: number | undefined
+  /** Server CPU µs per request over the baseline's, same round (median of per-round differences). */
+  readonly cpuOverheadUs: number | undefined
   readonly redisCommandsPerRequest: number | undefined
+  /** Requests per operation (2 for a login + logout cycle, else 1). */
+  readonly requestsPerOperation: number
+  /** Redis commands per operation (INFO commandstats: sent plus run inside scripts). */
+  readonly redisCommandsPerOperation: number | undefined
+  /** Of those, sent by the server (MONITOR, accounting load), and run inside scripts. */
+  readonly redisSentPerOperation: number | undefined
+  readonly redisInScriptsPerOperation: number | undefined
+  /** Median calls per request of each command the server sent (MONITOR). */
+  readonly redisSentMix: Readonly<Record<string, number>> | undefined
+  /** Commands sent per session cache miss (accounting load), where there were misses. */
+  readonly redisSentPerMiss: number | undefined
   readonly redisCpuUsPerRequest: number | undefined
   /** Median calls per request of each Redis command (script-internal commands included). */
   readonly redisCommandMix: Readonly<Record<string, number>> | undefined
@@ -66,6 +83,27 @@ function mixMedian (runs: readonly Run[]): Record<string, number> | undefined {
   return out
 }
 
+function sentMixMedian (runs: readonly Run[]): Record<string, number> | undefined {
+  const mixes = runs.map((r) => r.redisSentMix).filter((m) => m !== undefined)
+  if (mixes.length === 0) return undefined
+  const names = new Set(mixes.flatMap((m) => Object.keys(m)))
+  const out: Record<string, number> = {}
+  for (const name of [...names].sort()) out[name] = median(mixes.map((m) => m[name] ?? 0)) ?? 0
+  return out
+}
+
+/** Median of the per-round ratios of `a`'s req/s to `b`'s (both ok in that round). */
+export function roundRatio (runs: readonly Run[], a: string, b: string): { median: number | undefined, range: [number, number] | undefined } {
+  const ratios: number[] = []
+  for (const run of runs) {
+    if (run.variant !== a || run.status !== 'ok' || run.load === undefined) continue
+    const other = runs.find((r) => r.variant === b && r.round === run.round && r.status === 'ok')
+    if (other?.load === undefined || other.load.rps === 0) continue
+    ratios.push(run.load.rps / other.load.rps)
+  }
+  return { median: median(ratios), range: range(ratios) }
+}
+
 export function summarise (variants: readonly Variant[], runs: readonly Run[]): Summary[] {
   const ok = (name: string): Run[] => runs.filter((r) => r.variant === name && r.status === 'ok')
   return variants.map((v): Summary => {
@@ -74,14 +112,19 @@ export function summarise (variants: readonly Variant[], runs: readonly Run[]): 
     const errors = mine.filter((r) => r.status === 'failed').map((r) => `round ${r.round + 1}: ${r.error ?? 'failed'}`)
     const ratios: number[] = []
     const p99Ratios: number[] = []
+    const overheads: number[] = []
     if (v.baseline !== undefined) {
       for (const run of good) {
         const base = ok(v.baseline).find((b) => b.round === run.round)
         if (base?.load === undefined || run.load === undefined) continue
         ratios.push(run.load.rps / base.load.rps)
         p99Ratios.push(run.load.latencyMs.p99 / base.load.latencyMs.p99)
+        if (run.cpuUsPerRequest !== undefined && base.cpuUsPerRequest !== undefined) overheads.push(run.cpuUsPerRequest - base.cpuUsPerRequest)
       }
     }
+    const rpo = v.requestsPerOperation ?? 1
+    const times = (n: number | undefined): number | undefined => n === undefined ? undefined : n * rpo
+    const commands = median(defined(good.map((r) => r.redisCommandsPerRequest)))
     const hits = good.reduce((n, r) => n + (r.cache?.hits ?? 0), 0)
     const misses = good.reduce((n, r) => n + (r.cache?.misses ?? 0), 0)
     const missRate = (r: Run): number | undefined => r.cache === undefined || r.load === undefined || r.load.requests === 0 ? undefined : r.cache.misses / r.load.requests
@@ -94,9 +137,11 @@ export function summarise (variants: readonly Variant[], runs: readonly Run[]): 
     })
     return {
       name: v.name,
+      node: good[0]?.node ?? mine[0]?.node ?? process.version,
       label: v.label,
       group: v.group,
       baseline: v.baseline,
+      counterpart: v.counterpart,
       status: errors.length === 0 && good.length > 0 ? 'ok' : 'failed',
       errors,
       rounds: good.length,
@@ -108,7 +153,14 @@ export function summarise (variants: readonly Variant[], runs: readonly Run[]): 
       p99RatioToBaseline: median(p99Ratios),
       p99RatioRange: range(p99Ratios),
       cpuUsPerRequest: median(defined(good.map((r) => r.cpuUsPerRequest))),
-      redisCommandsPerRequest: median(defined(good.map((r) => r.redisCommandsPerRequest))),
+      cpuOverheadUs: median(overheads),
+      redisCommandsPerRequest: commands,
+      requestsPerOperation: rpo,
+      redisCommandsPerOperation: times(commands),
+      redisSentPerOperation: times(median(defined(good.map((r) => r.redisSentPerRequest)))),
+      redisInScriptsPerOperation: times(median(defined(good.map((r) => r.redisInScriptsPerRequest)))),
+      redisSentMix: sentMixMedian(good),
+      redisSentPerMiss: median(defined(good.map((r) => r.redisSentPerMiss))),
       redisCpuUsPerRequest: median(defined(good.map((r) => r.redisCpuUsPerRequest))),
       redisCommandMix: mixMedian(good),
       cacheHitRate: hits + misses === 0 ? undefined : hits / (hits + misses),

@@ -8,7 +8,7 @@ const COLORS: Readonly<Record<string, string>> = {
   baseline: '#8a8f98',
   plugin: '#1f8a70',
   alternative: '#d9822b',
-  app: '#3b6fb6',
+  against: '#9b9fd6',
 }
 
 function esc (text: string): string {
@@ -80,7 +80,7 @@ export function renderSvg (summaries: readonly Summary[], title: string, subtitl
 
   const legendY = height - 10
   let lx = 16
-  for (const [group, name] of [['baseline', 'bare Fastify'], ['plugin', 'fastify-hardened-session'], ['alternative', 'alternatives'], ['app', 'your app']] as const) {
+  for (const [group, name] of [['baseline', 'bare Fastify'], ['plugin', 'fastify-hardened-session'], ['alternative', 'alternatives'], ['against', 'this plugin, other checkout']] as const) {
     if (!summaries.some((s) => s.group === group)) continue
     out.push(`<rect x="${lx}" y="${legendY - 10}" width="12" height="12" fill="${COLORS[group]}" rx="2"/>`)
     out.push(`<text x="${lx + 17}" y="${legendY}" fill="#333">${esc(name)}</text>`)

@@ -1,7 +1,6 @@
 /**
  * A benchmark variant: which server to start, what its baseline is, how to check it answers
- * correctly, and what load to send. Built-in variants live in variants.ts; an application's own
- * come from a config file (config.ts).
+ * correctly, and what load to send. The variants live in variants.ts.
  */
 import type { LoadPlan } from './load/types.ts'
 import type { BenchRedis } from './redis.ts'
@@ -14,7 +13,7 @@ export interface PrepareContext {
   readonly redis: BenchRedis | undefined
 }
 
-export type VariantGroup = 'baseline' | 'plugin' | 'alternative' | 'app'
+export type VariantGroup = 'baseline' | 'plugin' | 'alternative' | 'against'
 
 export interface Variant {
   /** Stable id used in budgets.json, --variants and the JSON output. */
@@ -45,4 +44,8 @@ export interface Variant {
   readonly measureRedis?: boolean
   /** GET path answering `{ cacheHits, cacheMisses }` (read before and after the load). */
   readonly statsPath?: string
+  /** Requests one operation takes (2 for a login + logout cycle); per-operation costs multiply by it. */
+  readonly requestsPerOperation?: number
+  /** For an `--against` variant: the variant of this checkout it is compared with. */
+  readonly counterpart?: string
 }

@@ -1,6 +1,7 @@
 /**
- * The built-in suite: bare Fastify (the ceiling), this plugin on each path the budgets name,
- * and the two usual alternatives, all on the same route shape (see servers/common.ts).
+ * The suite: bare Fastify (the ceiling), this plugin on each path the budgets name, and the two
+ * usual alternatives, all on the same route shape (see servers/common.ts); with `--against DIR`,
+ * this plugin's main paths again on another checkout's lib/ (same server script and routes).
  */
 import { fileURLToPath } from 'node:url'
 import { storageHash } from '../../lib/crypto/ids.ts'
@@ -112,15 +113,15 @@ const suite: Variant[] = [
   },
   {
     name: 'hardened-write',
-    label: 'hardened-session: write one field (Redis)',
+    label: 'hardened-session: write one object-valued field (Redis)',
     group: 'plugin',
     baseline: 'bare-write',
     server: HARDENED,
     usesRedis: true,
     statsPath: '/__bench/stats',
     prepare: writePlan(async (ctx, cookie) => {
-      const stored = bulkString(await needRedis(ctx).command('HGET', hardenedKey(cookie), 'd:n'))
-      expect(stored === String(PROBE_N), `Redis holds d:n = ${stored} after writing ${PROBE_N}`)
+      const stored = bulkString(await needRedis(ctx).command('HGET', hardenedKey(cookie), 'd:cart'))
+      expect(stored?.includes(`"n":${PROBE_N}`) === true, `Redis holds d:cart = ${stored} after writing n = ${PROBE_N}`)
     }),
   },
   {
@@ -130,6 +131,7 @@ const suite: Variant[] = [
     baseline: 'bare-write',
     server: HARDENED,
     usesRedis: true,
+    requestsPerOperation: 2,
     async prepare (ctx) {
       await expectLoginLogout(ctx.origin)
       return { kind: 'cycle', first: LOGIN, second: LOGOUT }
@@ -165,15 +167,15 @@ const suite: Variant[] = [
   },
   {
     name: 'hardened-encrypted-write',
-    label: "hardened-session: write one field, encryption fields '*'",
+    label: "hardened-session: write one object-valued field, encryption fields '*'",
     group: 'plugin',
     baseline: 'bare-write',
     server: server('hardened.ts', '--redis-url', '{redisUrl}', '--encryption'),
     usesRedis: true,
     statsPath: '/__bench/stats',
     prepare: writePlan(async (ctx, cookie) => {
-      const stored = bulkString(await needRedis(ctx).command('HGET', hardenedKey(cookie), 'd:n'))
-      expect(stored?.startsWith('~1.') === true && !stored.includes(String(PROBE_N)), `d:n is not stored encrypted: ${stored}`)
+      const stored = bulkString(await needRedis(ctx).command('HGET', hardenedKey(cookie), 'd:cart'))
+      expect(stored?.startsWith('~1.') === true && !stored.includes(String(PROBE_N)), `d:cart is not stored encrypted: ${stored}`)
     }),
   },
   {
@@ -229,7 +231,7 @@ const suite: Variant[] = [
   },
   {
     name: 'fastify-session-write',
-    label: '@fastify/session + connect-redis: write one field',
+    label: '@fastify/session + connect-redis: write one object-valued field',
     group: 'alternative',
     baseline: 'bare-write',
     server: FASTIFY_SESSION,
@@ -238,7 +240,7 @@ const suite: Variant[] = [
       // connect-redis keys sessions as sess:<id>; the cookie is the URL-encoded `<id>.<signature>`.
       const signed = decodeURIComponent(cookieValue(cookie, 'sessionId') ?? '')
       const stored = bulkString(await needRedis(ctx).command('GET', 'sess:' + signed.slice(0, signed.lastIndexOf('.'))))
-      expect(stored?.includes(`"n":${PROBE_N}`) === true, `Redis holds ${stored} after writing n = ${PROBE_N}`)
+      expect(stored?.includes(`"n":${PROBE_N}`) === true, `Redis holds ${stored} after writing a cart with n = ${PROBE_N}`)
     }),
   },
   {
@@ -252,7 +254,7 @@ const suite: Variant[] = [
   },
   {
     name: 'secure-session-write',
-    label: '@fastify/secure-session (stateless cookie): write one field',
+    label: '@fastify/secure-session (stateless cookie): write one object-valued field',
     group: 'alternative',
     baseline: 'bare-write',
     server: SECURE_SESSION,
@@ -264,3 +266,22 @@ const suite: Variant[] = [
 
 /** Every built-in server's Redis traffic is counted (0 for those that have none). */
 export const builtInVariants: readonly Variant[] = suite.map((v) => ({ ...v, measureRedis: true }))
+
+/** The paths a before/after comparison covers (the budgets' paths). */
+const COMPARED = ['hardened-read', 'hardened-write', 'hardened-login-logout', 'hardened-no-cookie', 'hardened-encrypted-write', 'hardened-workset-zipf']
+
+/**
+ * `--against DIR`: the compared variants again, their server started with `--lib DIR` (the
+ * plugin of that checkout, which needs its own `npm install`), named `<label>:<variant>`.
+ */
+export function againstVariants (dir: string, label: string, among: readonly Variant[]): Variant[] {
+  return among.filter((v) => COMPARED.includes(v.name)).map((v): Variant => ({
+    ...v,
+    name: `${label}:${v.name}`,
+    label: `${label}: ${v.label.replace(/^hardened-session: /, '')}`,
+    group: 'against',
+    counterpart: v.name,
+    ...(v.missBaseline === undefined ? {} : { missBaseline: `${label}:${v.missBaseline}` }),
+    server: { ...v.server, command: [...v.server.command, '--lib', dir] },
+  }))
+}

@@ -7,10 +7,11 @@
  * listening, and exit 0 after closing the app on SIGTERM or SIGINT.
  *
  * Route shape (each server implements it with its own session library):
- *   POST /login   → binds `user-1` with `{ theme: 'dark' }`, sets the session cookie
+ *   POST /login   → binds `user-1` with `{ theme: 'dark', profile: PROFILE }`, sets the session cookie
  *   GET  /me      → `{ user, theme }`: the authenticated read
- *   POST /write   → sets one field `n` (body `{ n }`, or a random number each request)
- *   GET  /n       → `{ n }`: reads the written field back (the harness's write check)
+ *   POST /write   → sets one object-valued field `cart` (`cartFor`: its `n` from the body `{ n }`,
+ *                   or a random number each request)
+ *   GET  /n       → `{ n }`: the written cart's `n` (the harness's write check)
  *   POST /logout  → ends the session
  */
 import type { FastifyInstance } from 'fastify'
@@ -20,10 +21,26 @@ export const THEME = 'dark'
 /** 32+ bytes: the hardened plugin and @fastify/session both require it. */
 export const SECRET = 'benchmark-secret-'.padEnd(48, 'x')
 
-/** The number a write request stores: the body's `n` if given, otherwise a fresh random one. */
-export function writtenNumber (body: unknown): number {
-  const n = (body as { n?: unknown } | null | undefined)?.n
-  return typeof n === 'number' ? n : Math.random()
+/** An object-valued field stored at login, as applications keep a profile in the session. */
+export const PROFILE = { name: 'User One', locale: 'en-GB', timeZone: 'Europe/Berlin', roles: ['reader', 'editor'] }
+
+export interface Cart {
+  readonly n: number
+  readonly items: ReadonlyArray<{ readonly sku: string, readonly qty: number }>
+  readonly updatedAt: number
+}
+
+/** The one field a write request stores: a cart whose `n` is the body's, or a fresh random one. */
+export function cartFor (body: unknown): Cart {
+  const given = (body as { n?: unknown } | null | undefined)?.n
+  const n = typeof given === 'number' ? given : Math.random()
+  return { n, items: [{ sku: 'SKU-1042', qty: 2 }, { sku: 'SKU-2210', qty: 1 }], updatedAt: Date.now() }
+}
+
+/** `n` of a stored cart (undefined when there is none). */
+export function cartNumber (cart: unknown): number | undefined {
+  const n = (cart as { n?: unknown } | null | undefined)?.n
+  return typeof n === 'number' ? n : undefined
 }
 
 /**

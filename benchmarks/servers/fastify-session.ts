@@ -9,7 +9,7 @@
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import { createClient } from 'redis'
-import { argValue, importUntyped, SECRET, serve, THEME, USER, writtenNumber } from './common.ts'
+import { argValue, importUntyped, SECRET, serve, PROFILE, THEME, USER, cartFor, cartNumber } from './common.ts'
 import type { LegacySession } from './common.ts'
 
 const { default: fastifyCookie } = await importUntyped('@fastify/cookie')
@@ -39,14 +39,15 @@ app.post('/login', async (req) => {
   await session(req).regenerate()
   session(req).set('userId', USER)
   session(req).set('theme', THEME)
+  session(req).set('profile', PROFILE)
   return { ok: true }
 })
 app.get('/me', async (req) => ({ user: session(req).get('userId'), theme: session(req).get('theme') }))
 app.post('/write', async (req) => {
-  session(req).set('n', writtenNumber(req.body))
+  session(req).set('cart', cartFor(req.body))
   return { ok: true }
 })
-app.get('/n', async (req) => ({ n: session(req).get('n') }))
+app.get('/n', async (req) => ({ n: cartNumber(session(req).get('cart')) }))
 app.post('/logout', async (req) => {
   await session(req).destroy()
   return { ok: true }

@@ -1,7 +1,7 @@
 /**
  * This plugin, on the shared route shape.
  *
- *   node --import tsx benchmarks/servers/hardened.ts --redis-url redis://127.0.0.1:PORT [--encryption] [--cache-size N]
+ *   node --import tsx benchmarks/servers/hardened.ts --redis-url redis://127.0.0.1:PORT [--encryption] [--cache-size N] [--lib DIR]
  *   node --import tsx benchmarks/servers/hardened.ts --redis-urls redis://127.0.0.1:P1,redis://… (a Redis Cluster)
  *   node --import tsx benchmarks/servers/hardened.ts --store memory
  *
@@ -11,9 +11,18 @@
  */
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
-import hardenedSession, { createMemoryStore, generateEncryptionKey } from '../../lib/index.ts'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type * as Lib from '../../lib/index.ts'
 import type { HardenedSessionOptions, Session } from '../../lib/index.ts'
-import { argValue, SECRET, serve, THEME, USER, writtenNumber } from './common.ts'
+import { argValue, cartFor, cartNumber, PROFILE, SECRET, serve, THEME, USER } from './common.ts'
+
+// `--lib DIR`: the plugin from another checkout (the harness's `--against`), same routes.
+const libDir = argValue('lib')
+const lib = (libDir === undefined
+  ? await import('../../lib/index.ts')
+  : await import(pathToFileURL(join(resolve(libDir), 'lib', 'index.ts')).href)) as typeof Lib
+const { default: hardenedSession, createMemoryStore, generateEncryptionKey } = lib
 
 const options: HardenedSessionOptions = { secrets: [SECRET] }
 const clusterUrls = argValue('redis-urls')
@@ -40,22 +49,22 @@ const app = Fastify({ logger: false })
 await app.register(hardenedSession, options)
 
 app.post('/login', async (req) => {
-  await session(req).login(USER, { theme: THEME })
+  await session(req).login(USER, { theme: THEME, profile: PROFILE })
   return { ok: true }
 })
 app.get('/me', async (req) => ({ user: session(req).userId, theme: session(req).get('theme') }))
 app.post('/write', async (req) => {
-  session(req).set('n', writtenNumber(req.body))
+  session(req).set('cart', cartFor(req.body))
   return { ok: true }
 })
-app.get('/n', async (req) => ({ n: session(req).get('n') }))
+app.get('/n', async (req) => ({ n: cartNumber(session(req).get('cart')) }))
 app.post('/logout', async (req) => {
   await session(req).logout()
   return { ok: true }
 })
 app.get('/__bench/stats', { config: { session: false } }, async () => app.session.stats())
 app.post('/__bench/login-as', async (req) => {
-  await session(req).login((req.body as { user: string }).user, { theme: THEME })
+  await session(req).login((req.body as { user: string }).user, { theme: THEME, profile: PROFILE })
   return { ok: true }
 })
 app.post('/__bench/sessions', { config: { session: false } }, async (req) => {

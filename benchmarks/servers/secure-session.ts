@@ -7,7 +7,7 @@
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import { randomBytes } from 'node:crypto'
-import { importUntyped, serve, THEME, USER, writtenNumber } from './common.ts'
+import { importUntyped, serve, PROFILE, THEME, USER, cartFor, cartNumber } from './common.ts'
 import type { LegacySession } from './common.ts'
 
 const { default: fastifySecureSession } = await importUntyped('@fastify/secure-session')
@@ -29,14 +29,15 @@ app.post('/login', async (req) => {
   session(req).regenerate()
   session(req).set('userId', USER)
   session(req).set('theme', THEME)
+  session(req).set('profile', PROFILE)
   return { ok: true }
 })
 app.get('/me', async (req) => ({ user: session(req).get('userId'), theme: session(req).get('theme') }))
 app.post('/write', async (req) => {
-  session(req).set('n', writtenNumber(req.body))
+  session(req).set('cart', cartFor(req.body))
   return { ok: true }
 })
-app.get('/n', async (req) => ({ n: session(req).get('n') }))
+app.get('/n', async (req) => ({ n: cartNumber(session(req).get('cart')) }))
 app.post('/logout', async (req) => {
   session(req).delete()
   return { ok: true }
