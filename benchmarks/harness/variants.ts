@@ -268,7 +268,7 @@ const suite: Variant[] = [
 export const builtInVariants: readonly Variant[] = suite.map((v) => ({ ...v, measureRedis: true }))
 
 /** The paths a before/after comparison covers (the budgets' paths). */
-const COMPARED = ['hardened-read', 'hardened-write', 'hardened-login-logout', 'hardened-no-cookie', 'hardened-encrypted-write', 'hardened-workset-zipf']
+const COMPARED = ['hardened-read', 'hardened-write', 'hardened-login-logout', 'hardened-no-cookie', 'hardened-encrypted-write', 'hardened-workset-uniform']
 
 /**
  * `--against DIR`: the compared variants again, their server started with `--lib DIR` (the
