@@ -55,8 +55,9 @@ function revision (root = REPO_ROOT): string {
 }
 
 function selectVariants (opts: Options, against: { dir: string, label: string } | undefined): Variant[] {
-  const all = [...builtInVariants]
-  if (against !== undefined) all.push(...againstVariants(against.dir, against.label, builtInVariants))
+  // Each --against variant right after its counterpart: the two meet the machine in the same state.
+  const others = against === undefined ? [] : againstVariants(against.dir, against.label, builtInVariants)
+  const all = builtInVariants.flatMap((v) => [v, ...others.filter((o) => o.counterpart === v.name)])
   if (opts.variants === undefined) return all
   const wanted = new Set(opts.variants)
   for (const name of wanted) {

@@ -27,10 +27,10 @@ export function json (response: Response): Record<string, unknown> {
   }
 }
 
-export async function send (origin: string, spec: RequestSpec, cookie?: string): Promise<Response> {
+export async function send (origin: string, spec: RequestSpec, cookie?: string, timeoutMs = 10_000): Promise<Response> {
   const headers: Record<string, string> = { ...spec.headers }
   if (cookie !== undefined && cookie !== '') headers['cookie'] = cookie
-  const res = await fetch(new URL(spec.path, origin), { method: spec.method, headers, body: spec.body, signal: AbortSignal.timeout(10_000) })
+  const res = await fetch(new URL(spec.path, origin), { method: spec.method, headers, body: spec.body, signal: AbortSignal.timeout(timeoutMs) })
   const body = await res.text()
   const cookies: string[] = []
   let clears = false

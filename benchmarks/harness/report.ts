@@ -105,7 +105,8 @@ export function cacheTable (summaries: readonly Summary[]): string | undefined {
 
 function budgetValue (b: BudgetResult, n: number | undefined): string {
   if (n === undefined) return dash
-  return b.metric.toLowerCase().includes('ratio') || b.versus !== undefined ? `${n.toFixed(2)}×` : num(n, b.metric === 'rps' ? 0 : 2)
+  const ratio = b.metric === 'ratioToBaseline' || b.metric === 'p99RatioToBaseline' || b.versus !== undefined
+  return ratio ? `${n.toFixed(2)}×` : num(n, b.metric === 'rps' ? 0 : 2)
 }
 
 export function budgetTable (results: readonly BudgetResult[], summaries: readonly Summary[] = []): string {

@@ -162,7 +162,8 @@ export async function runVariant (variant: Variant, round: number, s: RunSetting
           redisInScriptsPerRequest: total(inScripts) / acc.requests,
           redisSentMix: perMix(sent, acc.requests),
           accountMissesPerRequest: misses === undefined ? undefined : misses / acc.requests,
-          redisSentPerMiss: misses === undefined || misses === 0 ? undefined : total(sent) / misses,
+          // Per miss only where misses are the load (a few stray ones would divide everything).
+          redisSentPerMiss: misses === undefined || misses < acc.requests / 100 ? undefined : total(sent) / misses,
         }
       }
     }

@@ -61,7 +61,8 @@ const WORKING_SET_SESSIONS = 8000
 function workingSetPlan (zipf: number) {
   return async (ctx: PrepareContext): Promise<LoadPlan> => {
     const body = JSON.stringify({ count: WORKING_SET_SESSIONS })
-    const res = await send(ctx.origin, { method: 'POST', path: '/__bench/sessions', headers: { 'content-type': 'application/json' }, body })
+    // 8,000 logins take a while on a busy machine.
+    const res = await send(ctx.origin, { method: 'POST', path: '/__bench/sessions', headers: { 'content-type': 'application/json' }, body }, undefined, 180_000)
     const cookies = json(res)['cookies']
     expect(Array.isArray(cookies) && cookies.length === WORKING_SET_SESSIONS, `bulk login made ${Array.isArray(cookies) ? cookies.length : 0} sessions`)
     await expectRead(ctx.origin, cookies[0] as string, 'ws-0')
