@@ -9,7 +9,9 @@
  *   npx tsx benchmarks/durability.ts [--rounds 3] [--logouts 1000] [--concurrency 16]
  */
 import { spawnSync } from 'node:child_process'
-import { availableParallelism, loadavg } from 'node:os'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, sessionCookie } from '../test/helpers/app.ts'
@@ -90,7 +92,9 @@ async function measure (mode: Mode, round: number, master: RedisServer): Promise
 }
 
 const master = await startRedis()
-const replica = await startRedis(['--replicaof', '127.0.0.1', String(master.port)])
+// The replica writes the master's snapshot to its directory: a temporary one.
+const replicaDir = mkdtempSync(join(tmpdir(), 'durability-replica-'))
+const replica = await startRedis(['--replicaof', '127.0.0.1', String(master.port), '--dir', replicaDir])
 try {
   pinRedis(master.pid)
   pinRedis(replica.pid)
@@ -119,4 +123,5 @@ try {
 } finally {
   await replica.stop()
   await master.stop()
+  rmSync(replicaDir, { recursive: true, force: true })
 }

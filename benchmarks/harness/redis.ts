@@ -29,8 +29,8 @@ export interface BenchRedis {
   stop (): Promise<void>
 }
 
-/** Commands the harness and the servers' idle probes send, and (on a cluster) the nodes' own traffic. */
-const NOT_COUNTED = ['info', 'ping', 'cluster', 'replconf']
+/** Commands the harness (INFO, MONITOR) and the servers' idle probes send, and (on a cluster) the nodes' own traffic. */
+const NOT_COUNTED = ['info', 'ping', 'cluster', 'replconf', 'monitor']
 
 /** Commands seen by MONITOR until `stop()`: sent by clients, and run by scripts (`redis.call`). */
 export interface Monitor {

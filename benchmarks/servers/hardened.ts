@@ -24,7 +24,9 @@ const lib = (libDir === undefined
   : await import(pathToFileURL(join(resolve(libDir), 'lib', 'index.ts')).href)) as typeof Lib
 const { default: hardenedSession, createMemoryStore, generateEncryptionKey } = lib
 
-const options: HardenedSessionOptions = { secrets: [SECRET] }
+// storeTimeout 5 s instead of 1 s: on a shared, overloaded machine a store call can stall past
+// 1 s and answer 503, which fails the run; the timeout changes no per-request work.
+const options: HardenedSessionOptions = { secrets: [SECRET], storeTimeout: 5000 }
 const clusterUrls = argValue('redis-urls')
 if (argValue('store') === 'memory') options.store = createMemoryStore()
 else if (clusterUrls !== undefined) options.redis = { cluster: { rootNodes: clusterUrls.split(',').map((url) => ({ url })) } }
