@@ -9,12 +9,12 @@
  * arrive before the call's promise resolves + 100 ms. Deleting the revoked records afterwards
  * only frees memory.
  */
-import { discard, dismissUser, durable, type Core } from './core.ts'
+import { discard, dismissUser, durable, type Core } from './services.ts'
 import { REF_PATTERN } from './crypto/ids.ts'
 import { sessionError } from './errors.ts'
 import type { Resolver } from './resolve.ts'
-import type { IndexEntry, StoreStats } from './store/types.ts'
-import type { SessionInfo } from './types.ts'
+import type { IndexEntry, StoreStats } from './store/contract.ts'
+import type { SessionInfo } from './public-types.ts'
 
 /** `fastify.session`: instance-wide operations on the sessions in the store. */
 export interface SessionDecorator {

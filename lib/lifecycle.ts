@@ -18,17 +18,18 @@
  */
 import type { FastifyReply } from 'fastify'
 import { cleanIp, cleanUserAgent } from './client-info.ts'
-import { toJson } from './codec.ts'
-import { storedBytes } from './store/codec.ts'
-import { discard, dismissUser, durable, ttlOf, type Core } from './core.ts'
+import { toJson } from './field-codec.ts'
+import { storedBytes } from './store/record-encoding.ts'
+import { discard, dismissUser, durable, ttlOf, type Core } from './services.ts'
 import { epochTag } from './crypto/epoch.ts'
 import { generateId, generateRef, storageHash } from './crypto/ids.ts'
 import { SessionError, sessionError } from './errors.ts'
 import type { ResponseHeaders } from './headers.ts'
-import { loginWithPassword, type PasswordLoginArgs, type PasswordLoginDeps, type PasswordLoginResult } from './password-login.ts'
+import { loginWithPassword, type PasswordLoginArgs, type PasswordLoginDeps, type PasswordLoginResult } from './defences/password-login.ts'
 import type { IndexPruner } from './prune.ts'
-import type { SessionOps, SessionState } from './state.ts'
-import type { RecordUpdate, SessionRecord } from './store/types.ts'
+import type { SessionOps } from './session.ts'
+import type { SessionState } from './state.ts'
+import type { RecordUpdate, SessionRecord } from './store/contract.ts'
 
 type Unsealed = Omit<SessionRecord, 'seal' | 'sealed'>
 

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify from 'fastify'
 import hardenedSession, { createMemoryStore, type HardenedSessionOptions } from '../lib/index.ts'
-import { normaliseOptions } from '../lib/options.ts'
+import { normaliseOptions } from '../lib/config.ts'
 
 const secret = 's'.repeat(32)
 const base = (): HardenedSessionOptions => ({ secrets: [secret], store: createMemoryStore() })

@@ -11,7 +11,7 @@ import { SessionError } from '../lib/errors.ts'
 import hardenedSession, { createMemoryStore } from '../lib/index.ts'
 import { createPasswords, hashPassword, sharedPasswords, verifyAndUpgrade, verifyPassword } from '../lib/password/index.ts'
 import type { PasswordLogger } from '../lib/password/index.ts'
-import type { PasswordOptions } from '../lib/types.ts'
+import type { PasswordOptions } from '../lib/public-types.ts'
 
 const FAST = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const satisfies PasswordOptions
 const PHC = /^\$argon2id\$v=19\$/

@@ -8,7 +8,7 @@ import {
   DEFAULT_MEMORY_COST, DEFAULT_PARALLELISM, DEFAULT_TIME_COST,
 } from '../lib/password/index.ts'
 import type { PasswordLogger } from '../lib/password/index.ts'
-import type { PasswordOptions } from '../lib/types.ts'
+import type { PasswordOptions } from '../lib/public-types.ts'
 
 /** Small argon2 costs: fast tests. The shipped defaults are exercised where they matter. */
 const FAST = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const satisfies PasswordOptions

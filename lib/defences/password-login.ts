@@ -12,12 +12,12 @@
  * never the account name (users type passwords into the username field) nor the IP.
  */
 import type { OriginFacts, OriginVerdict } from './csrf.ts'
-import type { Events } from './events.ts'
-import { GENERATION_TTL } from './core.ts'
-import { SessionError, sessionError } from './errors.ts'
+import type { Events } from '../events.ts'
+import { GENERATION_TTL } from '../services.ts'
+import { SessionError, sessionError } from '../errors.ts'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Passwords } from './password/index.ts'
-import type { SessionState } from './state.ts'
+import type { Passwords } from '../password/index.ts'
+import type { SessionState } from '../state.ts'
 import type { LoginThrottle } from './throttle.ts'
 
 export interface PasswordLoginArgs {

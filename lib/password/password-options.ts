@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { sessionError } from '../errors.ts'
-import type { PasswordOptions } from '../types.ts'
+import type { PasswordOptions } from '../public-types.ts'
 
 /** 64 MiB: RFC 9106 §4 "second recommended option" memory size (m = 2^16 KiB). */
 export const DEFAULT_MEMORY_COST = 65536

@@ -1,5 +1,5 @@
 /**
- * The Redis side of the operations CLI (cli.ts): opens the same store the plugin opens
+ * The Redis side of the operations CLI (cli/main.ts): opens the same store the plugin opens
  * (store/connect.ts: TLS, fail-fast start, no credentials in messages) from environment
  * variables, and runs the plugin's own admin operations (admin.ts) on it — no second copy of any
  * Redis logic, key naming or script. Only `stats` reads Redis directly (SCAN, INFO, MEMORY USAGE).
@@ -10,22 +10,22 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { FastifyBaseLogger } from 'fastify'
-import { createAdmin, type SessionDecorator } from './admin.ts'
-import { createFieldCodec } from './codec.ts'
-import { createFieldCipher, type FieldCipher } from './crypto/field-cipher.ts'
-import type { Core } from './core.ts'
-import { RecordSealer } from './crypto/record-seal.ts'
-import { Signer } from './crypto/signer.ts'
-import { SessionError, sessionError } from './errors.ts'
-import { Events } from './events.ts'
-import { Guard } from './guard.ts'
-import { EpochKeeper } from './epoch.ts'
-import { establishNamingKey, resetNamingKey } from './keyring.ts'
-import { KeyNames, keyringKey } from './keys.ts'
-import { normaliseOptions } from './options.ts'
-import { Resolver } from './resolve.ts'
-import { openRedisStore } from './store/connect.ts'
-import type { EncryptionKey, RedisConnectOptions } from './types.ts'
+import { createAdmin, type SessionDecorator } from '../admin.ts'
+import { createFieldCodec } from '../field-codec.ts'
+import { createFieldCipher, type FieldCipher } from '../crypto/field-cipher.ts'
+import type { Core } from '../services.ts'
+import { RecordSealer } from '../crypto/record-seal.ts'
+import { Signer } from '../crypto/signer.ts'
+import { SessionError, sessionError } from '../errors.ts'
+import { Events } from '../events.ts'
+import { Guard } from '../store-deadline.ts'
+import { EpochKeeper } from '../epoch.ts'
+import { establishNamingKey, resetNamingKey } from '../keyring.ts'
+import { KeyNames, keyringKey } from '../key-names.ts'
+import { normaliseOptions } from '../config.ts'
+import { Resolver } from '../resolve.ts'
+import { openRedisStore } from '../store/connect.ts'
+import type { EncryptionKey, RedisConnectOptions } from '../public-types.ts'
 
 export type Env = Readonly<Record<string, string | undefined>>
 

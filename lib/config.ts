@@ -7,7 +7,7 @@
  * may be a secret).
  */
 import { sessionError, type SessionErrorCode } from './errors.ts'
-import type { CookieOptions, HardenedSessionOptions, SessionEvent } from './types.ts'
+import type { CookieOptions, HardenedSessionOptions, SessionEvent } from './public-types.ts'
 
 const SECOND = 1000
 const MINUTE = 60 * SECOND
