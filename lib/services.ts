@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { FieldCodec } from './field-codec.ts'
-import type { RecordSealer } from './crypto/record-seal.ts'
-import type { Signer } from './crypto/signer.ts'
+import { createFieldCodec, type FieldCodec, type Unreadable } from './field-codec.ts'
+import { RecordSealer } from './crypto/record-seal.ts'
+import { Signer } from './crypto/signer.ts'
 import type { EpochKeeper } from './epoch.ts'
 import type { Events } from './events.ts'
 import type { Guard } from './store-deadline.ts'
@@ -26,6 +26,31 @@ export interface Core {
   readonly guard: Guard
   readonly events: Events
   readonly log: FastifyBaseLogger
+}
+
+/** What the plugin (plugin.ts) and the CLI (cli/store-access.ts) each bring to `assembleCore`. */
+export interface CoreParts {
+  readonly config: Config
+  readonly store: SessionStore
+  readonly keys: KeyNames
+  readonly epochs: EpochKeeper
+  readonly guard: Guard
+  readonly events: Events
+  readonly log: FastifyBaseLogger
+  /** Called when an encrypted field cannot be read (the CLI ignores it). */
+  readonly unreadable: Unreadable
+}
+
+/** The one assembly of a `Core`: the signer, the record sealer and the field codec, from the config. */
+export function assembleCore (parts: CoreParts): Core {
+  const { config, unreadable, ...rest } = parts
+  return {
+    ...rest,
+    config,
+    signer: new Signer(config.secrets, config.cacheSize),
+    sealer: new RecordSealer(config.secrets, config.keyPrefix),
+    codec: createFieldCodec(config.cipher, unreadable),
+  }
 }
 
 /**

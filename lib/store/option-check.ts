@@ -12,7 +12,7 @@
  */
 import type { SessionStore } from './contract.ts'
 import { sessionError } from '../errors.ts'
-import { closest, isPlainObject } from '../config.ts'
+import { closest, isPlainObject } from '../option-checks.ts'
 import type { RedisPluginSetOption } from '../public-types.ts'
 
 const CODE = 'FST_SESSION_STORE_OPTION'
