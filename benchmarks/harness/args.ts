@@ -15,7 +15,7 @@ export const USAGE = `npm run bench -- [options]
   --variants a,b       only these variants (their baselines are added)
   --check              exit non-zero and name every budget in --budgets that is not met
   --budgets FILE       budgets file (default benchmarks/budgets.json)
-  --smoke              CI mode: 1 s per variant, 1 round, no warm-up, no budget check
+  --smoke              CI mode: 1 s per variant after 1 s warm-up, 1 round, no budget check
   --load wrk|autocannon|auto   load generator (default auto: wrk if on PATH, else autocannon)
   --wait-quiet S       before each variant, wait up to S s until other processes use < 10 % of a CPU
                        (for shared machines; default 0 = do not wait)
@@ -104,7 +104,7 @@ export function parseOptions (argv: readonly string[]): Options {
   return {
     rounds: smoke ? 1 : int(values.rounds, 'rounds', 3, 1),
     durationS: smoke ? 1 : int(values.duration, 'duration', 5, 1),
-    warmupS: smoke ? 0 : int(values.warmup, 'warmup', 1, 0),
+    warmupS: smoke ? 1 : int(values.warmup, 'warmup', 1, 0),
     accountS: int(values.account, 'account', 1, 0),
     connections: int(values.connections, 'connections', 50, 1),
     variants: values.variants?.split(',').map((v) => v.trim()).filter((v) => v !== ''),
