@@ -8,10 +8,12 @@
  * and this reads their records outside the local cache and dismisses the entries whose session
  * is gone. O(sample) per login, nothing at all for an index below the sample floor.
  *
- * Protects against pruning a session that is being created: a login writes the index entry
- * before the record, so a missing record counts only if it is still missing `grace` later
- * (longer than the few store calls between the two, each bounded by `storeTimeout`); and the
- * dismissal is compare-and-set on the storage hash, so a lineage that moved meanwhile stays.
+ * Protects against pruning a session that is moving: a login creates the record before its
+ * index entry, but a move (regenerate, a same-user login) creates the new record, points the
+ * entry at it and deletes the old one in separate store calls, so a missing record counts only
+ * if it is still missing `grace` later (longer than the few store calls of a move, each bounded
+ * by `storeTimeout`); and the dismissal is compare-and-set on the storage hash, so a lineage that
+ * moved meanwhile stays.
  */
 import type { Guard } from './store-deadline.ts'
 import type { KeyNames } from './key-names.ts'
