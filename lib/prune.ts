@@ -41,7 +41,8 @@ export class IndexPruner {
 
   /** Entries whose record does not exist now (a read that fails counts as existing). */
   async #missing (entries: readonly IndexEntry[]): Promise<IndexEntry[]> {
-    const records = await Promise.all(entries.map((e) => this.#guard.run(this.#store.read(this.#keys.session(e.hash))).catch(() => null)))
+    const records = await Promise.all(entries.map((e) =>
+      this.#guard.run(this.#store.read(this.#keys.session(e.hash))).catch(() => null)))
     return entries.filter((_e, i) => records[i] === undefined)
   }
 
@@ -50,7 +51,8 @@ export class IndexPruner {
     if (this.#closed) return
     const fresh = sample.filter((e) => !this.#pending.has(`${indexKey} ${e.ref} ${e.hash}`))
     const missing = await this.#missing(fresh)
-    const candidates = missing.filter((e) => this.#pending.size < MAX_PENDING && this.#pending.add(`${indexKey} ${e.ref} ${e.hash}`))
+    const candidates = missing.filter((e) =>
+      this.#pending.size < MAX_PENDING && this.#pending.add(`${indexKey} ${e.ref} ${e.hash}`))
     if (candidates.length === 0 || this.#closed) return
     const timer = setTimeout(() => {
       this.#timers.delete(timer)
@@ -64,7 +66,9 @@ export class IndexPruner {
     try {
       if (this.#closed) return
       const gone = await this.#missing(candidates)
-      if (gone.length > 0 && !this.#closed) await this.#guard.run(this.#store.dismiss(indexKey, gone.map((e) => ({ ref: e.ref, hash: e.hash }))))
+      if (gone.length > 0 && !this.#closed) {
+        await this.#guard.run(this.#store.dismiss(indexKey, gone.map((e) => ({ ref: e.ref, hash: e.hash }))))
+      }
     } finally {
       for (const e of candidates) this.#pending.delete(`${indexKey} ${e.ref} ${e.hash}`)
     }
