@@ -173,7 +173,7 @@ describe('redis: commands per lifecycle', () => {
     // Scripts loaded first (a script's first EVALSHA is answered NOSCRIPT, then sent as EVAL).
     const warm = await login(app, 'u-cycle-warm')
     await app.inject({ method: 'POST', url: '/logout', headers: { cookie: warm } })
-    const calls = async (): Promise<Map<string, number>> => new Map([...await redis.commandStats()].filter(([name]) => !['info', 'ping', 'role'].includes(name)))
+    const calls = async (): Promise<Map<string, number>> => new Map([...await fx.redis.commandStats()].filter(([name]) => !['info', 'ping', 'role'].includes(name)))
     const delta = (a: Map<string, number>, b: Map<string, number>): Record<string, number> => {
       const out: Record<string, number> = {}
       for (const [name, n] of b) if (n !== (a.get(name) ?? 0)) out[name] = n - (a.get(name) ?? 0)

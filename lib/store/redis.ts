@@ -320,13 +320,16 @@ export class RedisStore implements SessionStore {
    * shortened back to this request's view until the next touch; on a missing key PEXPIRE does
    * nothing).
    */
-  async #write (script: Script, key: string, args: string[], ttlMs: number, known?: SessionRecord): Promise<SessionRecord | undefined | typeof TOO_LARGE> {
+  async #write (
+    script: Script, key: string, args: string[], ttlMs: number, known?: SessionRecord
+  ): Promise<SessionRecord | undefined | typeof TOO_LARGE> {
     // A read sent before this write must not be joined by requests that start after it.
     this.#reads.delete(key)
     try {
       return await this.#snapshot(key, true, async () => {
         // A failed link is reported by the link itself. Without a lifetime (0) there is no PEXPIRE, and the echo comes.
-        const reply = await script.run(this.#redis, key, args, [], ttlMs > 0 ? () => { this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {}) } : undefined)
+        const behind = ttlMs > 0 ? () => { this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {}) } : undefined
+        const reply = await script.run(this.#redis, key, args, [], behind)
         // Refused: nothing was written, but the pipelined PEXPIRE made this connection the key's
         // last modifier, which may have swallowed the invalidation of another client's write in
         // the same Redis iteration. What is held locally can no longer be trusted.

@@ -55,7 +55,9 @@ export class Script {
    * `more`: further keys, in the slot of `key` on a cluster. `behind`: sends what must be
    * pipelined right behind the script (again behind a retry with EVAL).
    */
-  async run (send: Send, key: string, args: string[], more: readonly string[] = [], behind?: () => void): Promise<unknown> {
+  async run (
+    send: Send, key: string, args: string[], more: readonly string[] = [], behind?: () => void
+  ): Promise<unknown> {
     const keys = [String(1 + more.length), key, ...more]
     try {
       const sent = send(key, ['EVALSHA', this.sha, ...keys, ...args])
