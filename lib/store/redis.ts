@@ -328,7 +328,8 @@ export class RedisStore implements SessionStore {
     try {
       return await this.#snapshot(key, true, async () => {
         // A failed link is reported by the link itself. Without a lifetime (0) there is no PEXPIRE, and the echo comes.
-        const behind = ttlMs > 0 ? () => { this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {}) } : undefined
+        const pexpire = (): void => { this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {}) }
+        const behind = ttlMs > 0 ? pexpire : undefined
         const reply = await script.run(this.#redis, key, args, [], behind)
         // Refused: nothing was written, but the pipelined PEXPIRE made this connection the key's
         // last modifier, which may have swallowed the invalidation of another client's write in
