@@ -37,7 +37,9 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
    * Deletes the records of removed entries, waits for the revocation to be durable (the index
    * and the records), reports and counts the live ones.
    */
-  async function revoked (userId: string, indexKey: string, removed: readonly IndexEntry[], done = false): Promise<number> {
+  async function revoked (
+    userId: string, indexKey: string, removed: readonly IndexEntry[], done = false
+  ): Promise<number> {
     const now = config.clock()
     const live = removed.filter((e) => e.expiresAt > now)
     if (!done) {
@@ -54,10 +56,13 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
    * these secrets cannot verify is only left out, never pruned (a tool run with a subset of the
    * secrets must not end sessions).
    */
-  async function info (userId: string, userKey: string, entry: IndexEntry, now: number): Promise<SessionInfo | 'ended' | undefined> {
+  async function info (
+    userId: string, userKey: string, entry: IndexEntry, now: number
+  ): Promise<SessionInfo | 'ended' | undefined> {
     const key = keys.session(entry.hash)
     const record = await guard.run(store.read(key))
-    if (record === undefined || record.ref !== entry.ref || now >= record.idleExpiry || now >= record.absoluteExpiry) return 'ended'
+    if (record === undefined || record.ref !== entry.ref || now >= record.idleExpiry ||
+      now >= record.absoluteExpiry) return 'ended'
     if (!epochs.matches(await epochs.current(keys.epochOf(key)), entry.hash, record.epoch)) return 'ended'
     const view = resolver.view(record, entry.hash)
     // An entry a store writer copied from another user's index points at that user's session.

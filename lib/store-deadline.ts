@@ -39,11 +39,13 @@ export class Guard {
     if (node !== undefined) {
       if (this.#nodesDown.has(node)) return
       this.#nodesDown.add(node)
-      this.#log.error({ store: { node, name, message } }, 'session store node unavailable; requests for its keys get 503 until it recovers')
+      this.#log.error({ store: { node, name, message } },
+        'session store node unavailable; requests for its keys get 503 until it recovers')
     } else {
       if (this.#down) return
       this.#down = true
-      this.#log.error({ store: { name, message } }, 'session store unavailable; requests that need a session get 503 until it recovers')
+      this.#log.error({ store: { name, message } },
+        'session store unavailable; requests that need a session get 503 until it recovers')
     }
     this.#events.emit('store_error', undefined, undefined, 'FST_SESSION_STORE_UNAVAILABLE')
   }
