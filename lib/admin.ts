@@ -74,6 +74,7 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
       lastSeenAt: new Date(record.idleExpiry - config.idleTimeout),
       expiresAt: new Date(Math.min(record.idleExpiry, record.absoluteExpiry)),
       authenticatedAt: record.authenticatedAt === undefined ? undefined : new Date(record.authenticatedAt),
+      deviceBound: record.bound !== undefined,
     }
     const userAgent = codec.openMeta('userAgent', record.userAgent, entry.hash)
     const ip = codec.openMeta('ip', record.ip, entry.hash)

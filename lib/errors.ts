@@ -32,6 +32,9 @@ export const errorTable = {
   FST_SESSION_ENDED: { statusCode: 409, message: 'The session ended while this request ran; its changes were not saved' },
   // --- reported in events only ----------------------------------------------------------------
   FST_SESSION_RECORD_INVALID: { statusCode: 500, message: 'Session record failed its integrity check' },
+  // --- device-bound sessions (DBSC endpoints) -----------------------------------------------
+  FST_SESSION_DEVICE_PROOF: { statusCode: 400, message: 'Device-bound session proof refused' },
+  FST_SESSION_DEVICE_CHALLENGE: { statusCode: 403, message: 'Device-bound session challenge missing, used or expired' },
   // --- passwords ----------------------------------------------------------------------------
   FST_PASSWORD_TOO_LONG: { statusCode: 400, message: 'Password is too long' },
   FST_PASSWORD_EMPTY: { statusCode: 400, message: 'Password must not be empty' },

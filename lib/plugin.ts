@@ -13,6 +13,7 @@ import fastifyCookie from '@fastify/cookie'
 import fp from 'fastify-plugin'
 import { createAdmin, type SessionDecorator } from './admin.ts'
 import { createFieldCodec } from './codec.ts'
+import { DeviceBinding } from './dbsc/service.ts'
 import type { Core } from './core.ts'
 import { createOriginCheck, isUnsafe, isUpgrade } from './csrf.ts'
 import { createFieldCipher } from './crypto/field-cipher.ts'
@@ -118,7 +119,8 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     log: fastify.log,
   }
   const originCheck = config.csrf === undefined ? undefined : createOriginCheck(config.csrf.trustedOrigins)
-  const resolver = new Resolver(core)
+  const device = config.deviceBound === undefined ? undefined : new DeviceBinding(core, config.deviceBound)
+  const resolver = new Resolver(core, device)
   // A missing record counts as ended only when it is still missing well after the few store
   // calls of a move (a record is created before its index entry; the second look is a margin).
   const pruner = new IndexPruner(store, core.keys, guard, 10 * config.storeTimeout)
@@ -128,7 +130,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     originCheck,
     events,
     log: fastify.log,
-  }, pruner)
+  }, pruner, device)
   const cookieName = config.cookie.name
   let warnedScheme = false
 
@@ -238,6 +240,20 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   })
   fastify.addHook('onRequest', onRequest)
   fastify.addHook('onSend', onSend)
+  if (device !== undefined) {
+    // The DBSC endpoints (dbsc/service.ts), in a scope of their own that accepts any request
+    // body (browsers send none that matters) and inherits the session hooks above.
+    fastify.register(async (scope) => {
+      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 4096 }, (_request, _body, done) => { done(null, undefined) })
+      const state = (request: FastifyRequest): SessionState => {
+        const session = (request as unknown as Carrier)[name]
+        if (session === null || session === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
+        return stateOf(session)
+      }
+      scope.post(device.config.registrationPath, async (request, reply) => await device.register(state(request), request, reply, lifecycle))
+      scope.post(device.config.refreshPath, async (request, reply) => await device.refresh(state(request), request, reply))
+    })
+  }
   fastify.addHook('onClose', async () => {
     keeper.close()
     epochs.close()
