@@ -53,11 +53,14 @@ export class Challenges {
     return createHmac('sha256', key).update(JSON.stringify([name, hash, purpose, expiresAt])).digest()
   }
 
-  /** A new challenge for session `hash`, stored; for a refresh, the outstanding one while fresh. */
-  async issue (hash: string, purpose: ChallengePurpose): Promise<string> {
+  /**
+   * A new challenge for session `hash`, stored; for a refresh, the outstanding one while fresh
+   * unless `renew` (the last answer named a challenge that could not be used).
+   */
+  async issue (hash: string, purpose: ChallengePurpose, renew = false): Promise<string> {
     const { store, guard, clock, ttlMs } = this.#deps
     const now = clock()
-    if (purpose === 'refresh') {
+    if (purpose === 'refresh' && !renew) {
       const held = this.#outstanding.get(hash)
       if (held !== undefined && held.expiresAt - now > ttlMs / 2) return held.value
     }
@@ -94,10 +97,12 @@ export class Challenges {
     if (!/^[A-Za-z0-9_-]{43}$/.test(challenge)) return false
     const name = this.#name(challenge)
     const record = await guard.run(store.take(name))
-    const held = this.#outstanding.get(hash)
-    if (held?.value === challenge) this.#outstanding.delete(hash)
+    const stored = record?.fields.get('h')
+    // A used challenge is never re-sent, to this session or the one it was issued to.
+    for (const owner of stored === undefined ? [hash] : [hash, stored]) {
+      if (this.#outstanding.get(owner)?.value === challenge) this.#outstanding.delete(owner)
+    }
     if (record === undefined || clock() >= record.absoluteExpiry || record.ref !== purpose) return false
-    const stored = record.fields.get('h')
     const given = Buffer.from(record.seal, 'base64url')
     if (stored === undefined || given.length !== 32) return false
     let sealed = false

@@ -167,15 +167,15 @@ export class DeviceBinding implements BoundCheck {
     if (!verifyProof(proof, binding.key)) this.#refuse('FST_SESSION_DEVICE_PROOF', 'signature', true, who)
     if (!await this.#challenges.take(proof.jti, held.hash, 'refresh')) {
       this.#core.events.emit('device_bound_refresh_failed', who.userId, who.ref, 'FST_SESSION_DEVICE_CHALLENGE')
-      return await this.#challenge(held.hash, binding, reply)
+      return await this.#challenge(held.hash, binding, reply, true)
     }
     this.#setCookie(reply, held.hash, binding)
     return this.#instructions(binding)
   }
 
   /** 403 with a challenge for the browser to sign (the outstanding one while it is fresh). */
-  async #challenge (hash: string, binding: OpenBinding, reply: FastifyReply): Promise<never> {
-    const value = challengeHeader(await this.#challenges.issue(hash, 'refresh'), binding.id)
+  async #challenge (hash: string, binding: OpenBinding, reply: FastifyReply, renew = false): Promise<never> {
+    const value = challengeHeader(await this.#challenges.issue(hash, 'refresh', renew), binding.id)
     reply.header('secure-session-challenge', value)
     const err = sessionError('FST_SESSION_DEVICE_CHALLENGE')
     err.headers = { 'secure-session-challenge': value }
