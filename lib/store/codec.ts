@@ -110,7 +110,7 @@ export function decodeRecord (hash: Record<string, string>): SessionRecord | und
     authenticatedAt,
     userAgent: hash[AGENT],
     ip: hash[IP],
-    bound: hash[BOUND],
+    ...(hash[BOUND] === undefined ? {} : { bound: hash[BOUND] }),
     sealed,
     seal,
     fields,
