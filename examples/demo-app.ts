@@ -62,6 +62,11 @@ export interface DemoOptions {
   clearSiteData?: string | false
   /** The plugin's `password` (argon2id) options (default: the plugin's). */
   password?: PasswordOptions
+  /**
+   * The plugin's `deviceBound` option (default on, with the plugin's defaults): a browser with
+   * Device Bound Session Credentials binds its session to a key, and the devices list says so.
+   */
+  deviceBound?: HardenedSessionOptions['deviceBound']
   logger?: FastifyServerOptions['logger']
 }
 
@@ -118,6 +123,7 @@ export async function buildDemo (options: DemoOptions): Promise<FastifyInstance>
     loginThrottle: { perAccount: { max: 5, windowMs: 5 * 60_000 } },
     ...(options.clearSiteData === undefined ? {} : { clearSiteData: options.clearSiteData }),
     ...(options.password === undefined ? {} : { password: options.password }),
+    deviceBound: options.deviceBound ?? {},
   } as HardenedSessionOptions)
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
