@@ -7,7 +7,7 @@ import { decodeBinding, encodeBinding, newBinding } from '../lib/dbsc/binding.ts
 import { Challenges } from '../lib/dbsc/challenge.ts'
 import { decodeProof, keyOf, publicJwk, thumbprint, verifyProof, type PublicJwk } from '../lib/dbsc/proof.ts'
 import { challengeHeader, cookieAttributes, instructions, registrationHeader } from '../lib/dbsc/protocol.ts'
-import { isInnerList, parseList, parseStringItem, serializeString, Token } from '../lib/dbsc/sf.ts'
+import { isInnerList, parseIdHeader, parseList, parseProofHeader, parseStringItem, serializeString, Token } from '../lib/dbsc/sf.ts'
 import { Events } from '../lib/events.ts'
 import { Guard } from '../lib/guard.ts'
 import { createMemoryStore } from '../lib/index.ts'
@@ -274,4 +274,43 @@ test('dbsc instructions: one bound cookie with the session cookie\'s attributes,
     allowed_refresh_initiators: [],
   })
   assert.equal(sfString('a"b'), '"a\\"b"')
+})
+
+// --- real Chromium requests (test/fixtures/dbsc-chromium-156.json) ------------------------------
+
+test('dbsc chromium fixture: Chromium 156\'s bare registration proof parses, names its challenge and verifies under the key it carries', async () => {
+  const { readFile } = await import('node:fs/promises')
+  const fx = JSON.parse(await readFile(new URL('./fixtures/dbsc-chromium-156.json', import.meta.url), 'utf8'))
+  const registration = parseRegistration(fx.registrationHeader)
+  const jwt = parseProofHeader(fx.registrationRequest.headers['secure-session-response'])
+  assert.ok(registration !== undefined && jwt !== undefined, 'Chromium sends the JWT unquoted, not as an sf-string')
+  const decoded = decodeProof(jwt, true)
+  assert.ok(decoded.ok)
+  assert.equal(decoded.proof.alg, 'ES256')
+  assert.equal(decoded.proof.jti, registration.challenge)
+  const key = keyOf(decoded.proof.jwk!)
+  assert.ok(key !== undefined && verifyProof(decoded.proof, key))
+  // Its refresh: no key in the header, the challenge of the 403, signed by the registered key.
+  assert.equal(parseIdHeader(fx.refreshAsk.headers['sec-secure-session-id']), fx.refreshAsk.headers['sec-secure-session-id'])
+  const challenge = parseChallenge(fx.challengeHeader)
+  const answer = decodeProof(parseProofHeader(fx.refreshAnswer.headers['secure-session-response'])!, false)
+  assert.ok(answer.ok && answer.proof.jwk === undefined)
+  assert.equal(answer.proof.jti, challenge?.challenge)
+  assert.equal(challenge?.id, fx.refreshAnswer.headers['sec-secure-session-id'])
+  assert.ok(verifyProof(answer.proof, key))
+  // One bit changed in Chromium's signature: refused.
+  const sig = Buffer.from(jwt.split('.')[2] as string, 'base64url')
+  sig[10] = (sig[10] as number) ^ 1
+  const tampered = decodeProof(jwt.split('.').slice(0, 2).join('.') + '.' + sig.toString('base64url'), true)
+  assert.ok(tampered.ok && !verifyProof(tampered.proof, key))
+})
+
+test('dbsc sf: proof and id headers are read as the draft\'s sf-strings or bare, as Chromium sends them; nothing else', () => {
+  assert.equal(parseProofHeader('"a.b.c"'), 'a.b.c')
+  assert.equal(parseProofHeader('a.b.c'), 'a.b.c')
+  assert.equal(parseProofHeader('a.b.'), 'a.b.', 'an empty signature segment is left to the verifier to refuse')
+  for (const bad of ['a.b', 'a b.c.d', 'a.b.c;x=1', '"a.b.c', undefined]) assert.equal(parseProofHeader(bad), undefined, String(bad))
+  assert.equal(parseIdHeader('"abc"'), 'abc')
+  assert.equal(parseIdHeader('abc_-1'), 'abc_-1')
+  for (const bad of ['a b', 'a;b', '', undefined]) assert.equal(parseIdHeader(bad), undefined, String(bad))
 })

@@ -31,7 +31,7 @@ import { BoundCookies } from './bound-cookie.ts'
 import { Challenges } from './challenge.ts'
 import { decodeProof, keyOf, thumbprint, verifyProof, type ProofFailure } from './proof.ts'
 import { challengeHeader, instructions, registrationHeader, type CookieShape, type SessionInstructions } from './protocol.ts'
-import { parseStringItem } from './sf.ts'
+import { parseIdHeader, parseProofHeader } from './sf.ts'
 
 /** How long a challenge may be answered: long enough for a TPM signature and a round trip. */
 export const CHALLENGE_TTL = 2 * 60 * 1000
@@ -125,7 +125,7 @@ export class DeviceBinding implements BoundCheck {
     if (record === undefined || hash === undefined || state.userId === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
     // A bound session takes a new key only through a new login (which drops the old binding).
     if (record.bound !== undefined) this.#refuse('FST_SESSION_DEVICE_PROOF', 'session', false, who)
-    const jwt = parseStringItem(request.headers['secure-session-response'])
+    const jwt = parseProofHeader(request.headers['secure-session-response'])
     if (jwt === undefined) this.#refuse('FST_SESSION_DEVICE_PROOF', 'malformed', false, who)
     const decoded = decodeProof(jwt, true)
     if (!decoded.ok) this.#refuse('FST_SESSION_DEVICE_PROOF', decoded.reason, false, who)
@@ -152,12 +152,12 @@ export class DeviceBinding implements BoundCheck {
     const who = { userId: held.userId, ref: held.record.ref }
     const binding = this.bindingOf(held.record, held.hash)
     if (binding === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
-    const id = parseStringItem(request.headers['sec-secure-session-id'])
+    const id = parseIdHeader(request.headers['sec-secure-session-id'])
     // Another (older) DBSC session of this browser, or a request not made by its DBSC machinery.
     if (id === undefined || !same(id, binding.id)) this.#refuse('FST_SESSION_UNAUTHENTICATED', 'session', true, who)
     const header = request.headers['secure-session-response']
     if (header === undefined) return await this.#challenge(held.hash, binding, reply)
-    const jwt = parseStringItem(header)
+    const jwt = parseProofHeader(header)
     if (jwt === undefined) this.#refuse('FST_SESSION_DEVICE_PROOF', 'malformed', true, who)
     const decoded = decodeProof(jwt, false)
     if (!decoded.ok) this.#refuse('FST_SESSION_DEVICE_PROOF', decoded.reason, true, who)

@@ -213,3 +213,23 @@ export function parseStringItem (value: string | readonly string[] | undefined):
   const item = list[0] as Member
   return !isInnerList(item) && typeof item.value === 'string' ? item.value : undefined
 }
+
+const BARE_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
+const BARE_ID = /^[A-Za-z0-9_-]{1,128}$/
+
+/**
+ * `Secure-Session-Response` and `Sec-Secure-Session-Id`: the draft makes both sf-strings, and
+ * Chromium (156) sends them bare (the JWT, the identifier, unquoted). Both forms are read; a bare
+ * value must be exactly a compact JWS or a base64url identifier.
+ */
+export function parseProofHeader (value: string | readonly string[] | undefined): string | undefined {
+  if (typeof value !== 'string') return undefined
+  const text = value.trim()
+  return text.startsWith('"') ? parseStringItem(text) : BARE_JWT.test(text) ? text : undefined
+}
+
+export function parseIdHeader (value: string | readonly string[] | undefined): string | undefined {
+  if (typeof value !== 'string') return undefined
+  const text = value.trim()
+  return text.startsWith('"') ? parseStringItem(text) : BARE_ID.test(text) ? text : undefined
+}
