@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { FastifyInstance } from 'fastify'
-import { createMemoryStore, type HardenedSessionOptions, type SessionEvent } from '../lib/index.ts'
+import { createMemoryStore, generateEncryptionKey, type HardenedSessionOptions, type SessionEvent } from '../lib/index.ts'
 import { storageHash } from '../lib/crypto/ids.ts'
 import { buildApp, eventually, idOf, manualClock } from './helpers/app.ts'
 import { deviceKey, parseChallenge, refreshProof, registrationProof, sfString } from './helpers/dbsc-client.ts'
@@ -312,6 +312,27 @@ describe('dbsc (redis store): store-level guarantees', () => {
     const proof = await refreshProof(mallory, 'anything')
     const res = await b.request({ method: 'POST', url: REFRESH, headers: { 'sec-secure-session-id': sfString(binding['id'] as string), 'secure-session-response': sfString(proof) } })
     assert.equal(res.statusCode, 401)
+  })
+
+  test('dbsc redis: with encryption the binding is stored encrypted, survives touches (resealed with the record) and a key rotation', async () => {
+    const k1 = { id: 'k1', key: generateEncryptionKey() }
+    const k2 = { id: 'k2', key: generateEncryptionKey() }
+    const { app, clock } = await make('redis', { encryption: { keys: [k1], fields: ['secret'] } })
+    const b = await bound(app, 'enc-user')
+    const key = `dbsc${apps.length - 1}:` + storageHash(idOf(`x=${b.jar.get('__Host-sid') as string}`))
+    const stored = (await redis.command('HGET', key, 'm:b')).split('\r\n')[1] as string
+    assert.match(stored, /^~/, 'a ciphertext')
+    assert.equal(stored.includes(b.key.jwk['x'] as string), false, 'the public key is not readable in Redis')
+    for (let i = 0; i < 3; i++) {
+      clock.advance(50_000) // past touchInterval: each read slides and reseals the record
+      if (i === 1) assert.equal((await b.refresh()).statusCode, 200)
+      assert.equal(await b.user(), 'enc-user')
+    }
+    // A second app with a new encryption key first still opens the binding (older keys decrypt).
+    const { app: rotated } = await make('redis', { encryption: { keys: [k2, k1], fields: ['secret'] }, keyPrefix: `dbsc${apps.length - 1}:` })
+    const onRotated = await Browser.open(rotated)
+    for (const [k, v] of b.jar) onRotated.jar.set(k, v)
+    assert.equal(await onRotated.user(), 'enc-user')
   })
 
   test('dbsc redis: challenges live under keyed names with a TTL and are deleted when used', async () => {
