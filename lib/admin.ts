@@ -9,12 +9,12 @@
  * arrive before the call's promise resolves + 100 ms. Deleting the revoked records afterwards
  * only frees memory.
  */
-import { discard, dismissUser, durable, type Core } from './core.ts'
+import { discard, dismissUser, durable, type Core } from './services.ts'
 import { REF_PATTERN } from './crypto/ids.ts'
-import { sessionError } from './errors.ts'
 import type { Resolver } from './resolve.ts'
-import type { IndexEntry, StoreStats } from './store/types.ts'
-import type { SessionInfo } from './types.ts'
+import type { IndexEntry, StoreStats } from './store/contract.ts'
+import type { SessionInfo } from './public-types.ts'
+import { userIdArgument } from './option-checks.ts'
 
 /** `fastify.session`: instance-wide operations on the sessions in the store. */
 export interface SessionDecorator {
@@ -28,12 +28,6 @@ export interface SessionDecorator {
   revokeAll (): Promise<void>
   /** Hits and misses of this instance's local cache. */
   stats (): StoreStats
-}
-
-function checkUserId (userId: unknown, method: string): asserts userId is string {
-  if (typeof userId !== 'string' || userId === '' || userId.length > 1024) {
-    throw sessionError('FST_SESSION_INVALID_ARGUMENT', `${method}: userId must be a non-empty string of at most 1024 characters`)
-  }
 }
 
 export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
@@ -85,7 +79,7 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
 
   return {
     async revokeUser (userId) {
-      checkUserId(userId, 'revokeUser')
+      userIdArgument(userId, 'revokeUser: userId')
       const indexKey = keys.index(keys.userKey(userId))
       // A new generation: a password login already running for this user is not admitted (its
       // credential may just have changed).
@@ -93,7 +87,7 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
     },
 
     async listUserSessions (userId) {
-      checkUserId(userId, 'listUserSessions')
+      userIdArgument(userId, 'listUserSessions: userId')
       const now = config.clock()
       const userKey = keys.userKey(userId)
       const indexKey = keys.index(userKey)
@@ -108,7 +102,7 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
     },
 
     async revokeSession (userId, ref) {
-      checkUserId(userId, 'revokeSession')
+      userIdArgument(userId, 'revokeSession: userId')
       if (typeof ref !== 'string' || !REF_PATTERN.test(ref)) return false
       // By lineage, whatever id it holds now: a regenerate racing this call cannot save it.
       const indexKey = keys.index(keys.userKey(userId))

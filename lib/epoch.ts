@@ -16,10 +16,10 @@
  */
 import { epochTag, EpochAuthority, type Epoch } from './crypto/epoch.ts'
 import { sessionError } from './errors.ts'
-import type { Guard } from './guard.ts'
+import type { Guard } from './store-deadline.ts'
 import { POLL_UNWATCHED_MS } from './keyring.ts'
-import type { KeyNames } from './keys.ts'
-import type { SessionStore } from './store/types.ts'
+import type { KeyNames } from './key-names.ts'
+import type { SessionStore } from './store/contract.ts'
 
 /** Stored values verified lately (a handful in practice: one per epoch and slot copy). */
 const VERIFIED_MAX = 256

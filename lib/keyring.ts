@@ -20,9 +20,9 @@ import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { newNamingKey, openRing, wrappingsFor, type RingState } from './crypto/naming.ts'
 import { sessionError } from './errors.ts'
-import type { Guard } from './guard.ts'
-import { keyringKey, type KeyNames } from './keys.ts'
-import type { KeyringChange, KeyringMode, SessionStore } from './store/types.ts'
+import type { Guard } from './store-deadline.ts'
+import { keyringKey, type KeyNames } from './key-names.ts'
+import type { KeyringChange, KeyringMode, SessionStore } from './store/contract.ts'
 
 /** How often a start that waits for a running process to restore the ring looks again. */
 const POLL_MS = 100

@@ -13,9 +13,9 @@
  * (longer than the few store calls between the two, each bounded by `storeTimeout`); and the
  * dismissal is compare-and-set on the storage hash, so a lineage that moved meanwhile stays.
  */
-import type { Guard } from './guard.ts'
-import type { KeyNames } from './keys.ts'
-import type { IndexEntry, SessionStore } from './store/types.ts'
+import type { Guard } from './store-deadline.ts'
+import type { KeyNames } from './key-names.ts'
+import type { IndexEntry, SessionStore } from './store/contract.ts'
 
 /** Entries waiting for their second look at most; beyond it, new candidates are skipped. */
 const MAX_PENDING = 4096

@@ -9,7 +9,7 @@ import { decodeProof, keyOf, publicJwk, thumbprint, verifyProof, type PublicJwk 
 import { challengeHeader, cookieAttributes, instructions, registrationHeader } from '../lib/dbsc/protocol.ts'
 import { isInnerList, parseIdHeader, parseList, parseProofHeader, parseStringItem, serializeString, Token } from '../lib/dbsc/sf.ts'
 import { Events } from '../lib/events.ts'
-import { Guard } from '../lib/guard.ts'
+import { Guard } from '../lib/store-deadline.ts'
 import { createMemoryStore } from '../lib/index.ts'
 import { deviceKey, parseChallenge, parseRegistration, registrationProof, refreshProof, sfString } from './helpers/dbsc-client.ts'
 import { manualClock } from './helpers/app.ts'

@@ -19,11 +19,11 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { sessionError } from '../errors.ts'
-import type { EncryptionOptions } from '../types.ts'
-import { parseKeyRing } from './keys.ts'
-import type { RingKey } from './keys.ts'
+import type { EncryptionOptions } from '../public-types.ts'
+import { parseKeyRing } from './encryption-keys.ts'
+import type { RingKey } from './encryption-keys.ts'
 
-export { generateEncryptionKey } from './keys.ts'
+export { generateEncryptionKey } from './encryption-keys.ts'
 
 export interface FieldCipher {
   /** true if `field` is configured for encryption (fields list or '*'). */

@@ -19,7 +19,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { deriveKey, keyedName } from './derive.ts'
-import type { KeyringChange } from '../store/types.ts'
+import type { KeyringChange } from '../store/contract.ts'
 
 const AAD = Buffer.from('fastify-hardened-session/naming-key/v1')
 

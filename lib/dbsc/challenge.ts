@@ -18,9 +18,9 @@
  */
 import { createHmac, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { deriveKeys, keyedName } from '../crypto/derive.ts'
-import type { Guard } from '../guard.ts'
+import type { Guard } from '../store-deadline.ts'
 import { BoundedCache } from '../lru.ts'
-import type { SessionRecord, SessionStore } from '../store/types.ts'
+import type { SessionRecord, SessionStore } from '../store/contract.ts'
 
 export type ChallengePurpose = 'register' | 'refresh'
 

@@ -8,8 +8,8 @@
  */
 import { createCluster } from 'redis'
 import { sessionError } from '../errors.ts'
-import type { Config } from '../options.ts'
-import type { RedisClusterConnectOptions, RedisConnection } from '../types.ts'
+import type { Config } from '../config.ts'
+import type { RedisClusterConnectOptions, RedisConnection } from '../public-types.ts'
 import type { ClusterConnection } from './cluster.ts'
 import { closeConnection, durableConnection } from './durable.ts'
 import { RedisStore, type RedisStoreOptions } from './redis.ts'

@@ -10,10 +10,10 @@
  * given for them would be overridden without a word. The value of a key is never repeated (it
  * may be a password or a URL with one).
  */
-import type { SessionStore } from './types.ts'
+import type { SessionStore } from './contract.ts'
 import { sessionError } from '../errors.ts'
-import { closest, isPlainObject } from '../options.ts'
-import type { RedisPluginSetOption } from '../types.ts'
+import { closest, isPlainObject } from '../option-checks.ts'
+import type { RedisPluginSetOption } from '../public-types.ts'
 
 const CODE = 'FST_SESSION_STORE_OPTION'
 

@@ -9,7 +9,7 @@
  */
 import type { RedisClusterOptions, RedisClientOptions } from 'redis'
 import type { SessionErrorCode } from './errors.ts'
-import type { SessionStore } from './store/types.ts'
+import type { SessionStore } from './store/contract.ts'
 
 /** Application session data; extend it by declaration merging. Values must be JSON-serialisable. */
 export interface SessionData {}

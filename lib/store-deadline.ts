@@ -10,7 +10,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { sessionError, SessionError } from './errors.ts'
 import type { Events } from './events.ts'
-import type { SessionStore } from './store/types.ts'
+import type { SessionStore } from './store/contract.ts'
 
 export class Guard {
   readonly #timeout: number

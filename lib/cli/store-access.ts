@@ -1,5 +1,5 @@
 /**
- * The Redis side of the operations CLI (cli.ts): opens the same store the plugin opens
+ * The Redis side of the operations CLI (cli/main.ts): opens the same store the plugin opens
  * (store/connect.ts: TLS, fail-fast start, no credentials in messages) from environment
  * variables, and runs the plugin's own admin operations (admin.ts) on it — no second copy of any
  * Redis logic, key naming or script. Only `stats` reads Redis directly (SCAN, INFO, MEMORY USAGE).
@@ -10,22 +10,18 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { FastifyBaseLogger } from 'fastify'
-import { createAdmin, type SessionDecorator } from './admin.ts'
-import { createFieldCodec } from './codec.ts'
-import { createFieldCipher, type FieldCipher } from './crypto/field-cipher.ts'
-import type { Core } from './core.ts'
-import { RecordSealer } from './crypto/record-seal.ts'
-import { Signer } from './crypto/signer.ts'
-import { SessionError, sessionError } from './errors.ts'
-import { Events } from './events.ts'
-import { Guard } from './guard.ts'
-import { EpochKeeper } from './epoch.ts'
-import { establishNamingKey, resetNamingKey } from './keyring.ts'
-import { KeyNames, keyringKey } from './keys.ts'
-import { normaliseOptions } from './options.ts'
-import { Resolver } from './resolve.ts'
-import { openRedisStore } from './store/connect.ts'
-import type { EncryptionKey, RedisConnectOptions } from './types.ts'
+import { createAdmin, type SessionDecorator } from '../admin.ts'
+import { assembleCore } from '../services.ts'
+import { SessionError, sessionError } from '../errors.ts'
+import { Events } from '../events.ts'
+import { Guard } from '../store-deadline.ts'
+import { EpochKeeper } from '../epoch.ts'
+import { establishNamingKey, resetNamingKey } from '../keyring.ts'
+import { KeyNames, keyringKey } from '../key-names.ts'
+import { normaliseOptions } from '../config.ts'
+import { Resolver } from '../resolve.ts'
+import { openRedisStore } from '../store/connect.ts'
+import type { EncryptionKey, EncryptionOptions, RedisConnectOptions } from '../public-types.ts'
 
 export type Env = Readonly<Record<string, string | undefined>>
 
@@ -75,7 +71,7 @@ export function redisFrom (env: Env): RedisConnectOptions {
  * newest first (keys base64 or base64url, 32 bytes), or nothing. Needed only to show what
  * encryption hides at rest: the user id that a listing checks, the user agent and IP.
  */
-export function encryptionFrom (env: Env): FieldCipher | undefined {
+export function encryptionFrom (env: Env): EncryptionOptions | undefined {
   const list = env.SESSION_ENCRYPTION_KEYS
   if (list === undefined || list.trim() === '') return undefined
   const keys: EncryptionKey[] = list.split(',').map((pair, i) => {
@@ -84,7 +80,7 @@ export function encryptionFrom (env: Env): FieldCipher | undefined {
     if (at <= 0) throw sessionError('FST_SESSION_ENCRYPTION_OPTION', `SESSION_ENCRYPTION_KEYS: pair ${i + 1} must be id:key (newest first, comma-separated)`)
     return { id: pair.slice(0, at).trim(), key: pair.slice(at + 1).trim() }
   })
-  return createFieldCipher({ keys, fields: '*' })
+  return { keys, fields: '*' }
 }
 
 export interface Ops {
@@ -112,17 +108,18 @@ export interface Ops {
  */
 export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseLogger, reset = false): Promise<Ops> {
   const given = secretsFrom(env)
-  const cipher = encryptionFrom(env)
   if (given === undefined && needSecrets) {
     throw sessionError('FST_SESSION_SECRET_INVALID', 'missing: set SESSION_SECRETS (comma-separated, newest first) or SESSION_SECRET to the application\'s secrets; user indexes are named with them')
   }
   // Commands without a user id never name an index: any secret does for them.
   const secrets = given ?? [randomBytes(32).toString('base64url')]
   const redis = redisFrom(env)
+  const encryption = encryptionFrom(env)
   const config = normaliseOptions({
     secrets,
     redis,
     keyPrefix: env.SESSION_KEY_PREFIX ?? 'sess:',
+    ...(encryption === undefined ? {} : { encryption }),
     storeTimeout: 10_000,
     connectTimeout: 10_000,
     // Listings show the login's user agent and IP wherever the application recorded them.
@@ -154,20 +151,18 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
     throw err
   }
   const keys = new KeyNames(config.keyPrefix, naming, opened.store.sharded)
-  const core: Core = {
+  const core = assembleCore({
     config,
     store: opened.store,
     keys,
     epochs: new EpochKeeper(opened.store, keys, guard),
-    signer: new Signer(config.secrets, 16),
-    sealer: new RecordSealer(config.secrets, config.keyPrefix),
-    // With SESSION_ENCRYPTION_KEYS, meta values (user id, user agent, IP) are opened; the CLI
-    // shows no data field.
-    codec: createFieldCodec(cipher, () => {}),
     guard,
     events,
     log,
-  }
+    // With SESSION_ENCRYPTION_KEYS, meta values (user id, user agent, IP) are opened; the CLI
+    // shows no data field.
+    unreadable: () => {},
+  })
   const client = opened.client as unknown as { sendCommand (args: string[]): Promise<unknown> }
   const send = (args: string[]): Promise<unknown> => within(client.sendCommand(args), config.storeTimeout)
   return {
@@ -180,7 +175,7 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
       const records = (await Promise.all(live.map((e) => guard.run(opened.store.read(core.keys.session(e.hash)))))).filter((r) => r !== undefined)
       if (records.length <= listed) return undefined
       // A user id stored in plaintext is marked 'p:'; anything else is a ciphertext.
-      const encrypted = cipher === undefined && records.some((r) => r.user !== undefined && !r.user.startsWith('p:'))
+      const encrypted = config.cipher === undefined && records.some((r) => r.user !== undefined && !r.user.startsWith('p:'))
       return { count: records.length - listed, reason: encrypted ? 'encrypted' : 'unverified' }
     },
     async prefixInUse () {

@@ -13,7 +13,7 @@
  */
 import type { FieldCipher } from './crypto/field-cipher.ts'
 import { sessionError } from './errors.ts'
-import type { SessionRecord } from './store/types.ts'
+import type { SessionRecord } from './store/contract.ts'
 
 export interface FieldCodec {
   /** The JSON text of one stored field, decrypted; undefined if absent or unreadable. */

@@ -19,12 +19,12 @@
  * of that user id, no session with that ref, nothing under the key prefix): a mistyped user id
  * or prefix never looks like success.
  *
- * A main script only: it exports nothing and runs when executed (dist/cli.js through the
+ * A main script only: it exports nothing and runs when executed (dist/cli/main.js through the
  * package's `bin`). It never prints a session id, a secret, a key, a password or the Redis URL;
  * recorded user agents are printed with control characters replaced (no terminal escapes).
  */
 import { randomBytes } from 'node:crypto'
-import { generateEncryptionKey } from './crypto/keys.ts'
+import { generateEncryptionKey } from '../crypto/encryption-keys.ts'
 
 const USAGE = `Usage: fastify-hardened-session <command>
 
@@ -96,10 +96,10 @@ function nothingFor (prefix: string): string {
 }
 
 /** Runs a store command: opens the store from the environment, runs `body`, closes. */
-async function withStore (needSecrets: boolean, body: (ops: import('./ops.ts').Ops) => Promise<number>, reset = false): Promise<number> {
+async function withStore (needSecrets: boolean, body: (ops: import('./store-access.ts').Ops) => Promise<number>, reset = false): Promise<number> {
   // Loaded only for store commands: gen-key and gen-secret stay instant.
-  const { openOps, stderrLogger } = await import('./ops.ts')
-  let ops: import('./ops.ts').Ops | undefined
+  const { openOps, stderrLogger } = await import('./store-access.ts')
+  let ops: import('./store-access.ts').Ops | undefined
   try {
     ops = await openOps(process.env, needSecrets, stderrLogger(), reset)
     return await body(ops)
@@ -194,7 +194,7 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
   stats: {
     args: 0,
     run: ([flag]) => withStore(false, async (ops) => {
-      const { collectStats } = await import('./ops.ts')
+      const { collectStats } = await import('./store-access.ts')
       const s = await collectStats(ops)
       const unused = `nothing is stored under key prefix '${s.keyPrefix}': no key ring, no epoch, no session. Is SESSION_KEY_PREFIX the application's keyPrefix?`
       if (flag === '--json') {
