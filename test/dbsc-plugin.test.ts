@@ -244,8 +244,11 @@ for (const backend of ['memory', 'redis'] as const) {
       await app.session.revokeUser('erin')
       assert.equal((await c.refresh()).statusCode, 401)
       const d = await bound(app, 'fay')
+      const before = await d.stolen()
       await d.request({ method: 'POST', url: '/logout' })
-      assert.equal((await d.refresh()).statusCode, 401)
+      assert.deepEqual([...d.jar.keys()], [], 'logout expires the bound cookie with the session cookie')
+      before.key = d.key
+      assert.equal((await before.refresh()).statusCode, 401, 'the logged-out session cannot be refreshed, even with its cookies and key')
     })
 
     test(`dbsc ${backend}: a refresh with another DBSC session id is refused (401) and reported`, async () => {
@@ -254,6 +257,23 @@ for (const backend of ['memory', 'redis'] as const) {
       const res = await b.request({ method: 'POST', url: REFRESH, headers: { 'sec-secure-session-id': sfString('A'.repeat(22)) } })
       assert.equal(res.statusCode, 401)
       assert.ok(events.some((e) => e.type === 'device_bound_refresh_failed' && e.userId === 'gus'))
+    })
+
+    test(`dbsc ${backend}: Chromium's header forms — a bare Secure-Session-Response and Sec-Secure-Session-Id — register and refresh`, async () => {
+      const { app, clock } = await make(backend)
+      const b = await Browser.open(app)
+      await b.login('bare')
+      const proof = await registrationProof(b.key, b.registration?.challenge as string)
+      const res = await b.request({ method: 'POST', url: REGISTER, headers: { 'secure-session-response': proof } })
+      assert.equal(res.statusCode, 200, res.body)
+      const id = res.json().session_identifier as string
+      clock.advance(MAX_AGE)
+      const ask = await b.request({ method: 'POST', url: REFRESH, headers: { 'sec-secure-session-id': id } })
+      assert.equal(ask.statusCode, 403)
+      const challenge = parseChallenge(ask.headers['secure-session-challenge'])?.challenge as string
+      const answer = await b.request({ method: 'POST', url: REFRESH, headers: { 'sec-secure-session-id': id, 'secure-session-response': await refreshProof(b.key, challenge) } })
+      assert.equal(answer.statusCode, 200, answer.body)
+      assert.equal(await b.user(), 'bare')
     })
 
     test(`dbsc ${backend}: browsers without DBSC keep working as before`, async () => {
