@@ -28,10 +28,16 @@ import type { Core } from '../lib/services.ts'
 import { generateId, storageHash } from '../lib/crypto/ids.ts'
 import { Events } from '../lib/events.ts'
 import { Guard } from '../lib/store-deadline.ts'
+import { EpochKeeper } from '../lib/epoch.ts'
+import { establishNamingKey } from '../lib/keyring.ts'
+import { KeyNames } from '../lib/key-names.ts'
+import { Resolver } from '../lib/resolve.ts'
+import { assembleCore } from '../lib/services.ts'
+import type { ClientInfo } from '../lib/state.ts'
 import { createMemoryStore } from '../lib/index.ts'
 import { normaliseOptions } from '../lib/config.ts'
 import type { SessionRecord } from '../lib/store/contract.ts'
-import { buildApp, manualClock } from '../test/helpers/app.ts'
+import { buildApp, manualClock, SECRET as APP_SECRET } from '../test/helpers/app.ts'
 import { Browser } from '../test/helpers/dbsc-browser.ts'
 import { deviceKey, parseChallenge, refreshProof, registrationProof, sfString } from '../test/helpers/dbsc-client.ts'
 
@@ -102,7 +108,8 @@ await bench.run()
 
 // --- 2. through the plugin ---------------------------------------------------------------------
 const clock = manualClock()
-const app = await buildApp({ store: createMemoryStore({ clock: clock.now }), clock: clock.now, allowShortDurations: true, deviceBound: { cookieMaxAge: 60_000 } })
+const appStore = createMemoryStore({ clock: clock.now })
+const app = await buildApp({ store: appStore, clock: clock.now, allowShortDurations: true, deviceBound: { cookieMaxAge: 60_000 } })
 const plain = await Browser.open(app)
 await plain.login('plain')
 plain.registration = undefined
@@ -120,6 +127,39 @@ const ROUNDS = quick ? 20 : 60
 const PER = 200
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 for (let i = 0; i < 500; i++) { await get(plain); await get(bound) } // warm-up
+
+// --- 3. the resolver alone (cookie → checked session state), as the plugin's onRequest runs it ---
+// Built like plugin.ts builds it, over the app's store (its naming key, epoch and records): a
+// cached read is synchronous, so tinybench sees exactly the CPU the bound check adds.
+const resolverConfig = normaliseOptions({ secrets: [APP_SECRET], store: appStore, clock: clock.now, allowShortDurations: true, deviceBound: { cookieMaxAge: 60_000 } })
+const naming = await establishNamingKey({ store: appStore, guard, prefix: resolverConfig.keyPrefix, secrets: resolverConfig.secrets, mayCreate: false, waitMs: 0 })
+const keyNames = new KeyNames(resolverConfig.keyPrefix, naming, false)
+const epochs = new EpochKeeper(appStore, keyNames, guard)
+await epochs.fresh(keyNames.epoch)
+const resolverCore = assembleCore({ config: resolverConfig, store: appStore, keys: keyNames, epochs, guard, events: new Events(undefined, log), log, unreadable () {} })
+const withDevice = new Resolver(resolverCore, new DeviceBinding(resolverCore, resolverConfig.deviceBound as NonNullable<typeof resolverConfig.deviceBound>))
+const withoutDevice = new Resolver(resolverCore)
+const client = { headers: {}, ip: '127.0.0.1' } as unknown as ClientInfo
+const jarOf = (b: Browser): Record<string, string> => Object.fromEntries(b.jar)
+const plainJar = jarOf(plain)
+const boundJar = jarOf(bound)
+const resolved = (r: Resolver, b: Browser, jar: Record<string, string>): void => {
+  const state = r.begin(b.cookie, jar, client)
+  if (state instanceof Promise || state.userId === undefined) throw new Error('not a cached session')
+  keep.sink = state
+}
+resolved(withDevice, bound, boundJar)
+resolved(withoutDevice, plain, plainJar)
+resolved(withDevice, plain, plainJar)
+const resolverBench = new Bench({ time: time * 2, warmupTime: time / 2 })
+resolverBench
+  .add('resolve: cached read, unbound session, deviceBound off', () => { resolved(withoutDevice, plain, plainJar) })
+  .add('resolve: cached read, unbound session, deviceBound on', () => { resolved(withDevice, plain, plainJar) })
+  .add('resolve: cached read, bound session (bound cookie checked)', () => { resolved(withDevice, bound, boundJar) })
+  // The browser sends one more cookie: @fastify/cookie parses it on every request.
+  .add('cookie header parse (@fastify/cookie): the session cookie', () => { keep.sink = app.parseCookie(plain.cookie) })
+  .add('cookie header parse (@fastify/cookie): session + bound cookie', () => { keep.sink = app.parseCookie(bound.cookie) })
+await resolverBench.run()
 const plainRounds: number[] = []
 const boundRounds: number[] = []
 for (let r = 0; r < ROUNDS; r++) {
@@ -162,9 +202,13 @@ function row (task: Task): Row {
   return { task: task.name, opsPerSec: r.throughput.mean, meanUs: r.latency.mean * 1000, p99Us: r.latency.p99 * 1000, samples: r.latency.samplesCount }
 }
 const fmt = (n: number, d: number): string => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d })
-const rows = bench.tasks.map(row)
+const rows = [...bench.tasks, ...resolverBench.tasks].map(row)
 const plainUs = median(plainRounds)
 const boundUs = median(boundRounds)
+// Per operation from throughput (1 / ops per s): less disturbed by outliers than the mean latency.
+const perOp = (task: Task): number => { const r = row(task); return r.opsPerSec > 0 ? 1e6 / r.opsPerSec : Number.NaN }
+const [offTask, onTask, boundTask, parseOne, parseTwo] = resolverBench.tasks as [Task, Task, Task, Task, Task]
+const resolver = { unboundOffUs: perOp(offTask), unboundOnUs: perOp(onTask), boundUs: perOp(boundTask), parseOneUs: perOp(parseOne), parseTwoUs: perOp(parseTwo) }
 const requests = {
   cachedReadUnboundUs: plainUs,
   cachedReadBoundUs: boundUs,
@@ -177,6 +221,14 @@ const lines = [
   '| primitive | ops/s | mean µs | p99 µs | samples |',
   '| --- | ---: | ---: | ---: | ---: |',
   ...rows.map((r) => `| ${r.task} | ${fmt(r.opsPerSec, 0)} | ${fmt(r.meanUs, r.meanUs < 10 ? 3 : 1)} | ${fmt(r.p99Us, r.p99Us < 10 ? 2 : 1)} | ${r.samples} |`),
+  '',
+  '| the resolver alone, per cached read (from throughput) | µs |',
+  '| --- | ---: |',
+  `| unbound session, deviceBound off | ${fmt(resolver.unboundOffUs, 3)} |`,
+  `| unbound session, deviceBound on | ${fmt(resolver.unboundOnUs, 3)} |`,
+  `| bound session (bound cookie checked) | ${fmt(resolver.boundUs, 3)} |`,
+  `| added by the bound check (bound − unbound, deviceBound off) | ${fmt(resolver.boundUs - resolver.unboundOffUs, 3)} |`,
+  `| added by parsing the extra cookie (@fastify/cookie, every request) | ${fmt(resolver.parseTwoUs - resolver.parseOneUs, 3)} |`,
   '',
   `| through the plugin (app.inject, memory store; medians of ${ROUNDS} interleaved rounds of ${PER} reads, ${REFRESHES} refreshes) | µs |`,
   '| --- | ---: |',
@@ -192,4 +244,4 @@ const outDir = new URL('./results/', import.meta.url)
 mkdirSync(outDir, { recursive: true })
 const header = `<!-- generated by \`npx tsx benchmarks/dbsc-micro.ts${quick ? ' --quick' : ''}\`; do not edit by hand -->\n\n${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · node ${process.version} · ${cpus()[0]?.model.trim() ?? ''}\n\n`
 writeFileSync(new URL('dbsc-micro.md', outDir), header + lines.join('\n') + '\n')
-writeFileSync(new URL('dbsc-micro.json', outDir), JSON.stringify({ node: process.version, cpu: cpus()[0]?.model, rows, requests }, null, 2) + '\n')
+writeFileSync(new URL('dbsc-micro.json', outDir), JSON.stringify({ node: process.version, cpu: cpus()[0]?.model, rows, resolver, requests }, null, 2) + '\n')
