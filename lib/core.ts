@@ -14,6 +14,7 @@ import type { Guard } from './guard.ts'
 import type { KeyNames } from './keys.ts'
 import type { Config } from './options.ts'
 import type { IndexEntry, SessionStore } from './store/types.ts'
+import type { Tally } from './telemetry.ts'
 
 export interface Core {
   readonly config: Config
@@ -26,6 +27,8 @@ export interface Core {
   readonly guard: Guard
   readonly events: Events
   readonly log: FastifyBaseLogger
+  /** Logins, revocations and store errors counted for metrics (telemetry.ts). */
+  readonly tally: Tally
 }
 
 /**

@@ -24,6 +24,7 @@ import { establishNamingKey, resetNamingKey } from './keyring.ts'
 import { KeyNames, keyringKey } from './keys.ts'
 import { normaliseOptions } from './options.ts'
 import { Resolver } from './resolve.ts'
+import { Tally } from './telemetry.ts'
 import { openRedisStore } from './store/connect.ts'
 import type { EncryptionKey, RedisConnectOptions } from './types.ts'
 
@@ -167,6 +168,7 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
     guard,
     events,
     log,
+    tally: new Tally(),
   }
   const client = opened.client as unknown as { sendCommand (args: string[]): Promise<unknown> }
   const send = (args: string[]): Promise<unknown> => within(client.sendCommand(args), config.storeTimeout)

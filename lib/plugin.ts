@@ -35,6 +35,7 @@ import type { SessionState } from './state.ts'
 import { openRedisStore } from './store/connect.ts'
 import { checkRedisOption, checkStoreOption } from './store/option-check.ts'
 import type { SessionStore } from './store/types.ts'
+import { Telemetry } from './telemetry.ts'
 import { LoginThrottle } from './throttle.ts'
 import type { HardenedSessionOptions } from './types.ts'
 
@@ -53,9 +54,11 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
       "to run beside it, give this plugin another name, e.g. decorator: 'hardenedSession' (docs/migration.md)")
   }
   const cipher = options.encryption === undefined ? undefined : createFieldCipher(options.encryption)
-  const passwords = createPasswords(options.password, { log: fastify.log })
+  // Metrics and traces when @opentelemetry/api is installed and a provider registered (telemetry.ts).
+  const telemetry = await Telemetry.load()
+  const passwords = telemetry.passwords(createPasswords(options.password, { log: fastify.log }))
   const events = new Events(config.onEvent, fastify.log)
-  const guard = new Guard(config.storeTimeout, fastify.log, events)
+  const guard = new Guard(config.storeTimeout, fastify.log, events, telemetry.tally)
   // The ecosystem's cookie layer: parsing on every request, `reply.setCookie` for every cookie.
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
@@ -71,6 +74,12 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     }, fastify.initialConfig.pluginTimeout)
     store = opened.store
     closeStore = opened.close
+  }
+  store = telemetry.attach(store)
+  const closeOpened = closeStore
+  closeStore = async () => {
+    telemetry.close()
+    await closeOpened()
   }
   guard.attach(store)
   const ring: KeyringOptions = {
@@ -116,6 +125,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     guard,
     events,
     log: fastify.log,
+    tally: telemetry.tally,
   }
   const originCheck = config.csrf === undefined ? undefined : createOriginCheck(config.csrf.trustedOrigins)
   const resolver = new Resolver(core)

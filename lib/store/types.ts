@@ -134,6 +134,10 @@ export interface StoreStats {
   cacheHits: number
   /** Reads that had to ask the store. */
   cacheMisses: number
+  /** Invalidations Redis pushed to this process (keys changed by other clients); absent for a store without them. */
+  invalidations?: number
+  /** Entries held in the local cache now (records, index entries, epoch copies); absent for a store without one. */
+  cacheEntries?: number
 }
 
 export interface SessionStore {
