@@ -16,7 +16,8 @@ import { context, metrics, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { DataPointType, MeterProvider, MetricReader, type Histogram } from '@opentelemetry/sdk-metrics'
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace'
-import hardenedSession, { hashPassword, type HardenedSessionOptions } from '../lib/index.ts'
+import hardenedSession, { createMemoryStore, hashPassword, type HardenedSessionOptions } from '../lib/index.ts'
+import { Telemetry } from '../lib/telemetry.ts'
 import { buildApp, eventually, idOf, login, refOf, SECRET, sessionCookie } from './helpers/app.ts'
 import { ensureBuilt, root, scratchDir } from './helpers/build.ts'
 import { startRedis, type RedisServer } from './helpers/redis-server.ts'
@@ -94,6 +95,28 @@ async function metered (build: () => Promise<FastifyInstance>): Promise<{ app: F
 function storeSpans (): string[] {
   return spans.getFinishedSpans().map((s) => s.name).filter((n) => n.startsWith('session.store.'))
 }
+
+test('telemetry: with no meter or tracer provider registered nothing is wrapped; with one the store is', async () => {
+  metrics.disable()
+  trace.disable()
+  try {
+    const idle = await Telemetry.load()
+    assert.equal(idle.recording, false)
+    const store = createMemoryStore()
+    assert.equal(idle.attach(store), store, 'the plugin uses the store itself')
+    metrics.setGlobalMeterProvider(new MeterProvider({ readers: [new ManualReader()] }))
+    const metered = await Telemetry.load()
+    assert.equal(metered.recording, true)
+    const wrapped = metered.attach(store)
+    assert.notEqual(wrapped, store)
+    assert.equal(wrapped.peek('absent'), store.peek('absent'), 'local reads go to the store')
+    metered.close()
+    await store.close()
+  } finally {
+    metrics.disable()
+    trace.setGlobalTracerProvider(tracerProvider)
+  }
+})
 
 test('telemetry: a cached read counts a hit and makes no store span', async () => {
   const elsewhere = await buildApp({ redis: { url: redis.url } })
