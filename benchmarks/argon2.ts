@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs'
 import { availableParallelism, cpus } from 'node:os'
 import { createPasswords } from '../lib/password/index.ts'
-import type { PasswordOptions } from '../lib/types.ts'
+import type { PasswordOptions } from '../lib/public-types.ts'
 
 const SAMPLES = Number(process.env['BENCH_HASHES'] ?? 15)
 const BURST = Number(process.env['BENCH_BURST'] ?? 40)

@@ -16,8 +16,8 @@ import { generateId, storageHash } from '../lib/crypto/ids.ts'
 import { createFieldCipher, generateEncryptionKey } from '../lib/crypto/field-cipher.ts'
 import { Signer } from '../lib/crypto/signer.ts'
 import { hashPassword, verifyPassword, DEFAULT_MEMORY_COST, DEFAULT_PARALLELISM, DEFAULT_TIME_COST } from '../lib/password/index.ts'
-import { decodeRecord, encodeRecord } from '../lib/store/codec.ts'
-import type { SessionRecord } from '../lib/store/types.ts'
+import { decodeRecord, encodeRecord } from '../lib/store/record-encoding.ts'
+import type { SessionRecord } from '../lib/store/contract.ts'
 
 const quick = process.argv.includes('--quick')
 const time = quick ? 200 : 1000

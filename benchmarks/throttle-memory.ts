@@ -6,7 +6,7 @@
  *   npx tsx benchmarks/throttle-memory.ts
  */
 import { createClient } from 'redis'
-import { KeyNames } from '../lib/keys.ts'
+import { KeyNames } from '../lib/key-names.ts'
 import { RedisStore } from '../lib/store/redis.ts'
 import { startRedis } from '../test/helpers/redis-server.ts'
 

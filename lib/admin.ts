@@ -9,12 +9,12 @@
  * arrive before the call's promise resolves + 100 ms. Deleting the revoked records afterwards
  * only frees memory.
  */
-import { discard, dismissUser, durable, type Core } from './core.ts'
+import { discard, dismissUser, durable, type Core } from './services.ts'
 import { REF_PATTERN } from './crypto/ids.ts'
-import { sessionError } from './errors.ts'
 import type { Resolver } from './resolve.ts'
-import type { IndexEntry, StoreStats } from './store/types.ts'
-import type { SessionInfo } from './types.ts'
+import type { IndexEntry, StoreStats } from './store/contract.ts'
+import type { SessionInfo } from './public-types.ts'
+import { userIdArgument } from './option-checks.ts'
 
 /** `fastify.session`: instance-wide operations on the sessions in the store. */
 export interface SessionDecorator {
@@ -30,12 +30,6 @@ export interface SessionDecorator {
   stats (): StoreStats
 }
 
-function checkUserId (userId: unknown, method: string): asserts userId is string {
-  if (typeof userId !== 'string' || userId === '' || userId.length > 1024) {
-    throw sessionError('FST_SESSION_INVALID_ARGUMENT', `${method}: userId must be a non-empty string of at most 1024 characters`)
-  }
-}
-
 export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
   const { store, keys, guard, events, config, codec, epochs, tally } = core
 
@@ -43,7 +37,9 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
    * Deletes the records of removed entries, waits for the revocation to be durable (the index
    * and the records), reports and counts the live ones.
    */
-  async function revoked (userId: string, indexKey: string, removed: readonly IndexEntry[], done = false): Promise<number> {
+  async function revoked (
+    userId: string, indexKey: string, removed: readonly IndexEntry[], done = false
+  ): Promise<number> {
     const now = config.clock()
     const live = removed.filter((e) => e.expiresAt > now)
     if (!done) {
@@ -60,10 +56,13 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
    * these secrets cannot verify is only left out, never pruned (a tool run with a subset of the
    * secrets must not end sessions).
    */
-  async function info (userId: string, userKey: string, entry: IndexEntry, now: number): Promise<SessionInfo | 'ended' | undefined> {
+  async function info (
+    userId: string, userKey: string, entry: IndexEntry, now: number
+  ): Promise<SessionInfo | 'ended' | undefined> {
     const key = keys.session(entry.hash)
     const record = await guard.run(store.read(key))
-    if (record === undefined || record.ref !== entry.ref || now >= record.idleExpiry || now >= record.absoluteExpiry) return 'ended'
+    if (record === undefined || record.ref !== entry.ref || now >= record.idleExpiry ||
+      now >= record.absoluteExpiry) return 'ended'
     if (!epochs.matches(await epochs.current(keys.epochOf(key)), entry.hash, record.epoch)) return 'ended'
     const view = resolver.view(record, entry.hash)
     // An entry a store writer copied from another user's index points at that user's session.
@@ -84,7 +83,7 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
 
   return {
     async revokeUser (userId) {
-      checkUserId(userId, 'revokeUser')
+      userIdArgument(userId, 'revokeUser: userId')
       const indexKey = keys.index(keys.userKey(userId))
       // A new generation: a password login already running for this user is not admitted (its
       // credential may just have changed).
@@ -94,7 +93,7 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
     },
 
     async listUserSessions (userId) {
-      checkUserId(userId, 'listUserSessions')
+      userIdArgument(userId, 'listUserSessions: userId')
       const now = config.clock()
       const userKey = keys.userKey(userId)
       const indexKey = keys.index(userKey)
@@ -109,7 +108,7 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
     },
 
     async revokeSession (userId, ref) {
-      checkUserId(userId, 'revokeSession')
+      userIdArgument(userId, 'revokeSession: userId')
       if (typeof ref !== 'string' || !REF_PATTERN.test(ref)) return false
       // By lineage, whatever id it holds now: a regenerate racing this call cannot save it.
       const indexKey = keys.index(keys.userKey(userId))

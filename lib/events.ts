@@ -7,7 +7,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { SessionErrorCode } from './errors.ts'
-import type { SessionEvent, SessionEventType } from './types.ts'
+import type { SessionEvent, SessionEventType } from './public-types.ts'
 
 export class Events {
   readonly #onEvent: ((event: SessionEvent) => void) | undefined

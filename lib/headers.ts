@@ -10,7 +10,7 @@
  */
 import type { FastifyReply } from 'fastify'
 import type { CookieSerializeOptions } from '@fastify/cookie'
-import type { Config } from './options.ts'
+import type { Config } from './config.ts'
 import type { SessionState } from './state.ts'
 
 export class ResponseHeaders {

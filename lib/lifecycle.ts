@@ -18,17 +18,19 @@
  */
 import type { FastifyReply } from 'fastify'
 import { cleanIp, cleanUserAgent } from './client-info.ts'
-import { toJson } from './codec.ts'
-import { storedBytes } from './store/codec.ts'
-import { discard, dismissUser, durable, ttlOf, type Core } from './core.ts'
+import { toJson } from './field-codec.ts'
+import { storedBytes } from './store/record-encoding.ts'
+import { discard, dismissUser, durable, ttlOf, type Core } from './services.ts'
 import { epochTag } from './crypto/epoch.ts'
 import { generateId, generateRef, storageHash } from './crypto/ids.ts'
 import { SessionError, sessionError } from './errors.ts'
 import type { ResponseHeaders } from './headers.ts'
-import { loginWithPassword, type PasswordLoginArgs, type PasswordLoginDeps, type PasswordLoginResult } from './password-login.ts'
+import { loginWithPassword, type PasswordLoginArgs, type PasswordLoginDeps, type PasswordLoginResult } from './defences/password-login.ts'
 import type { IndexPruner } from './prune.ts'
-import type { SessionOps, SessionState } from './state.ts'
-import type { RecordUpdate, SessionRecord } from './store/types.ts'
+import type { SessionOps } from './session.ts'
+import type { SessionState } from './state.ts'
+import type { RecordUpdate, SessionRecord } from './store/contract.ts'
+import { isPlainObject, userIdArgument } from './option-checks.ts'
 
 type Unsealed = Omit<SessionRecord, 'seal' | 'sealed'>
 
@@ -48,12 +50,6 @@ interface Move {
   readonly carries: (key: string) => boolean
   /** Keys this request set itself: never overwritten by what others wrote meanwhile. */
   readonly ours: ReadonlySet<string>
-}
-
-function isPlainObject (value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false
-  const proto: unknown = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
 }
 
 function invalid (detail: string): never {
@@ -223,7 +219,7 @@ export class Lifecycle implements SessionOps {
 
   /** `generation`: the user index's revocation generation a password login read when it began. */
   async login (state: SessionState, userId: unknown, data: unknown, keep: unknown, generation?: string): Promise<void> {
-    if (typeof userId !== 'string' || userId === '' || userId.length > 1024) invalid('login: userId must be a non-empty string of at most 1024 characters')
+    userIdArgument(userId, 'login: userId')
     if (data !== undefined && !isPlainObject(data)) invalid('login: data must be a plain object')
     if (keep !== undefined && (!Array.isArray(keep) || !keep.every((k) => typeof k === 'string'))) invalid('login: keep must be an array of strings')
     if (state.foreign) throw sessionError('FST_SESSION_CSRF')

@@ -12,32 +12,27 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import fastifyCookie from '@fastify/cookie'
 import fp from 'fastify-plugin'
 import { createAdmin, type SessionDecorator } from './admin.ts'
-import { createFieldCodec } from './codec.ts'
-import type { Core } from './core.ts'
-import { createOriginCheck, isUnsafe, isUpgrade } from './csrf.ts'
-import { createFieldCipher } from './crypto/field-cipher.ts'
-import { RecordSealer } from './crypto/record-seal.ts'
-import { Signer } from './crypto/signer.ts'
+import { assembleCore } from './services.ts'
+import { createOriginCheck, isUnsafe, isUpgrade } from './defences/csrf.ts'
 import { sessionError } from './errors.ts'
 import { Events } from './events.ts'
-import { Guard } from './guard.ts'
+import { Guard } from './store-deadline.ts'
 import { ResponseHeaders } from './headers.ts'
 import { EpochKeeper } from './epoch.ts'
 import { establishNamingKey, KeyringKeeper, type KeyringOptions } from './keyring.ts'
-import { KeyNames } from './keys.ts'
+import { KeyNames } from './key-names.ts'
 import { Lifecycle } from './lifecycle.ts'
-import { boolean, isPlainObject, normaliseOptions, onlyKnown } from './options.ts'
+import { checkRouteSession, normaliseOptions } from './config.ts'
 import { IndexPruner } from './prune.ts'
-import { createPasswords } from './password/index.ts'
+import { createPasswordsFrom } from './password/passwords.ts'
 import { Resolver } from './resolve.ts'
 import { Session, stateOf } from './session.ts'
 import type { SessionState } from './state.ts'
 import { openRedisStore } from './store/connect.ts'
-import { checkRedisOption, checkStoreOption } from './store/option-check.ts'
-import type { SessionStore } from './store/types.ts'
+import type { SessionStore } from './store/contract.ts'
+import { LoginThrottle } from './defences/throttle.ts'
+import type { HardenedSessionOptions } from './public-types.ts'
 import { Telemetry } from './telemetry.ts'
-import { LoginThrottle } from './throttle.ts'
-import type { HardenedSessionOptions } from './types.ts'
 
 export type { SessionDecorator } from './admin.ts'
 
@@ -46,17 +41,14 @@ type Carrier = Record<string, Session | null | undefined>
 
 async function hardenedSession (fastify: FastifyInstance, options: HardenedSessionOptions): Promise<void> {
   const config = normaliseOptions(options, (message) => fastify.log.warn(message))
-  if (options.store !== undefined) checkStoreOption(options.store)
-  else checkRedisOption(options.redis)
   const name = config.decorator
   if (fastify.hasRequestDecorator(name)) {
     throw sessionError('FST_SESSION_INVALID_OPTION', `request.${name} is already decorated (by @fastify/session?): ` +
       "to run beside it, give this plugin another name, e.g. decorator: 'hardenedSession' (docs/migration.md)")
   }
-  const cipher = options.encryption === undefined ? undefined : createFieldCipher(options.encryption)
   // Metrics and traces when @opentelemetry/api is installed and a provider registered (telemetry.ts).
   const telemetry = await Telemetry.load()
-  const passwords = telemetry.passwords(createPasswords(options.password, { log: fastify.log }))
+  const passwords = telemetry.passwords(createPasswordsFrom(config.password, { log: fastify.log }))
   const events = new Events(config.onEvent, fastify.log)
   const guard = new Guard(config.storeTimeout, fastify.log, events, telemetry.tally)
   // The ecosystem's cookie layer: parsing on every request, `reply.setCookie` for every cookie.
@@ -64,11 +56,11 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
 
   let store: SessionStore
   let closeStore: () => Promise<void>
-  if (options.store !== undefined) {
-    store = options.store
+  if (config.store !== undefined) {
+    store = config.store
     closeStore = async () => {}
   } else {
-    const opened = await openRedisStore(options.redis as NonNullable<typeof options.redis>, config, fastify.log, (up, err, node) => {
+    const opened = await openRedisStore(config.redis as NonNullable<typeof config.redis>, config, fastify.log, (up, err, node) => {
       if (up) guard.up(node)
       else guard.down(err, node)
     }, fastify.initialConfig.pluginTimeout)
@@ -109,24 +101,21 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   keeper.watch()
   epochs.watch()
 
-  const codec = createFieldCodec(cipher, (record) => {
-    // The field's name is application data (it may be chosen by a visitor): never logged.
-    fastify.log.warn({ sessionRef: record.ref }, 'encrypted session field could not be read')
-    events.emit('decrypt_error', undefined, record.ref, 'FST_SESSION_DECRYPT')
-  })
-  const core: Core = {
+  const core = assembleCore({
     config,
     store,
     keys,
     epochs,
-    signer: new Signer(config.secrets, config.cacheSize),
-    sealer: new RecordSealer(config.secrets, config.keyPrefix),
-    codec,
     guard,
     events,
     log: fastify.log,
     tally: telemetry.tally,
-  }
+    unreadable (record) {
+      // The field's name is application data (it may be chosen by a visitor): never logged.
+      fastify.log.warn({ sessionRef: record.ref }, 'encrypted session field could not be read')
+      events.emit('decrypt_error', undefined, record.ref, 'FST_SESSION_DECRYPT')
+    },
+  })
   const originCheck = config.csrf === undefined ? undefined : createOriginCheck(config.csrf.trustedOrigins)
   const resolver = new Resolver(core)
   // A missing record counts as ended only when it is still missing well after the few store
@@ -239,12 +228,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
 
   // A route's `config.session` is checked when the route is added, like every option.
   fastify.addHook('onRoute', (route) => {
-    const value: unknown = route.config?.session
-    if (value === undefined || typeof value === 'boolean') return
-    const where = `route ${String(route.method)} ${route.url}: config.session`
-    if (!isPlainObject(value)) throw sessionError('FST_SESSION_INVALID_OPTION', `${where} must be false, true or { stateChanging: boolean }`)
-    onlyKnown(value, where, ['stateChanging'])
-    boolean(value['stateChanging'], `${where}.stateChanging`, false)
+    checkRouteSession(route.config?.session, `route ${String(route.method)} ${route.url}: config.session`)
   })
   fastify.addHook('onRequest', onRequest)
   fastify.addHook('onSend', onSend)

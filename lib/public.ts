@@ -5,11 +5,11 @@
 export { default as hardenedSession } from './plugin.ts'
 export type { SessionDecorator } from './admin.ts'
 export type { Session, LoginOptions } from './session.ts'
-export type { PasswordLoginArgs, PasswordLoginResult } from './password-login.ts'
+export type { PasswordLoginArgs, PasswordLoginResult } from './defences/password-login.ts'
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from './store/memory.ts'
 export type {
   SessionStore, SessionRecord, RecordUpdate, IndexEntry, AdmitOptions, AdmitResult, StoreStats,
-} from './store/types.ts'
+} from './store/contract.ts'
 export { SessionError, errorTable, type SessionErrorCode } from './errors.ts'
 export { generateEncryptionKey } from './crypto/field-cipher.ts'
 export {
@@ -20,4 +20,4 @@ export type {
   SessionData, SessionKey, SessionValue, SessionEvent, SessionEventType, SessionInfo, PasswordOptions,
   EncryptionKey, EncryptionOptions, CookieOptions, HardenedSessionOptions, RedisConnection, RedisConnectOptions,
   RedisClusterConnectOptions, RedisPluginSetOption, ThrottleLimitOptions,
-} from './types.ts'
+} from './public-types.ts'

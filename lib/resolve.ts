@@ -14,9 +14,9 @@
 import { cookieValues } from './cookie.ts'
 import { BoundedCache } from './lru.ts'
 import type { VerifiedCookie } from './crypto/signer.ts'
-import type { Core } from './core.ts'
+import type { Core } from './services.ts'
 import { SessionState, type ClientInfo } from './state.ts'
-import type { IndexEntry, SessionRecord } from './store/types.ts'
+import type { IndexEntry, SessionRecord } from './store/contract.ts'
 
 /** At most this many cookies of our name are verified per request (one HMAC per secret each). */
 const MAX_CANDIDATES = 3

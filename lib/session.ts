@@ -10,10 +10,23 @@
  */
 import { generateId, generateRef } from './crypto/ids.ts'
 import { sessionError } from './errors.ts'
-import { toJson } from './codec.ts'
-import type { PasswordLoginArgs, PasswordLoginResult } from './password-login.ts'
-import type { SessionOps, SessionState } from './state.ts'
-import type { SessionKey, SessionValue } from './types.ts'
+import { toJson } from './field-codec.ts'
+import type { PasswordLoginArgs, PasswordLoginResult } from './defences/password-login.ts'
+import type { FieldCodec } from './field-codec.ts'
+import type { SessionState } from './state.ts'
+import type { SessionKey, SessionValue } from './public-types.ts'
+
+/** The lifecycle operations `request.session` delegates to (implemented by lifecycle.ts). */
+export interface SessionOps {
+  readonly codec: FieldCodec
+  readonly idleTimeout: number
+  now (): number
+  login (state: SessionState, userId: unknown, data: unknown, keep: unknown): Promise<void>
+  regenerate (state: SessionState): Promise<void>
+  end (state: SessionState, type: 'destroyed' | 'logout'): Promise<void>
+  revokeOthers (state: SessionState): Promise<number>
+  loginWithPassword (state: SessionState, args: PasswordLoginArgs): Promise<PasswordLoginResult>
+}
 
 export interface LoginOptions {
   /** When the session belonged to a different user: the data keys to carry over (all others are dropped). */

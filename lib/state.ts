@@ -3,10 +3,9 @@
  * what the request changed. `request.session` (session.ts) is a facade over it; the lifecycle
  * service (lifecycle.ts) is the only code that moves it between sessions and writes it back.
  */
-import type { FieldCodec } from './codec.ts'
-import type { OriginFacts } from './csrf.ts'
-import type { PasswordLoginArgs, PasswordLoginResult } from './password-login.ts'
-import type { SessionRecord } from './store/types.ts'
+import type { FieldCodec } from './field-codec.ts'
+import type { OriginFacts } from './defences/csrf.ts'
+import type { SessionRecord } from './store/contract.ts'
 
 /** What the response should do with the session cookie. */
 export type CookieIntent = 'none' | 'set' | 'clear'
@@ -73,16 +72,4 @@ export class SessionState {
     this.dirty = undefined
     this.values = undefined
   }
-}
-
-/** The lifecycle operations `request.session` delegates to (implemented by lifecycle.ts). */
-export interface SessionOps {
-  readonly codec: FieldCodec
-  readonly idleTimeout: number
-  now (): number
-  login (state: SessionState, userId: unknown, data: unknown, keep: unknown): Promise<void>
-  regenerate (state: SessionState): Promise<void>
-  end (state: SessionState, type: 'destroyed' | 'logout'): Promise<void>
-  revokeOthers (state: SessionState): Promise<number>
-  loginWithPassword (state: SessionState, args: PasswordLoginArgs): Promise<PasswordLoginResult>
 }

@@ -16,7 +16,7 @@
  */
 import type { Meter, Span, Tracer } from '@opentelemetry/api'
 import type { Passwords } from './password/index.ts'
-import type { SessionStore, StoreStats } from './store/types.ts'
+import type { SessionStore, StoreStats } from './store/contract.ts'
 
 type Api = typeof import('@opentelemetry/api')
 

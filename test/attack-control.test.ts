@@ -70,7 +70,7 @@ interface CliResult { code: number | null, stdout: string, stderr: string }
 
 /** The operations CLI, as an operator runs it. */
 function cli (args: string[], env: Record<string, string>): Promise<CliResult> {
-  const bin = fileURLToPath(new URL('../lib/cli.ts', import.meta.url))
+  const bin = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url))
   const child = spawn(process.execPath, ['--import', 'tsx', bin, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, cwd: fileURLToPath(new URL('..', import.meta.url)) })
   let stdout = ''
   let stderr = ''

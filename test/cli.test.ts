@@ -1,5 +1,5 @@
 /**
- * The operations CLI as users run it: the built `dist/cli.js` (built here when lib/ is newer),
+ * The operations CLI as users run it: the built `dist/cli/main.js` (built here when lib/ is newer),
  * in a child process, against real redis-servers (plain with an ACL user, and mTLS), next to a
  * running app instance that must see the effect. Output is checked for what it must never
  * contain: session ids, secrets, passwords, the Redis URL.
@@ -14,7 +14,7 @@ import { ensureBuilt, root } from './helpers/build.ts'
 import { startRedis, type RedisServer } from './helpers/redis-server.ts'
 import { startTlsRedis, type TlsRedisServer } from './helpers/tls.ts'
 
-const CLI = `${root}dist/cli.js`
+const CLI = `${root}dist/cli/main.js`
 const PASSWORD = 'cli-redis-password-91c2e7'
 const OLD_SECRET = 'an-older-secret-0123456789-abcdefghijklmnop'
 

@@ -159,3 +159,28 @@ test('docs: the README claims the Redis the tests need (redis-server ≥ MIN_RED
     else process.env.REDIS_SERVER_BIN = saved
   }
 })
+
+test('docs: the module table of docs/architecture.md names every file and folder of lib/, and nothing that is not there', () => {
+  const text = readFileSync(`${root}docs/architecture.md`, 'utf8')
+  const table = text.slice(text.indexOf('| module | one job |'), text.indexOf('\n\n', text.indexOf('| module | one job |')))
+  const rows = table.split('\n').slice(2)
+  const firstCells = rows.map((row) => row.split('|')[1] ?? '')
+  const entries = readdirSync(`${root}lib`, { withFileTypes: true })
+  const missing: string[] = []
+  for (const entry of entries) {
+    const name = entry.isDirectory() ? `${entry.name}/` : entry.name
+    if (!firstCells.some((cell) => cell.includes(`\`${name}\``))) missing.push(name)
+    if (!entry.isDirectory()) continue
+    // A folder's row names each of its files (bar the obvious index.ts).
+    const row = rows.find((r) => (r.split('|')[1] ?? '').includes(`\`${name}\``)) ?? ''
+    for (const file of readdirSync(`${root}lib/${entry.name}`)) {
+      if (file !== 'index.ts' && !row.includes(`\`${file}\``)) missing.push(`${name}${file}`)
+    }
+  }
+  assert.deepEqual(missing, [], 'lib/ entries the module table does not name')
+  const named = [...table.matchAll(/`([\w-]+(?:\/[\w-]+)*\.ts)`/g)].map((m) => m[1] as string)
+  const folders = entries.filter((e) => e.isDirectory()).map((e) => e.name)
+  const absent = named.filter((file) => !existsSync(`${root}lib/${file}`) &&
+    !folders.some((folder) => existsSync(`${root}lib/${folder}/${file}`)) && !existsSync(`${root}test/${file}`))
+  assert.deepEqual(absent, [], 'files the module table names that lib/ does not have')
+})

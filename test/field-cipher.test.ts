@@ -8,7 +8,7 @@ import fc from 'fast-check'
 import { createFieldCipher, encryptWithNonce, generateEncryptionKey } from '../lib/crypto/field-cipher.ts'
 import type { FieldCipher } from '../lib/crypto/field-cipher.ts'
 import { SessionError, errorTable } from '../lib/errors.ts'
-import type { EncryptionOptions } from '../lib/types.ts'
+import type { EncryptionOptions } from '../lib/public-types.ts'
 
 const K1 = randomBytes(32)
 const K2 = randomBytes(32)
@@ -460,7 +460,7 @@ test('generateEncryptionKey: returns 32 fresh random bytes as base64url that the
   assert.doesNotThrow(() => cipherOf([{ id: 'k', key: a }]))
 })
 
-const CLI = fileURLToPath(new URL('../lib/cli.ts', import.meta.url))
+const CLI = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 function runCli (...args: string[]): { status: number | null, stdout: string, stderr: string } {

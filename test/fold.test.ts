@@ -1,5 +1,5 @@
 /**
- * The account fold (lib/fold.ts): which typed names count as one account for login throttling.
+ * The account fold (lib/defences/fold.ts): which typed names count as one account for login throttling.
  * Known look-alikes, and properties over arbitrary strings (fast-check): folding is idempotent,
  * and case, compatibility forms, invisible characters, surrounding whitespace and trailing dots
  * never make a name count apart.
@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { foldAccount } from '../lib/fold.ts'
+import { foldAccount } from '../lib/defences/fold.ts'
 
 test('fold: the look-alikes of alice@example.com fold to it', () => {
   const variants = [

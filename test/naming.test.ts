@@ -9,11 +9,11 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { fingerprint, openRing, unwrap, wrap } from '../lib/crypto/naming.ts'
 import { Events } from '../lib/events.ts'
-import { Guard } from '../lib/guard.ts'
+import { Guard } from '../lib/store-deadline.ts'
 import { establishNamingKey, KeyringKeeper, type KeyringOptions } from '../lib/keyring.ts'
-import { KeyNames } from '../lib/keys.ts'
+import { KeyNames } from '../lib/key-names.ts'
 import { createMemoryStore } from '../lib/index.ts'
-import type { SessionStore } from '../lib/store/types.ts'
+import type { SessionStore } from '../lib/store/contract.ts'
 
 const S1 = randomBytes(32)
 const S2 = randomBytes(32)

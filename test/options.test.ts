@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify from 'fastify'
 import hardenedSession, { createMemoryStore, type HardenedSessionOptions } from '../lib/index.ts'
-import { normaliseOptions } from '../lib/options.ts'
+import { normaliseOptions, TOP_LEVEL } from '../lib/config.ts'
+import { readFileSync } from 'node:fs'
 
 const secret = 's'.repeat(32)
 const base = (): HardenedSessionOptions => ({ secrets: [secret], store: createMemoryStore() })
@@ -98,4 +99,14 @@ test('options: clearSiteData defaults to "cache" and never sends cookies/* besid
   assert.equal(wide.clearSiteData, '"cookies", "storage", "*"')
   assert.equal(wide.clearSiteDataWithCookie, '"storage"')
   assert.equal(normaliseOptions({ ...base(), clearSiteData: false }).clearSiteData, undefined)
+})
+
+test('options: the tables of docs/configuration.md list every top-level option the code accepts, and no other', () => {
+  const text = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8')
+  const documented = new Set<string>()
+  for (const row of text.split('\n').filter((line) => line.startsWith('| `'))) {
+    for (const name of (row.split('|')[1] ?? '').matchAll(/`([A-Za-z]+)(?:\.[A-Za-z.]+)?`/g)) documented.add(name[1] as string)
+  }
+  assert.deepEqual([...documented].filter((name) => !(TOP_LEVEL as readonly string[]).includes(name)).sort(), [], 'documented but refused by the code')
+  assert.deepEqual(TOP_LEVEL.filter((name) => !documented.has(name)).sort(), [], 'accepted by the code but not documented')
 })

@@ -52,7 +52,7 @@ test('package: CJS require by name works and exposes the same exports', () => {
 })
 
 test('package: the CLI prints a 32-byte key for gen-key', () => {
-  const out = execFileSync(process.execPath, ['dist/cli.js', 'gen-key'], { cwd: root, encoding: 'utf8' }).trim()
+  const out = execFileSync(process.execPath, ['dist/cli/main.js', 'gen-key'], { cwd: root, encoding: 'utf8' }).trim()
   assert.equal(Buffer.from(out, 'base64url').length, 32)
 })
 
@@ -114,7 +114,7 @@ function packedFiles (): string[] {
 
 test('package: npm pack ships the build, types, CLI, docs, the README chart and licence, and no sources, tests or secrets', () => {
   const files = packedFiles()
-  for (const needed of ['package.json', 'LICENSE', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'docs/passwords.md', 'benchmarks/results/latest.svg']) {
+  for (const needed of ['package.json', 'LICENSE', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'docs/passwords.md', 'benchmarks/results/latest.svg']) {
     assert.ok(files.includes(needed), `${needed} is shipped`)
   }
   for (const file of files) {

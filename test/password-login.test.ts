@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify, { type FastifyInstance } from 'fastify'
 import hardenedSession, { createMemoryStore, hashPassword, type HardenedSessionOptions, type SessionEvent } from '../lib/index.ts'
-import { clientPrefix } from '../lib/throttle.ts'
+import { clientPrefix } from '../lib/defences/throttle.ts'
 import { SECRET, sessionCookie } from './helpers/app.ts'
 import { startRedis, type RedisServer } from './helpers/redis-server.ts'
 

@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify from 'fastify'
 import hardenedSession, { createMemoryStore, type HardenedSessionOptions } from '../lib/index.ts'
-import { normaliseOptions } from '../lib/options.ts'
+import { normaliseOptions } from '../lib/config.ts'
 import { captureLogs } from './helpers/app.ts'
 
 const secret = 's'.repeat(32)

@@ -7,7 +7,7 @@
  * secrets, nobody can make a record claim a user, move one session's identity to another key
  * (the storage hash is sealed) or to another application's prefix, push a deadline out, fake a
  * recent login, or remove an encrypted data field (each must still exist, as a value or as the
- * encrypted tombstone a deletion leaves: codec.ts). Such a record is no session. What a writer
+ * encrypted tombstone a deletion leaves: field-codec.ts). Such a record is no session. What a writer
  * can still do is delete (a denial of service) or put back a record it copied earlier (a
  * replay, bounded by that record's own sealed deadlines); data fields are authenticated only
  * when encrypted (docs/security.md).
@@ -16,7 +16,7 @@
  * older one is resealed on its next touch.
  */
 import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
-import type { SessionRecord } from '../store/types.ts'
+import type { SessionRecord } from '../store/contract.ts'
 import { deriveKeys } from './derive.ts'
 
 export type SealCheck = 'valid' | 'stale' | 'invalid'
@@ -41,7 +41,9 @@ export class RecordSealer {
   }
 
   seal (hash: string, record: Sealed): string {
-    return createHmac('sha256', this.#keys[0] as KeyObject).update(content(this.#prefix, hash, record)).digest('base64url')
+    return createHmac('sha256', this.#keys[0] as KeyObject)
+      .update(content(this.#prefix, hash, record))
+      .digest('base64url')
   }
 
   check (hash: string, record: SessionRecord): SealCheck {

@@ -10,18 +10,19 @@
  * `isCompromised` function is held only as long as that function is (a WeakMap), so a closure
  * made per call does not accumulate.
  */
-import type { PasswordOptions } from '../types.ts'
-import { resolvePasswordOptions } from './options.ts'
+import type { PasswordOptions } from '../public-types.ts'
+import { resolvePasswordOptions } from './password-options.ts'
 import { createPasswordEngine, createPasswordsFrom } from './passwords.ts'
 import type { PasswordEngine, Passwords, VerifyAndUpgradeResult } from './passwords.ts'
-import type { CompromisedCheck } from './options.ts'
+import type { CompromisedCheck } from './password-options.ts'
 
 export { createPasswords } from './passwords.ts'
-export type { PasswordLogger, Passwords, PasswordsContext, VerifyAndUpgradeResult } from './passwords.ts'
+export type { Passwords, PasswordsContext, VerifyAndUpgradeResult } from './passwords.ts'
+export type { PasswordLogger } from './policy.ts'
 export {
   DEFAULT_MAX_LENGTH, DEFAULT_MEMORY_COST, DEFAULT_MIN_LENGTH, DEFAULT_PARALLELISM, DEFAULT_TIME_COST,
-} from './options.ts'
-export type { CompromisedCheck, ResolvedPasswordOptions } from './options.ts'
+} from './password-options.ts'
+export type { CompromisedCheck, ResolvedPasswordOptions } from './password-options.ts'
 
 /** argon2 options key → engine. */
 const engines = new Map<string, PasswordEngine>()

@@ -20,19 +20,16 @@
 import { randomBytes } from 'node:crypto'
 import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2'
 import { SessionError, sessionError } from '../errors.ts'
-import type { PasswordOptions } from '../types.ts'
+import type { PasswordOptions } from '../public-types.ts'
 import { preparePassword } from './input.ts'
 import { Limiter } from './limiter.ts'
-import { DEFAULT_MIN_LENGTH, isBelowOwaspMinimum, resolvePasswordOptions } from './options.ts'
-import type { ResolvedPasswordOptions, ValidatedPasswordOptions } from './options.ts'
-import { ARGON2_VERSION_13, ARGON2ID, SALT_BYTES, TAG_BYTES, complementCost, exceedsVerifyBudget, hashNeedsRehash, inspectHash } from './phc.ts'
+import { DEFAULT_MIN_LENGTH, isBelowOwaspMinimum, resolvePasswordOptions } from './password-options.ts'
+import type { ResolvedPasswordOptions, ValidatedPasswordOptions } from './password-options.ts'
+import {
+  ARGON2_VERSION_13, ARGON2ID, SALT_BYTES, TAG_BYTES, complementCost, exceedsVerifyBudget, hashNeedsRehash, inspectHash,
+} from './phc.ts'
 import type { HashProblem } from './phc.ts'
-import { checkNotCompromised, hasMinLength } from './policy.ts'
-
-/** The subset of a pino / Fastify logger used here. */
-export interface PasswordLogger {
-  warn (obj: object, msg: string): void
-}
+import { checkNotCompromised, hasMinLength, type PasswordLogger } from './policy.ts'
 
 export interface PasswordsContext {
   /** Receives a warning when a stored hash is unusable, and once if the costs are below OWASP's. */
@@ -253,7 +250,8 @@ export function createPasswordsFrom (
 
   if (log !== undefined && options.minLength < DEFAULT_MIN_LENGTH) {
     // Risky but valid: say so once, with the setting only.
-    log.warn({ minLength: options.minLength }, 'password minLength is below the NIST SP 800-63B minimum of 8 characters')
+    log.warn({ minLength: options.minLength },
+      'password minLength is below the NIST SP 800-63B minimum of 8 characters')
   }
 
   /** Prepare, then the length policy; the breach check (async) comes after, if configured. */

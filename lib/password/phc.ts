@@ -12,8 +12,8 @@
  */
 import { parseOptions } from '@node-rs/argon2'
 import type { Algorithm, Version } from '@node-rs/argon2'
-import type { ResolvedPasswordOptions } from './options.ts'
-import { DEFAULT_MEMORY_COST, DEFAULT_TIME_COST } from './options.ts'
+import type { ResolvedPasswordOptions } from './password-options.ts'
+import { DEFAULT_MEMORY_COST, DEFAULT_TIME_COST } from './password-options.ts'
 
 /** `Algorithm.Argon2id` (a const enum, which isolated modules cannot read at runtime). */
 export const ARGON2ID: Algorithm = 2

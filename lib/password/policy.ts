@@ -14,8 +14,12 @@
  *   carries at most the error's name and code, and only when neither contains the password.
  */
 import { sessionError } from '../errors.ts'
-import type { PasswordLogger } from './passwords.ts'
-import type { CompromisedCheck } from './options.ts'
+import type { CompromisedCheck } from './password-options.ts'
+
+/** The subset of a pino / Fastify logger used here. */
+export interface PasswordLogger {
+  warn (obj: object, msg: string): void
+}
 
 const CHECK_FAILED_MESSAGE = 'isCompromised hook failed; the new password was refused'
 /** What may go into the log from the hook's error: identifier-like names and codes only. */
@@ -54,7 +58,9 @@ function describeFailure (error: unknown, forms: readonly string[]): { name?: st
   return described
 }
 
-async function ask (check: CompromisedCheck, candidate: string, forms: readonly string[], log: PasswordLogger | undefined): Promise<boolean> {
+async function ask (
+  check: CompromisedCheck, candidate: string, forms: readonly string[], log: PasswordLogger | undefined
+): Promise<boolean> {
   let verdict: unknown
   try {
     verdict = await check(candidate)

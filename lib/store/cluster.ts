@@ -1,5 +1,5 @@
 /**
- * The Redis store on a Redis Cluster: one link per master (link.ts), commands routed by key
+ * The Redis store on a Redis Cluster: one link per master (node-link.ts), commands routed by key
  * through node-redis (which follows MOVED/ASK). The plugin's own cluster client, for the `redis`
  * option `{ cluster: { rootNodes } }`, is made in open-cluster.ts.
  *
@@ -12,9 +12,10 @@
  *     slots to another node (a failover), whose connection tracks from its first command;
  *   - any change of the slot map (MOVED, failover, topology refresh) drops the whole cache too,
  *     and a reply to a command sent before it is not cached.
- * Each node's outage is reported once (one log line per node per outage, guard.ts).
+ * Each node's outage is reported once (one log line per node per outage, store-deadline.ts).
  */
-import { invalidations, listen, NodeLink, nodeUnavailable, type Backend, type BackendHooks, type LinkTiming } from './link.ts'
+import { invalidations, listen, type Backend, type BackendHooks } from './backend.ts'
+import { NodeLink, nodeUnavailable, type LinkTiming } from './node-link.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Key slots (Redis Cluster specification, "Key distribution model": CRC16-XMODEM of the key, or

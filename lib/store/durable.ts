@@ -4,7 +4,7 @@
  * revocations only, never the connection every request reads through) and counts only that
  * connection's own writes.
  */
-import type { Config } from '../options.ts'
+import type { Config } from '../config.ts'
 
 /** The part of a node-redis client, cluster or Sentinel client that a duplicate needs. */
 interface Duplicable {

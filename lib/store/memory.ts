@@ -10,8 +10,8 @@
  * lazily on access and by a periodic sweep that does not keep the process alive.
  */
 import { sessionError } from '../errors.ts'
-import { applyUpdate, storedBytes } from './codec.ts'
-import type { AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+import { applyUpdate, storedBytes } from './record-encoding.ts'
+import type { AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './contract.ts'
 
 export interface MemoryStoreOptions {
   /** Most sessions held; the least recently used is evicted beyond it (default 10 000). */

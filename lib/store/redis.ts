@@ -6,7 +6,7 @@
  * caches (session records, user index entries, the global epoch) lives under the tracked prefix
  * (tracking.ts), any change or expiry elsewhere pushes an invalidation that drops the local
  * entry synchronously, and whenever invalidations may have been lost (a connection error,
- * close, stall, or a new cluster topology: link.ts, cluster.ts) everything held locally is
+ * close, stall, or a new cluster topology: backend.ts, node-link.ts, cluster.ts) everything held locally is
  * dropped and nothing is served from a link until it answers again.
  *
  * Session writes return the session as it is right after them (the scripts end with HGETALL),
@@ -21,16 +21,16 @@
  *   <prefix><sha256(id)>   hash: m:* meta, d:<field> data; PEXPIRE ≤ idle/absolute deadline
  *   <prefix>u:<hmac(user)> hash: lineage ref → '<hash> <deadline> <loginAt>'; PEXPIRE absolute
  *   <prefix>epoch          string: the global revocation epoch (`<n>.<token>.<mac>`); on a cluster
- *                          also <prefix>epoch{<slot tag>}, one copy per slot (keys.ts)
+ *                          also <prefix>epoch{<slot tag>}, one copy per slot (key-names.ts)
  *   <prefix>t:<c>          hash: login-throttle counters '<count> <window end>', no TTL (scripts.ts)
  */
 import { BoundedCache } from '../lru.ts'
 import { ClusterBackend, isCluster, type ClusterConnection } from './cluster.ts'
-import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './codec.ts'
-import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './link.ts'
+import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './record-encoding.ts'
+import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './backend.ts'
 import { SessionError, sessionError } from '../errors.ts'
 import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, RAISE_MANY, READ, RELEASE, REPLACE_EPOCH, TAKE, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
-import type { AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './types.ts'
+import type { AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './contract.ts'
 
 /** Other entries of a large index returned by each login, for the caller to prune (lifecycle). */
 const SAMPLE = 8

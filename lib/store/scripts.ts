@@ -1,6 +1,6 @@
 /**
  * The Lua scripts of the Redis store. Each touches one key, or (READ) a session and its epoch
- * copy, which share a hash slot on a cluster (keys.ts): Cluster-safe. Each is atomic,
+ * copy, which share a hash slot on a cluster (key-names.ts): Cluster-safe. Each is atomic,
  * which is what makes each store operation's invariant hold under concurrency:
  *
  *   CREATE       a session exists with every field and its TTL, or not at all.

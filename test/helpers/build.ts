@@ -18,7 +18,7 @@ function newest (dir: string): number {
 
 /** Builds dist/ unless it is newer than every file of lib/. */
 export function ensureBuilt (): void {
-  const built = statSync(`${root}dist/cli.js`, { throwIfNoEntry: false })
+  const built = statSync(`${root}dist/cli/main.js`, { throwIfNoEntry: false })
   if (built === undefined || newest(`${root}lib`) > built.mtimeMs) execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' })
 }
 

@@ -78,7 +78,7 @@ export interface RedisCluster {
 }
 
 // Key slots: the plugin's own implementation (lib/store/cluster.ts), which
-// test/redis-cluster.test.ts checks against the specification and CLUSTER KEYSLOT.
+// test/helpers/redis-cluster.test.ts checks against the specification and CLUSTER KEYSLOT.
 export { crc16, keySlot } from '../../lib/store/cluster.ts'
 
 // ---------------------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 /**
- * The store contract (lib/store/types.ts) every store must meet, called directly (no plugin):
+ * The store contract (lib/store/contract.ts) every store must meet, called directly (no plugin):
  * records with TTLs and guarded updates, the user index's atomic admit/dismiss rules, the
  * global epoch, and the login-throttle counters. Run against the memory store and a real Redis.
  */
 import { describe, test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import type { IndexEntry, SessionRecord, SessionStore } from '../../lib/store/types.ts'
+import type { IndexEntry, SessionRecord, SessionStore } from '../../lib/store/contract.ts'
 import { eventually } from './app.ts'
 
 export function record (fields: Record<string, string> = {}, now = Date.now()): SessionRecord {

@@ -16,7 +16,7 @@
  *     full stop `。` read as a dot.
  * Confusable letters of other scripts (Cyrillic `а` for Latin `a`) and application rules (dots
  * in a Gmail address) are not folded: a guess can only succeed against the hash the application
- * looked up, and throttle.ts also counts per user id, which covers what the application merges.
+ * looked up, and defences/throttle.ts also counts per user id, which covers what the application merges.
  * Folding more than the application's lookup only makes look-alike names share a lock-out.
  */
 

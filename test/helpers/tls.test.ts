@@ -12,8 +12,8 @@ import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createClient } from 'redis'
-import { rawCommand } from './helpers/redis-server.ts'
-import { makeCertificates, startTlsRedis, type TestCertificates, type TlsRedisServer } from './helpers/tls.ts'
+import { rawCommand } from './redis-server.ts'
+import { makeCertificates, startTlsRedis, type TestCertificates, type TlsRedisServer } from './tls.ts'
 
 let certDir: string
 let certs: TestCertificates

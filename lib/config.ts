@@ -1,13 +1,21 @@
 /**
- * Register-time validation: every option is checked here, once, with one vocabulary, then
- * normalised into a frozen `Config`; the per-request path never checks an option again.
+ * Register-time validation: every option is checked here, once, with one vocabulary
+ * (option-checks.ts), then normalised into one frozen `Config` — the nested groups included: the
+ * store or `redis` option (store/option-check.ts), the encryption keys (crypto/field-cipher.ts)
+ * and the password costs (password/password-options.ts) — so that `plugin.ts` and the CLI read
+ * nothing but the `Config`; the per-request path never checks an option again.
  * Unknown keys are refused by name (a misspelt `idletimeout` silently keeping the default would
  * be a security bug), with a hint for names other session libraries use. Every failure is a
  * SessionError with an FST_SESSION_* code and a detail naming the option — never its value (it
  * may be a secret).
  */
-import { sessionError, type SessionErrorCode } from './errors.ts'
-import type { CookieOptions, HardenedSessionOptions, SessionEvent } from './types.ts'
+import type { SessionErrorCode } from './errors.ts'
+import { boolean, fail, integer, isPlainObject, ms, objectOption, onlyKnown } from './option-checks.ts'
+import { createFieldCipher, type FieldCipher } from './crypto/field-cipher.ts'
+import { resolvePasswordOptions, type ValidatedPasswordOptions } from './password/password-options.ts'
+import type { CookieOptions, HardenedSessionOptions, SessionEvent } from './public-types.ts'
+import type { SessionStore } from './store/contract.ts'
+import { checkRedisOption, checkStoreOption } from './store/option-check.ts'
 
 const SECOND = 1000
 const MINUTE = 60 * SECOND
@@ -57,6 +65,14 @@ export interface Config {
   readonly clock: () => number
   /** `replica`: revocations resolve once a replica of each master written to acknowledged them. */
   readonly durability: 'replica' | 'primary'
+  /** The application's own store, checked against the store contract; or `undefined` with `redis`. */
+  readonly store: SessionStore | undefined
+  /** The `redis` option, its keys checked; `undefined` with `store`. */
+  readonly redis: HardenedSessionOptions['redis']
+  /** The field cipher of `encryption` (keys validated and imported); `undefined` without it. */
+  readonly cipher: FieldCipher | undefined
+  /** The `password` options, validated. */
+  readonly password: ValidatedPasswordOptions
 }
 
 /** Option names of other session libraries, and where their meaning lives here. */
@@ -66,7 +82,8 @@ const HINTS: Record<string, string> = {
   saveUninitialized: 'sessions are saved only when a handler sets data',
   rolling: "the expiry slides by itself; see 'touchInterval'",
   resave: 'only changed fields are written',
-  ttl: "use 'idleTimeout' and 'absoluteTimeout', in milliseconds: connect-redis's ttl is seconds, so ttl 86400 is idleTimeout 86_400_000",
+  ttl: "use 'idleTimeout' and 'absoluteTimeout', in milliseconds: connect-redis's ttl is seconds, " +
+    'so ttl 86400 is idleTimeout 86_400_000',
   maxAge: "the cookie follows the session: use 'idleTimeout' and 'absoluteTimeout'",
   expires: "the cookie follows the session: use 'idleTimeout' and 'absoluteTimeout'",
   httpOnly: 'HttpOnly is always on',
@@ -75,76 +92,11 @@ const HINTS: Record<string, string> = {
   prefix: "use 'keyPrefix'",
 }
 
-function fail (code: SessionErrorCode, detail: string): never {
-  throw sessionError(code, detail)
-}
-
-/** Edit distance of two short names, case-insensitive (for "did you mean"). */
-function distance (a: string, b: string): number {
-  a = a.toLowerCase()
-  b = b.toLowerCase()
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i]
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min((row[j] as number) + 1, (next[j - 1] as number) + 1, (row[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    row = next
-  }
-  return row[b.length] as number
-}
-
-/** The known name closest to `key` (edit distance ≤ 2, case-insensitive), for "did you mean". */
-export function closest (key: string, known: readonly string[]): string | undefined {
-  let best: string | undefined
-  let bestDistance = 3
-  for (const k of known) {
-    const d = distance(k, key)
-    if (d < bestDistance) [best, bestDistance] = [k, d]
-  }
-  return best
-}
-
-/** Refuses keys of `value` not in `known`, naming the first with a hint (`hints`: advice per wrong name). */
-export function onlyKnown (value: object, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION', hints: Readonly<Record<string, string>> = HINTS): void {
-  for (const key of Object.keys(value)) {
-    if (known.includes(key)) continue
-    const name = path === '' ? key : `${path}.${key}`
-    const alike = Object.hasOwn(hints, key) ? undefined : closest(key, known)
-    const hint = alike !== undefined ? `did you mean '${path === '' ? alike : `${path}.${alike}`}'?` : Object.hasOwn(hints, key) ? hints[key] : undefined
-    fail(code, `unknown option '${name}'${hint === undefined ? '' : ` (${hint})`}`)
-  }
-}
-
-export function isPlainObject (value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false
-  const proto: unknown = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
-}
-
-/** An optional plain object option (`undefined` → `{}`). */
-export function objectOption (value: unknown, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'): Record<string, unknown> {
-  if (value === undefined) return {}
-  if (!isPlainObject(value)) fail(code, `${path} must be an object`)
-  onlyKnown(value, path, known, code)
-  return value
-}
-
-export function integer (value: unknown, path: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    fail('FST_SESSION_INVALID_OPTION', `${path} must be an integer from ${min} to ${max}`)
-  }
-  return value
-}
-
-/** A duration in milliseconds. */
-export function ms (value: unknown, path: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    fail('FST_SESSION_INVALID_OPTION', `${path} must be an integer number of milliseconds ≥ ${min}`)
-  }
-  return value
+/** An optional group of options (`undefined` → `{}`), unknown keys refused with the hints above. */
+function group (
+  value: unknown, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'
+): Record<string, unknown> {
+  return objectOption(value, path, known, code, HINTS)
 }
 
 /** `90 s`, `30 min`, `12 h`: a duration in words, for hints. */
@@ -171,42 +123,51 @@ function duration (value: unknown, path: string, fallback: number, min: number, 
   return ms(value, path, fallback, min)
 }
 
-export function boolean (value: unknown, path: string, fallback: boolean, code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') fail(code, `${path} must be a boolean`)
-  return value
-}
-
 const GEN_SECRET = '(generate one with `npx fastify-hardened-session gen-secret`)'
 
 function secretsOf (secrets: unknown): Buffer[] {
-  if (!Array.isArray(secrets) || secrets.length === 0) fail('FST_SESSION_SECRET_INVALID', `secrets must be a non-empty array ${GEN_SECRET}`)
+  if (!Array.isArray(secrets) || secrets.length === 0) {
+    fail('FST_SESSION_SECRET_INVALID', `secrets must be a non-empty array ${GEN_SECRET}`)
+  }
   return secrets.map((secret: unknown, i) => {
     // The usual cause: `secrets: [process.env.SESSION_SECRET]` with the variable unset.
-    if (secret === undefined || secret === null || secret === '') fail('FST_SESSION_SECRET_INVALID', `secrets[${i}] is missing: set SESSION_SECRET ${GEN_SECRET}`)
-    const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.isBuffer(secret) ? Buffer.from(secret) : undefined
+    if (secret === undefined || secret === null || secret === '') {
+      fail('FST_SESSION_SECRET_INVALID', `secrets[${i}] is missing: set SESSION_SECRET ${GEN_SECRET}`)
+    }
+    const bytes = typeof secret === 'string'
+      ? Buffer.from(secret, 'utf8')
+      : Buffer.isBuffer(secret) ? Buffer.from(secret) : undefined
     // NIST SP 800-107 / RFC 2104 §3: an HMAC key should be at least as long as the hash output.
-    if (bytes === undefined || bytes.length < 32) fail('FST_SESSION_SECRET_INVALID', `secrets[${i}] must be a string or Buffer of at least 32 bytes ${GEN_SECRET}`)
+    if (bytes === undefined || bytes.length < 32) {
+      fail('FST_SESSION_SECRET_INVALID', `secrets[${i}] must be a string or Buffer of at least 32 bytes ${GEN_SECRET}`)
+    }
     return bytes
   })
 }
 
 function cookieOf (value: CookieOptions | undefined): CookieConfig {
   const code = 'FST_SESSION_COOKIE_OPTION'
-  const cookie = objectOption(value, 'cookie', ['name', 'sameSite', 'secure', 'domain', 'path', 'partitioned'], code)
+  const cookie = group(value, 'cookie', ['name', 'sameSite', 'secure', 'domain', 'path', 'partitioned'], code)
   const name = cookie['name'] ?? '__Host-sid'
-  const sameSite = typeof cookie['sameSite'] === 'string' ? cookie['sameSite'].toLowerCase() : cookie['sameSite'] ?? 'lax'
+  const sameSite = typeof cookie['sameSite'] === 'string'
+    ? cookie['sameSite'].toLowerCase()
+    : cookie['sameSite'] ?? 'lax'
   const secure = boolean(cookie['secure'], 'cookie.secure', true, code)
   const partitioned = boolean(cookie['partitioned'], 'cookie.partitioned', false, code)
   const domain = cookie['domain']
   const path = cookie['path'] ?? '/'
   if (typeof name !== 'string' || !COOKIE_NAME.test(name)) fail(code, 'cookie.name must be an RFC 6265 token')
-  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') fail(code, "cookie.sameSite must be 'lax', 'strict' or 'none' (any case)")
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
+    fail(code, "cookie.sameSite must be 'lax', 'strict' or 'none' (any case)")
+  }
   if (domain !== undefined && (typeof domain !== 'string' || !COOKIE_ATTR.test(domain))) fail(code, 'cookie.domain')
-  if (typeof path !== 'string' || !path.startsWith('/') || !COOKIE_ATTR.test(path)) fail(code, 'cookie.path must start with /')
+  if (typeof path !== 'string' || !path.startsWith('/') || !COOKIE_ATTR.test(path)) {
+    fail(code, 'cookie.path must start with /')
+  }
   // RFC 6265bis §4.1.3: __Host- cookies must be Secure, Path=/ and carry no Domain.
   if ((name.startsWith('__Host-') || name.startsWith('__Secure-')) && !secure) {
-    fail(code, `a ${name.startsWith('__Host-') ? '__Host-' : '__Secure-'} cookie is always Secure: to use secure: false (plain-HTTP development), rename the cookie, e.g. cookie: { name: 'sid', secure: false }`)
+    fail(code, `a ${name.startsWith('__Host-') ? '__Host-' : '__Secure-'} cookie is always Secure: ` +
+      "to use secure: false (plain-HTTP development), rename the cookie, e.g. cookie: { name: 'sid', secure: false }")
   }
   if (name.startsWith('__Host-') && (domain !== undefined || path !== '/' || !secure)) {
     fail(code, 'a __Host- cookie needs secure: true, path "/" and no domain')
@@ -230,7 +191,7 @@ function clearSiteDataOf (value: unknown): [string | undefined, string | undefin
 }
 
 function limitOf (value: unknown, path: string, fallback: ThrottleLimit, allowShort: boolean): ThrottleLimit {
-  const limit = objectOption(value, path, ['max', 'windowMs'])
+  const limit = group(value, path, ['max', 'windowMs'])
   return Object.freeze({
     max: integer(limit['max'], `${path}.max`, fallback.max, 1),
     windowMs: duration(limit['windowMs'], `${path}.windowMs`, fallback.windowMs, SECOND, allowShort),
@@ -239,10 +200,11 @@ function limitOf (value: unknown, path: string, fallback: ThrottleLimit, allowSh
 
 function throttleOf (value: unknown, allowShort: boolean): Config['loginThrottle'] {
   if (value === false) return undefined
-  const throttle = objectOption(value, 'loginThrottle', ['perAccount', 'perIp'])
+  const throttle = group(value, 'loginThrottle', ['perAccount', 'perIp'])
   // NIST SP 800-63B-4 §3.2.2: verifiers SHALL limit consecutive failed attempts.
   return Object.freeze({
-    perAccount: limitOf(throttle['perAccount'], 'loginThrottle.perAccount', { max: 10, windowMs: 15 * MINUTE }, allowShort),
+    perAccount: limitOf(throttle['perAccount'], 'loginThrottle.perAccount', { max: 10, windowMs: 15 * MINUTE },
+      allowShort),
     perIp: limitOf(throttle['perIp'], 'loginThrottle.perIp', { max: 50, windowMs: 15 * MINUTE }, allowShort),
   })
 }
@@ -252,21 +214,25 @@ const ORIGIN = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9a-f:.]+\](
 
 function csrfOf (value: unknown): Config['csrf'] {
   if (value === false) return undefined
-  const csrf = objectOption(value, 'csrf', ['trustedOrigins'])
+  const csrf = group(value, 'csrf', ['trustedOrigins'])
   const list = csrf['trustedOrigins'] ?? []
   if (!Array.isArray(list)) fail('FST_SESSION_INVALID_OPTION', 'csrf.trustedOrigins must be an array of origins')
   const origins = list.map((origin: unknown, i) => {
     const text = typeof origin === 'string' ? origin.toLowerCase() : ''
-    if (!ORIGIN.test(text)) fail('FST_SESSION_INVALID_OPTION', `csrf.trustedOrigins[${i}] must be an origin like 'https://app.example.com' (scheme, host, optional port; no path)`)
+    if (!ORIGIN.test(text)) {
+      fail('FST_SESSION_INVALID_OPTION', `csrf.trustedOrigins[${i}] must be an origin like ` +
+        "'https://app.example.com' (scheme, host, optional port; no path)")
+    }
     return text
   })
   return Object.freeze({ trustedOrigins: new Set(origins) })
 }
 
-const TOP_LEVEL = [
+export const TOP_LEVEL = [
   'secrets', 'redis', 'store', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'cookie', 'encryption',
   'maxSessionBytes', 'storeTimeout', 'connectTimeout', 'maxSessionsPerUser', 'cacheSize', 'cacheBytes', 'clearSiteData',
-  'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf', 'durability', 'allowShortDurations', 'decorator',
+  'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf', 'durability', 'allowShortDurations',
+  'decorator',
 ] as const
 
 /** A name `request[name]` can carry: an identifier. */
@@ -274,17 +240,22 @@ const DECORATOR = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/
 
 /** A timeout below one second is legal but usually meant in seconds: say that it is milliseconds. */
 function subSecond (value: number, path: string, warn: (message: string) => void): number {
-  if (value > 0 && value < SECOND) warn(`${path} is ${value} ms: timeouts are in milliseconds (${value} s would be ${value * SECOND})`)
+  if (value > 0 && value < SECOND) {
+    warn(`${path} is ${value} ms: timeouts are in milliseconds (${value} s would be ${value * SECOND})`)
+  }
   return value
 }
 
 /** `warn` receives advice about legal but suspicious values (the plugin passes its logger). */
 export function normaliseOptions (options: HardenedSessionOptions, warn: (message: string) => void = () => {}): Config {
   if (!isPlainObject(options)) fail('FST_SESSION_INVALID_OPTION', 'options must be an object')
-  onlyKnown(options, '', TOP_LEVEL)
+  onlyKnown(options, '', TOP_LEVEL, 'FST_SESSION_INVALID_OPTION', HINTS)
   const hasRedis = options.redis !== undefined
   const hasStore = options.store !== undefined
-  if (hasRedis === hasStore) fail('FST_SESSION_STORE_OPTION', `give exactly one of redis and store (${hasRedis ? 'both given' : 'neither given'})`)
+  if (hasRedis === hasStore) {
+    fail('FST_SESSION_STORE_OPTION',
+      `give exactly one of redis and store (${hasRedis ? 'both given' : 'neither given'})`)
+  }
   const secrets = secretsOf(options.secrets)
   const keyPrefix = options.keyPrefix ?? 'sess:'
   if (typeof keyPrefix !== 'string' || keyPrefix.length > 64 || /[\s{}]/.test(keyPrefix)) {
@@ -297,16 +268,28 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
   const touchInterval = ms(options.touchInterval, 'touchInterval', Math.min(MINUTE, Math.floor(idleTimeout / 2)), 0)
   if (touchInterval > idleTimeout / 2) fail('FST_SESSION_INVALID_OPTION', 'touchInterval must be ≤ idleTimeout / 2')
   const onEvent = options.onEvent
-  if (onEvent !== undefined && typeof onEvent !== 'function') fail('FST_SESSION_INVALID_OPTION', 'onEvent must be a function')
+  if (onEvent !== undefined && typeof onEvent !== 'function') {
+    fail('FST_SESSION_INVALID_OPTION', 'onEvent must be a function')
+  }
   const decorator = options.decorator ?? 'session'
-  if (typeof decorator !== 'string' || !DECORATOR.test(decorator)) fail('FST_SESSION_INVALID_OPTION', "decorator must be an identifier such as 'hardenedSession'")
+  if (typeof decorator !== 'string' || !DECORATOR.test(decorator)) {
+    fail('FST_SESSION_INVALID_OPTION', "decorator must be an identifier such as 'hardenedSession'")
+  }
   const clock = options.clock ?? Date.now
   if (typeof clock !== 'function') fail('FST_SESSION_INVALID_OPTION', 'clock must be a function returning milliseconds')
-  const info = objectOption(options.sessionInfo, 'sessionInfo', ['userAgent', 'ip'])
+  const info = group(options.sessionInfo, 'sessionInfo', ['userAgent', 'ip'])
   const [clearSiteData, clearSiteDataWithCookie] = clearSiteDataOf(options.clearSiteData)
   const cacheSize = integer(options.cacheSize, 'cacheSize', 10_000, 1)
   const durability = options.durability ?? 'replica'
-  if (durability !== 'replica' && durability !== 'primary') fail('FST_SESSION_INVALID_OPTION', "durability must be 'replica' or 'primary'")
+  if (durability !== 'replica' && durability !== 'primary') {
+    fail('FST_SESSION_INVALID_OPTION', "durability must be 'replica' or 'primary'")
+  }
+  // Then the nested option groups that have their own modules, in this order: the store, the
+  // encryption keys, the password costs.
+  if (hasStore) checkStoreOption(options.store)
+  else checkRedisOption(options.redis)
+  const cipher = options.encryption === undefined ? undefined : createFieldCipher(options.encryption)
+  const password = resolvePasswordOptions(options.password)
   return Object.freeze({
     secrets: Object.freeze(secrets),
     keyPrefix,
@@ -322,12 +305,29 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
     cacheBytes: integer(options.cacheBytes, 'cacheBytes', 64 * 1024 * 1024, 64 * 1024),
     clearSiteData,
     clearSiteDataWithCookie,
-    sessionInfo: Object.freeze({ userAgent: boolean(info['userAgent'], 'sessionInfo.userAgent', false), ip: boolean(info['ip'], 'sessionInfo.ip', false) }),
+    sessionInfo: Object.freeze({
+      userAgent: boolean(info['userAgent'], 'sessionInfo.userAgent', false),
+      ip: boolean(info['ip'], 'sessionInfo.ip', false),
+    }),
     loginThrottle: throttleOf(options.loginThrottle, allowShort),
     csrf: csrfOf(options.csrf),
     onEvent,
     decorator,
     clock,
     durability,
+    store: options.store,
+    redis: options.redis,
+    cipher,
+    password,
   })
+}
+
+/** A route's `config.session`: `true`, `false` or `{ stateChanging: boolean }` (checked when the route is added). */
+export function checkRouteSession (value: unknown, where: string): void {
+  if (value === undefined || typeof value === 'boolean') return
+  if (!isPlainObject(value)) {
+    fail('FST_SESSION_INVALID_OPTION', `${where} must be false, true or { stateChanging: boolean }`)
+  }
+  onlyKnown(value, where, ['stateChanging'])
+  boolean(value['stateChanging'], `${where}.stateChanging`, false)
 }

@@ -10,7 +10,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { sessionError, SessionError } from './errors.ts'
 import type { Events } from './events.ts'
-import type { SessionStore } from './store/types.ts'
+import type { SessionStore } from './store/contract.ts'
 import { Tally } from './telemetry.ts'
 
 export class Guard {
@@ -43,11 +43,13 @@ export class Guard {
     if (node !== undefined) {
       if (this.#nodesDown.has(node)) return
       this.#nodesDown.add(node)
-      this.#log.error({ store: { node, name, message } }, 'session store node unavailable; requests for its keys get 503 until it recovers')
+      this.#log.error({ store: { node, name, message } },
+        'session store node unavailable; requests for its keys get 503 until it recovers')
     } else {
       if (this.#down) return
       this.#down = true
-      this.#log.error({ store: { name, message } }, 'session store unavailable; requests that need a session get 503 until it recovers')
+      this.#log.error({ store: { name, message } },
+        'session store unavailable; requests that need a session get 503 until it recovers')
     }
     this.#events.emit('store_error', undefined, undefined, 'FST_SESSION_STORE_UNAVAILABLE')
   }

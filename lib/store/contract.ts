@@ -1,7 +1,7 @@
 /**
  * The store contract shared by the Redis store and the embedded memory store.
  *
- * A store keeps three kinds of data, all under names the plugin chooses (see keys.ts; a store
+ * A store keeps three kinds of data, all under names the plugin chooses (see key-names.ts; a store
  * never sees a raw session id, user id or IP):
  *   - session records, one per session, with a TTL;
  *   - one index per user: lineage reference → the storage hash currently holding that lineage.

@@ -12,14 +12,15 @@
  * never the account name (users type passwords into the username field) nor the IP.
  */
 import type { OriginFacts, OriginVerdict } from './csrf.ts'
-import type { Events } from './events.ts'
-import { GENERATION_TTL } from './core.ts'
-import { SessionError, sessionError } from './errors.ts'
+import type { Events } from '../events.ts'
+import { GENERATION_TTL } from '../services.ts'
+import { SessionError, sessionError } from '../errors.ts'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Passwords } from './password/index.ts'
-import type { SessionState } from './state.ts'
-import type { Tally } from './telemetry.ts'
+import type { Passwords } from '../password/index.ts'
+import type { SessionState } from '../state.ts'
+import type { Tally } from '../telemetry.ts'
 import type { LoginThrottle } from './throttle.ts'
+import { userIdArgument } from '../option-checks.ts'
 
 export interface PasswordLoginArgs {
   /**
@@ -69,7 +70,7 @@ function failed (deps: PasswordLoginDeps, userId: string | undefined): void {
 export async function loginWithPassword (deps: PasswordLoginDeps, state: SessionState, args: PasswordLoginArgs): Promise<PasswordLoginResult> {
   if (typeof args !== 'object' || args === null) invalid('loginWithPassword: expects { account, hash, password, userId?, data? }')
   const { account, hash, password, userId, data } = args
-  if (typeof account !== 'string' || account === '' || account.length > 1024) invalid('loginWithPassword: account must be a non-empty string of at most 1024 characters')
+  userIdArgument(account, 'loginWithPassword: account')
   if (hash !== null && hash !== undefined && typeof hash !== 'string') invalid('loginWithPassword: hash must be a string, null or undefined')
   if (userId !== undefined && typeof userId !== 'string') invalid('loginWithPassword: userId must be a string')
   const client = state.client

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { createCluster } from 'redis'
-import { crc16, keySlot, parseReply, startCluster, type ClusterNode, type RedisCluster } from './helpers/redis-cluster.ts'
+import { crc16, keySlot, parseReply, startCluster, type ClusterNode, type RedisCluster } from './redis-cluster.ts'
 
 let cluster: RedisCluster
 let startMs = 0

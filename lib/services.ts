@@ -5,15 +5,15 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { FieldCodec } from './codec.ts'
-import type { RecordSealer } from './crypto/record-seal.ts'
-import type { Signer } from './crypto/signer.ts'
+import { createFieldCodec, type FieldCodec, type Unreadable } from './field-codec.ts'
+import { RecordSealer } from './crypto/record-seal.ts'
+import { Signer } from './crypto/signer.ts'
 import type { EpochKeeper } from './epoch.ts'
 import type { Events } from './events.ts'
-import type { Guard } from './guard.ts'
-import type { KeyNames } from './keys.ts'
-import type { Config } from './options.ts'
-import type { IndexEntry, SessionStore } from './store/types.ts'
+import type { Guard } from './store-deadline.ts'
+import type { KeyNames } from './key-names.ts'
+import type { Config } from './config.ts'
+import type { IndexEntry, SessionStore } from './store/contract.ts'
 import type { Tally } from './telemetry.ts'
 
 export interface Core {
@@ -31,9 +31,35 @@ export interface Core {
   readonly tally: Tally
 }
 
+/** What the plugin (plugin.ts) and the CLI (cli/store-access.ts) each bring to `assembleCore`. */
+export interface CoreParts {
+  readonly config: Config
+  readonly store: SessionStore
+  readonly keys: KeyNames
+  readonly epochs: EpochKeeper
+  readonly guard: Guard
+  readonly events: Events
+  readonly log: FastifyBaseLogger
+  /** Called when an encrypted field cannot be read (the CLI ignores it). */
+  readonly unreadable: Unreadable
+  readonly tally: Tally
+}
+
+/** The one assembly of a `Core`: the signer, the record sealer and the field codec, from the config. */
+export function assembleCore (parts: CoreParts): Core {
+  const { config, unreadable, ...rest } = parts
+  return {
+    ...rest,
+    config,
+    signer: new Signer(config.secrets, config.cacheSize),
+    sealer: new RecordSealer(config.secrets, config.keyPrefix),
+    codec: createFieldCodec(config.cipher, unreadable),
+  }
+}
+
 /**
  * How long a revocation generation outlives the last change of its user's index: a password
- * login still running this long after it began is refused (password-login.ts), so a generation
+ * login still running this long after it began is refused (defences/password-login.ts), so a generation
  * that expired can never be mistaken for the one such a login read.
  */
 export const GENERATION_TTL = 10 * 60 * 1000

@@ -7,7 +7,7 @@
  * record of an older format) is not a session. Nothing here trusts what it decodes: the seal is
  * checked by the plugin (crypto/record-seal.ts).
  */
-import type { IndexEntry, RecordUpdate, SessionRecord } from './types.ts'
+import type { IndexEntry, RecordUpdate, SessionRecord } from './contract.ts'
 
 const CREATED = 'm:c'
 const ABSOLUTE = 'm:a'

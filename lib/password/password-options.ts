@@ -10,8 +10,8 @@
  */
 import { createHash } from 'node:crypto'
 import { availableParallelism } from 'node:os'
-import { sessionError } from '../errors.ts'
-import type { PasswordOptions } from '../types.ts'
+import { fail, integer, objectOption } from '../option-checks.ts'
+import type { PasswordOptions } from '../public-types.ts'
 
 /** 64 MiB: RFC 9106 §4 "second recommended option" memory size (m = 2^16 KiB). */
 export const DEFAULT_MEMORY_COST = 65536
@@ -40,10 +40,10 @@ const OWASP_MINIMUMS: ReadonlyArray<readonly [number, number]> = [
   [47104, 1], [19456, 2], [12288, 3], [9216, 4], [7168, 5],
 ]
 
-const KNOWN_KEYS = new Set([
+const KNOWN_KEYS: readonly string[] = [
   'memoryCost', 'timeCost', 'parallelism', 'pepper', 'maxLength', 'maxConcurrency', 'maxQueue',
   'minLength', 'isCompromised',
-])
+]
 
 /** The breach-check hook (see `PasswordOptions.isCompromised`). */
 export type CompromisedCheck = (password: string) => boolean | Promise<boolean>
@@ -78,56 +78,38 @@ export interface ValidatedPasswordOptions {
   readonly key: string
 }
 
-function invalid (name: string): never {
-  throw sessionError('FST_SESSION_INVALID_OPTION', `password.${name}`)
-}
-
-function integer (value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) invalid(name)
-  return value
-}
-
 function toPepper (value: unknown): Buffer | undefined {
   if (value === undefined) return undefined
   let bytes: Buffer
   if (typeof value === 'string') bytes = Buffer.from(value, 'utf8')
   else if (value instanceof Uint8Array) bytes = Buffer.from(value) // a copy: later changes by the caller do not leak in
-  else invalid('pepper')
-  if (bytes.length < MIN_PEPPER_BYTES) invalid('pepper')
+  else fail('FST_SESSION_INVALID_OPTION', 'password.pepper must be a string or bytes')
+  if (bytes.length < MIN_PEPPER_BYTES) {
+    fail('FST_SESSION_INVALID_OPTION', `password.pepper must be at least ${MIN_PEPPER_BYTES} bytes`)
+  }
   return bytes
 }
 
 function toCheck (value: unknown): CompromisedCheck | undefined {
   if (value === undefined) return undefined
-  if (typeof value !== 'function') invalid('isCompromised')
+  if (typeof value !== 'function') fail('FST_SESSION_INVALID_OPTION', 'password.isCompromised must be a function')
   return value as CompromisedCheck
-}
-
-function isPlainObject (value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false
-  const proto: unknown = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
 }
 
 /** Validates and normalises `PasswordOptions`; throws `FST_SESSION_INVALID_OPTION` naming the option. */
 export function resolvePasswordOptions (input?: PasswordOptions): ValidatedPasswordOptions {
-  const raw: unknown = input === undefined ? {} : input
-  if (!isPlainObject(raw)) throw sessionError('FST_SESSION_INVALID_OPTION', 'password')
-  // An unknown key is most likely a typo (`memorycost`) that would silently keep a default.
-  // The detail stays fixed: the key itself is caller data and is not echoed.
-  if (Object.keys(raw).some((name) => !KNOWN_KEYS.has(name))) {
-    throw sessionError('FST_SESSION_INVALID_OPTION', 'password (unknown option)')
-  }
-  const parallelism = integer(raw['parallelism'], 'parallelism', DEFAULT_PARALLELISM, 1, 255)
+  // An unknown key is most likely a typo (`memorycost`) that would silently keep a default: it
+  // is refused by name, with the closest known one, like every other option.
+  const raw = objectOption(input, 'password', KNOWN_KEYS)
+  const parallelism = integer(raw['parallelism'], 'password.parallelism', DEFAULT_PARALLELISM, 1, 255)
   // RFC 9106 §3.1: m must be at least 8·p KiB.
-  const memoryCost = integer(raw['memoryCost'], 'memoryCost', DEFAULT_MEMORY_COST, 8 * parallelism, UINT32_MAX)
-  const timeCost = integer(raw['timeCost'], 'timeCost', DEFAULT_TIME_COST, 1, UINT32_MAX)
-  const maxLength = integer(raw['maxLength'], 'maxLength', DEFAULT_MAX_LENGTH, MIN_MAX_LENGTH, 2 ** 30)
-  const maxConcurrency = integer(raw['maxConcurrency'], 'maxConcurrency', availableParallelism(), 1, 1024)
-  const maxQueue = integer(raw['maxQueue'], 'maxQueue', QUEUE_PER_SLOT * maxConcurrency, 0, 2 ** 24)
+  const memoryCost = integer(raw['memoryCost'], 'password.memoryCost', DEFAULT_MEMORY_COST, 8 * parallelism, UINT32_MAX)
+  const timeCost = integer(raw['timeCost'], 'password.timeCost', DEFAULT_TIME_COST, 1, UINT32_MAX)
+  const maxLength = integer(raw['maxLength'], 'password.maxLength', DEFAULT_MAX_LENGTH, MIN_MAX_LENGTH, 2 ** 30)
+  const maxConcurrency = integer(raw['maxConcurrency'], 'password.maxConcurrency', availableParallelism(), 1, 1024)
+  const maxQueue = integer(raw['maxQueue'], 'password.maxQueue', QUEUE_PER_SLOT * maxConcurrency, 0, 2 ** 24)
   // A minimum above maxLength bytes could never be met: every code point is at least one byte.
-  const minLength = integer(raw['minLength'], 'minLength', DEFAULT_MIN_LENGTH, 1, maxLength)
+  const minLength = integer(raw['minLength'], 'password.minLength', DEFAULT_MIN_LENGTH, 1, maxLength)
   const isCompromised = toCheck(raw['isCompromised'])
   const pepper = toPepper(raw['pepper'])
 

@@ -10,7 +10,7 @@
 import { createSecretKey, randomBytes } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { sessionError } from '../errors.ts'
-import type { EncryptionKey } from '../types.ts'
+import type { EncryptionKey } from '../public-types.ts'
 
 /** AES-256 key length in bytes (FIPS 197). */
 export const KEY_BYTES = 32

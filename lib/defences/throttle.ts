@@ -5,7 +5,7 @@
  * Every attempt is counted *before* its password is verified (a reservation), atomically with
  * the compare, so parallel attempts on any number of instances cannot slip past a limit. While a
  * counter is over its limit no argon2 work is done at all. Three counters:
- *   - per account: the folded account name (fold.ts), so that look-alike names (case, width,
+ *   - per account: the folded account name (defences/fold.ts), so that look-alike names (case, width,
  *     whitespace, invisible characters, trailing dots) are one account for counting, whether or
  *     not the account exists (no enumeration by who gets throttled when);
  *   - per user: the user id the attempt would log in as, when there is a hash to verify, so
@@ -24,14 +24,14 @@
  * Counters are fields of bucket hashes without a TTL, so no volatile-* eviction policy can drop
  * one (a missing counter reads as fresh); any store error fails the attempt closed (503, no
  * verify). Protects the privacy of those counted: every field name is a keyed hash (HMAC under
- * a key derived from the naming key, keys.ts), never the account, user id or IP.
+ * a key derived from the naming key, key-names.ts), never the account, user id or IP.
  */
 import { isIP } from 'node:net'
 import { foldAccount } from './fold.ts'
-import type { Guard } from './guard.ts'
-import type { KeyNames } from './keys.ts'
-import type { Config } from './options.ts'
-import type { SessionStore } from './store/types.ts'
+import type { Guard } from '../store-deadline.ts'
+import type { KeyNames } from '../key-names.ts'
+import type { Config } from '../config.ts'
+import type { SessionStore } from '../store/contract.ts'
 
 interface Counter { readonly key: string, readonly field: string }
 

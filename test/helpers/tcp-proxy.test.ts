@@ -7,8 +7,8 @@ import assert from 'node:assert/strict'
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net'
 import { EventEmitter, once } from 'node:events'
 import { createClient, SocketClosedUnexpectedlyError } from 'redis'
-import { startRedis, type RedisServer } from './helpers/redis-server.ts'
-import { startProxy, type TcpProxy } from './helpers/tcp-proxy.ts'
+import { startRedis, type RedisServer } from './redis-server.ts'
+import { startProxy, type TcpProxy } from './tcp-proxy.ts'
 
 let redis: RedisServer
 let proxy: TcpProxy

@@ -10,7 +10,7 @@
  *   <prefix><hash>        session record (43 base64url characters, no ':')
  *   <prefix>u:<hmac>      a user's index
  *   <prefix>t:<c>         login-throttle counters: 64 bucket hashes without a TTL (never
- *                         evicted by a volatile-* policy), fields `<kind>:<hmac>` (throttle.ts)
+ *                         evicted by a volatile-* policy), fields `<kind>:<hmac>` (defences/throttle.ts)
  *   <prefix>epoch         the global revocation epoch
  *   <prefix>epoch{<tag>}  on a Redis Cluster, a copy of it in every hash slot (store/cluster.ts
  *                         `slotTag`): a record's epoch lives on the record's own shard
@@ -87,7 +87,7 @@ export class KeyNames {
   }
 
   /**
-   * A login-throttle counter (throttle.ts): field `<kind>:<hmac(kind:value)>` of the bucket
+   * A login-throttle counter (defences/throttle.ts): field `<kind>:<hmac(kind:value)>` of the bucket
    * hash named by the HMAC's first character (64 buckets), or of `bucket` (a counter that
    * must change atomically with another one lives in its bucket).
    */
