@@ -112,7 +112,8 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
       if (typeof ref !== 'string' || !REF_PATTERN.test(ref)) return false
       // By lineage, whatever id it holds now: a regenerate racing this call cannot save it.
       const indexKey = keys.index(keys.userKey(userId))
-      const count = await revoked(userId, indexKey, await guard.run(store.dismiss(indexKey, [{ ref, hash: undefined }])))
+      const removed = await guard.run(store.dismiss(indexKey, [{ ref, hash: undefined }]))
+      const count = await revoked(userId, indexKey, removed)
       tally.revoked('session')
       return count > 0
     },

@@ -14,7 +14,7 @@
  * strings below (an operation, an outcome, a kind); span status messages carry an error code,
  * never an error's message. No id, user id, account, IP, key name or secret reaches an exporter.
  */
-import type { Meter, Span, Tracer } from '@opentelemetry/api'
+import type { Meter, ObservableCounter, Span, Tracer } from '@opentelemetry/api'
 import type { Passwords } from './password/index.ts'
 import type { SessionStore, StoreStats } from './store/contract.ts'
 
@@ -36,7 +36,9 @@ export type RevocationKind = typeof KINDS[number]
 
 /** The store calls timed and traced (every method returning a promise but `close`). */
 type AsyncMethod = {
-  [K in keyof SessionStore]-?: NonNullable<SessionStore[K]> extends (...args: never[]) => Promise<unknown> ? K : never
+  [K in keyof SessionStore]-?: NonNullable<SessionStore[K]> extends (...args: never[]) => Promise<unknown>
+    ? K
+    : never
 }[keyof SessionStore]
 const TIMED: Record<Exclude<AsyncMethod, 'close'>, true> = {
   read: true,
@@ -72,7 +74,9 @@ export class Tally {
   /** Store calls that failed or missed their deadline (each call once). */
   storeErrors = 0
   readonly logins: Record<LoginOutcome, number> = { ok: 0, failed: 0, throttled: 0 }
-  readonly revocations: Record<RevocationKind, number> = { logout: 0, destroy: 0, session: 0, others: 0, user: 0, all: 0, limit: 0 }
+  readonly revocations: Record<RevocationKind, number> = {
+    logout: 0, destroy: 0, session: 0, others: 0, user: 0, all: 0, limit: 0,
+  }
 
   login (outcome: LoginOutcome): void {
     this.logins[outcome]++
@@ -128,13 +132,19 @@ class Registry {
 
   constructor (meter: Meter, api: Api) {
     const int = { valueType: api.ValueType.INT }
-    const hits = meter.createObservableCounter('session.cache.hits', { ...int, description: 'Session reads answered from the local cache, with no command sent' })
-    const misses = meter.createObservableCounter('session.cache.misses', { ...int, description: 'Session reads that had to ask the store' })
-    const invalidations = meter.createObservableCounter('session.invalidations', { ...int, description: 'Invalidations pushed by Redis to this process (one per key changed under the prefix by another client)' })
-    const errors = meter.createObservableCounter('session.store.errors', { ...int, description: 'Store calls that failed or exceeded storeTimeout' })
-    const logins = meter.createObservableCounter('session.logins', { ...int, description: 'Logins by outcome: ok, failed (wrong password), throttled' })
-    const revocations = meter.createObservableCounter('session.revocations', { ...int, description: 'Revocation calls by kind' })
-    const entries = meter.createObservableGauge('session.cache.entries', { ...int, description: 'Entries held in the local cache (records, index entries, epochs)' })
+    const counter = (name: string, description: string): ObservableCounter =>
+      meter.createObservableCounter(name, { ...int, description })
+    const hits = counter('session.cache.hits', 'Session reads answered from the local cache, with no command sent')
+    const misses = counter('session.cache.misses', 'Session reads that had to ask the store')
+    const invalidations = counter('session.invalidations',
+      'Invalidations pushed by Redis to this process (one per key changed under the prefix by another client)')
+    const errors = counter('session.store.errors', 'Store calls that failed or exceeded storeTimeout')
+    const logins = counter('session.logins', 'Logins by outcome: ok, failed (wrong password), throttled')
+    const revocations = counter('session.revocations', 'Revocation calls by kind')
+    const entries = meter.createObservableGauge('session.cache.entries', {
+      ...int,
+      description: 'Entries held in the local cache (records, index entries, epochs)',
+    })
     this.histogram = meter.createHistogram('session.store.duration', {
       unit: 'ms',
       description: 'Store round trips by operation',
@@ -183,9 +193,9 @@ function loadApi (): Promise<Api | undefined> {
 /** A span's end: status ERROR with a code only (a message may name a key or an address). */
 function endSpan (api: Api, span: Span, err?: unknown): void {
   if (err !== undefined) {
-    const code = typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('FST_')
-      ? (err as { code: string }).code
-      : err instanceof Error ? err.name : 'Error'
+    const coded = (err as { code?: unknown } | null)?.code
+    const named = err instanceof Error ? err.name : 'Error'
+    const code = typeof coded === 'string' && coded.startsWith('FST_') ? coded : named
     span.setStatus({ code: api.SpanStatusCode.ERROR, message: code })
   }
   span.end()
@@ -214,7 +224,8 @@ export class Telemetry {
       if (registry === undefined) registries.set(meter, registry = new Registry(meter, api))
       this.#registry = registry
     }
-    const provider = api.trace.getTracerProvider() as ReturnType<Api['trace']['getTracerProvider']> & { getDelegateTracer?: (name: string) => Tracer | undefined }
+    type Delegating = { getDelegateTracer?: (name: string) => Tracer | undefined }
+    const provider = api.trace.getTracerProvider() as ReturnType<Api['trace']['getTracerProvider']> & Delegating
     // The global provider is a proxy; without a delegate (no SDK registered) every span is a no-op.
     if (typeof provider.getDelegateTracer !== 'function' || provider.getDelegateTracer(SCOPE) !== undefined) {
       this.#tracer = api.trace.getTracer(SCOPE)
@@ -245,7 +256,8 @@ export class Telemetry {
     const wrapped: Record<string, unknown> = {}
     const target = store as unknown as Record<string, unknown>
     const seen = new Set<string>()
-    for (let proto: object | null = store; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+    const next = (proto: object): object | null => Object.getPrototypeOf(proto) as object | null
+    for (let proto: object | null = store; proto !== null && proto !== Object.prototype; proto = next(proto)) {
       for (const name of Object.getOwnPropertyNames(proto)) {
         if (name === 'constructor' || seen.has(name)) continue
         seen.add(name)
@@ -290,7 +302,9 @@ export class Telemetry {
   }
 
   /** Runs `call` inside a span (a child of the active context: the request's, under `@fastify/otel`). */
-  #span<T> (name: string, attributes: Record<string, string> | undefined, call: () => Promise<T>, done?: (ok: boolean) => void): Promise<T> {
+  #span<T> (
+    name: string, attributes: Record<string, string> | undefined, call: () => Promise<T>, done?: (ok: boolean) => void
+  ): Promise<T> {
     const api = this.#api as Api
     const tracer = this.#tracer
     let span: Span | undefined

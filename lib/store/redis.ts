@@ -551,7 +551,12 @@ export class RedisStore implements SessionStore {
   }
 
   stats (): StoreStats {
-    return { cacheHits: this.#hits, cacheMisses: this.#misses, invalidations: this.#invalidations, cacheEntries: this.#cache?.size ?? 0 }
+    return {
+      cacheHits: this.#hits,
+      cacheMisses: this.#misses,
+      invalidations: this.#invalidations,
+      cacheEntries: this.#cache?.size ?? 0,
+    }
   }
 
   async close (): Promise<void> {
