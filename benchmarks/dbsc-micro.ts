@@ -33,6 +33,7 @@ import { establishNamingKey } from '../lib/keyring.ts'
 import { KeyNames } from '../lib/key-names.ts'
 import { Resolver } from '../lib/resolve.ts'
 import { assembleCore } from '../lib/services.ts'
+import { Tally } from '../lib/telemetry.ts'
 import type { ClientInfo } from '../lib/state.ts'
 import { createMemoryStore } from '../lib/index.ts'
 import { normaliseOptions } from '../lib/config.ts'
@@ -136,7 +137,7 @@ const naming = await establishNamingKey({ store: appStore, guard, prefix: resolv
 const keyNames = new KeyNames(resolverConfig.keyPrefix, naming, false)
 const epochs = new EpochKeeper(appStore, keyNames, guard)
 await epochs.fresh(keyNames.epoch)
-const resolverCore = assembleCore({ config: resolverConfig, store: appStore, keys: keyNames, epochs, guard, events: new Events(undefined, log), log, unreadable () {} })
+const resolverCore = assembleCore({ config: resolverConfig, store: appStore, keys: keyNames, epochs, guard, events: new Events(undefined, log), log, tally: new Tally(), unreadable () {} })
 const withDevice = new Resolver(resolverCore, new DeviceBinding(resolverCore, resolverConfig.deviceBound as NonNullable<typeof resolverConfig.deviceBound>))
 const withoutDevice = new Resolver(resolverCore)
 const client = { headers: {}, ip: '127.0.0.1' } as unknown as ClientInfo

@@ -31,13 +31,15 @@ export interface SessionDecorator {
 }
 
 export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
-  const { store, keys, guard, events, config, codec, epochs } = core
+  const { store, keys, guard, events, config, codec, epochs, tally } = core
 
   /**
    * Deletes the records of removed entries, waits for the revocation to be durable (the index
    * and the records), reports and counts the live ones.
    */
-  async function revoked (userId: string, indexKey: string, removed: readonly IndexEntry[], done = false): Promise<number> {
+  async function revoked (
+    userId: string, indexKey: string, removed: readonly IndexEntry[], done = false
+  ): Promise<number> {
     const now = config.clock()
     const live = removed.filter((e) => e.expiresAt > now)
     if (!done) {
@@ -54,10 +56,13 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
    * these secrets cannot verify is only left out, never pruned (a tool run with a subset of the
    * secrets must not end sessions).
    */
-  async function info (userId: string, userKey: string, entry: IndexEntry, now: number): Promise<SessionInfo | 'ended' | undefined> {
+  async function info (
+    userId: string, userKey: string, entry: IndexEntry, now: number
+  ): Promise<SessionInfo | 'ended' | undefined> {
     const key = keys.session(entry.hash)
     const record = await guard.run(store.read(key))
-    if (record === undefined || record.ref !== entry.ref || now >= record.idleExpiry || now >= record.absoluteExpiry) return 'ended'
+    if (record === undefined || record.ref !== entry.ref || now >= record.idleExpiry ||
+      now >= record.absoluteExpiry) return 'ended'
     if (!epochs.matches(await epochs.current(keys.epochOf(key)), entry.hash, record.epoch)) return 'ended'
     const view = resolver.view(record, entry.hash)
     // An entry a store writer copied from another user's index points at that user's session.
@@ -83,7 +88,9 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
       const indexKey = keys.index(keys.userKey(userId))
       // A new generation: a password login already running for this user is not admitted (its
       // credential may just have changed).
-      return await revoked(userId, indexKey, await dismissUser(core, indexKey, undefined), true)
+      const removed = await dismissUser(core, indexKey, undefined)
+      tally.revoked('user')
+      return await revoked(userId, indexKey, removed, true)
     },
 
     async listUserSessions (userId) {
@@ -106,11 +113,15 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
       if (typeof ref !== 'string' || !REF_PATTERN.test(ref)) return false
       // By lineage, whatever id it holds now: a regenerate racing this call cannot save it.
       const indexKey = keys.index(keys.userKey(userId))
-      return (await revoked(userId, indexKey, await guard.run(store.dismiss(indexKey, [{ ref, hash: undefined }])))) > 0
+      const removed = await guard.run(store.dismiss(indexKey, [{ ref, hash: undefined }]))
+      const count = await revoked(userId, indexKey, removed)
+      tally.revoked('session')
+      return count > 0
     },
 
     async revokeAll () {
       await epochs.bump(config.durability === 'replica')
+      tally.revoked('all')
       events.emit('revoked_all')
     },
 

@@ -92,7 +92,8 @@ const HINTS: Record<string, string> = {
   saveUninitialized: 'sessions are saved only when a handler sets data',
   rolling: "the expiry slides by itself; see 'touchInterval'",
   resave: 'only changed fields are written',
-  ttl: "use 'idleTimeout' and 'absoluteTimeout', in milliseconds: connect-redis's ttl is seconds, so ttl 86400 is idleTimeout 86_400_000",
+  ttl: "use 'idleTimeout' and 'absoluteTimeout', in milliseconds: connect-redis's ttl is seconds, " +
+    'so ttl 86400 is idleTimeout 86_400_000',
   maxAge: "the cookie follows the session: use 'idleTimeout' and 'absoluteTimeout'",
   expires: "the cookie follows the session: use 'idleTimeout' and 'absoluteTimeout'",
   httpOnly: 'HttpOnly is always on',
@@ -102,7 +103,9 @@ const HINTS: Record<string, string> = {
 }
 
 /** An optional group of options (`undefined` → `{}`), unknown keys refused with the hints above. */
-function group (value: unknown, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'): Record<string, unknown> {
+function group (
+  value: unknown, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'
+): Record<string, unknown> {
   return objectOption(value, path, known, code, HINTS)
 }
 
@@ -133,13 +136,21 @@ function duration (value: unknown, path: string, fallback: number, min: number, 
 const GEN_SECRET = '(generate one with `npx fastify-hardened-session gen-secret`)'
 
 function secretsOf (secrets: unknown): Buffer[] {
-  if (!Array.isArray(secrets) || secrets.length === 0) fail('FST_SESSION_SECRET_INVALID', `secrets must be a non-empty array ${GEN_SECRET}`)
+  if (!Array.isArray(secrets) || secrets.length === 0) {
+    fail('FST_SESSION_SECRET_INVALID', `secrets must be a non-empty array ${GEN_SECRET}`)
+  }
   return secrets.map((secret: unknown, i) => {
     // The usual cause: `secrets: [process.env.SESSION_SECRET]` with the variable unset.
-    if (secret === undefined || secret === null || secret === '') fail('FST_SESSION_SECRET_INVALID', `secrets[${i}] is missing: set SESSION_SECRET ${GEN_SECRET}`)
-    const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.isBuffer(secret) ? Buffer.from(secret) : undefined
+    if (secret === undefined || secret === null || secret === '') {
+      fail('FST_SESSION_SECRET_INVALID', `secrets[${i}] is missing: set SESSION_SECRET ${GEN_SECRET}`)
+    }
+    const bytes = typeof secret === 'string'
+      ? Buffer.from(secret, 'utf8')
+      : Buffer.isBuffer(secret) ? Buffer.from(secret) : undefined
     // NIST SP 800-107 / RFC 2104 §3: an HMAC key should be at least as long as the hash output.
-    if (bytes === undefined || bytes.length < 32) fail('FST_SESSION_SECRET_INVALID', `secrets[${i}] must be a string or Buffer of at least 32 bytes ${GEN_SECRET}`)
+    if (bytes === undefined || bytes.length < 32) {
+      fail('FST_SESSION_SECRET_INVALID', `secrets[${i}] must be a string or Buffer of at least 32 bytes ${GEN_SECRET}`)
+    }
     return bytes
   })
 }
@@ -148,18 +159,25 @@ function cookieOf (value: CookieOptions | undefined): CookieConfig {
   const code = 'FST_SESSION_COOKIE_OPTION'
   const cookie = group(value, 'cookie', ['name', 'sameSite', 'secure', 'domain', 'path', 'partitioned'], code)
   const name = cookie['name'] ?? '__Host-sid'
-  const sameSite = typeof cookie['sameSite'] === 'string' ? cookie['sameSite'].toLowerCase() : cookie['sameSite'] ?? 'lax'
+  const sameSite = typeof cookie['sameSite'] === 'string'
+    ? cookie['sameSite'].toLowerCase()
+    : cookie['sameSite'] ?? 'lax'
   const secure = boolean(cookie['secure'], 'cookie.secure', true, code)
   const partitioned = boolean(cookie['partitioned'], 'cookie.partitioned', false, code)
   const domain = cookie['domain']
   const path = cookie['path'] ?? '/'
   if (typeof name !== 'string' || !COOKIE_NAME.test(name)) fail(code, 'cookie.name must be an RFC 6265 token')
-  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') fail(code, "cookie.sameSite must be 'lax', 'strict' or 'none' (any case)")
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
+    fail(code, "cookie.sameSite must be 'lax', 'strict' or 'none' (any case)")
+  }
   if (domain !== undefined && (typeof domain !== 'string' || !COOKIE_ATTR.test(domain))) fail(code, 'cookie.domain')
-  if (typeof path !== 'string' || !path.startsWith('/') || !COOKIE_ATTR.test(path)) fail(code, 'cookie.path must start with /')
+  if (typeof path !== 'string' || !path.startsWith('/') || !COOKIE_ATTR.test(path)) {
+    fail(code, 'cookie.path must start with /')
+  }
   // RFC 6265bis §4.1.3: __Host- cookies must be Secure, Path=/ and carry no Domain.
   if ((name.startsWith('__Host-') || name.startsWith('__Secure-')) && !secure) {
-    fail(code, `a ${name.startsWith('__Host-') ? '__Host-' : '__Secure-'} cookie is always Secure: to use secure: false (plain-HTTP development), rename the cookie, e.g. cookie: { name: 'sid', secure: false }`)
+    fail(code, `a ${name.startsWith('__Host-') ? '__Host-' : '__Secure-'} cookie is always Secure: ` +
+      "to use secure: false (plain-HTTP development), rename the cookie, e.g. cookie: { name: 'sid', secure: false }")
   }
   if (name.startsWith('__Host-') && (domain !== undefined || path !== '/' || !secure)) {
     fail(code, 'a __Host- cookie needs secure: true, path "/" and no domain')
@@ -195,7 +213,8 @@ function throttleOf (value: unknown, allowShort: boolean): Config['loginThrottle
   const throttle = group(value, 'loginThrottle', ['perAccount', 'perIp'])
   // NIST SP 800-63B-4 §3.2.2: verifiers SHALL limit consecutive failed attempts.
   return Object.freeze({
-    perAccount: limitOf(throttle['perAccount'], 'loginThrottle.perAccount', { max: 10, windowMs: 15 * MINUTE }, allowShort),
+    perAccount: limitOf(throttle['perAccount'], 'loginThrottle.perAccount', { max: 10, windowMs: 15 * MINUTE },
+      allowShort),
     perIp: limitOf(throttle['perIp'], 'loginThrottle.perIp', { max: 50, windowMs: 15 * MINUTE }, allowShort),
   })
 }
@@ -210,7 +229,10 @@ function csrfOf (value: unknown): Config['csrf'] {
   if (!Array.isArray(list)) fail('FST_SESSION_INVALID_OPTION', 'csrf.trustedOrigins must be an array of origins')
   const origins = list.map((origin: unknown, i) => {
     const text = typeof origin === 'string' ? origin.toLowerCase() : ''
-    if (!ORIGIN.test(text)) fail('FST_SESSION_INVALID_OPTION', `csrf.trustedOrigins[${i}] must be an origin like 'https://app.example.com' (scheme, host, optional port; no path)`)
+    if (!ORIGIN.test(text)) {
+      fail('FST_SESSION_INVALID_OPTION', `csrf.trustedOrigins[${i}] must be an origin like ` +
+        "'https://app.example.com' (scheme, host, optional port; no path)")
+    }
     return text
   })
   return Object.freeze({ trustedOrigins: new Set(origins) })
@@ -219,8 +241,8 @@ function csrfOf (value: unknown): Config['csrf'] {
 export const TOP_LEVEL = [
   'secrets', 'redis', 'store', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'cookie', 'encryption',
   'maxSessionBytes', 'storeTimeout', 'connectTimeout', 'maxSessionsPerUser', 'cacheSize', 'cacheBytes', 'clearSiteData',
-  'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf', 'durability', 'allowShortDurations', 'decorator',
-  'deviceBound',
+  'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf', 'durability', 'allowShortDurations',
+  'decorator', 'deviceBound',
 ] as const
 
 /** An absolute URL path a route can have: no query, fragment, quote or backslash (it goes into a structured header). */
@@ -252,7 +274,9 @@ const DECORATOR = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/
 
 /** A timeout below one second is legal but usually meant in seconds: say that it is milliseconds. */
 function subSecond (value: number, path: string, warn: (message: string) => void): number {
-  if (value > 0 && value < SECOND) warn(`${path} is ${value} ms: timeouts are in milliseconds (${value} s would be ${value * SECOND})`)
+  if (value > 0 && value < SECOND) {
+    warn(`${path} is ${value} ms: timeouts are in milliseconds (${value} s would be ${value * SECOND})`)
+  }
   return value
 }
 
@@ -262,7 +286,10 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
   onlyKnown(options, '', TOP_LEVEL, 'FST_SESSION_INVALID_OPTION', HINTS)
   const hasRedis = options.redis !== undefined
   const hasStore = options.store !== undefined
-  if (hasRedis === hasStore) fail('FST_SESSION_STORE_OPTION', `give exactly one of redis and store (${hasRedis ? 'both given' : 'neither given'})`)
+  if (hasRedis === hasStore) {
+    fail('FST_SESSION_STORE_OPTION',
+      `give exactly one of redis and store (${hasRedis ? 'both given' : 'neither given'})`)
+  }
   const secrets = secretsOf(options.secrets)
   const keyPrefix = options.keyPrefix ?? 'sess:'
   if (typeof keyPrefix !== 'string' || keyPrefix.length > 64 || /[\s{}]/.test(keyPrefix)) {
@@ -275,16 +302,22 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
   const touchInterval = ms(options.touchInterval, 'touchInterval', Math.min(MINUTE, Math.floor(idleTimeout / 2)), 0)
   if (touchInterval > idleTimeout / 2) fail('FST_SESSION_INVALID_OPTION', 'touchInterval must be ≤ idleTimeout / 2')
   const onEvent = options.onEvent
-  if (onEvent !== undefined && typeof onEvent !== 'function') fail('FST_SESSION_INVALID_OPTION', 'onEvent must be a function')
+  if (onEvent !== undefined && typeof onEvent !== 'function') {
+    fail('FST_SESSION_INVALID_OPTION', 'onEvent must be a function')
+  }
   const decorator = options.decorator ?? 'session'
-  if (typeof decorator !== 'string' || !DECORATOR.test(decorator)) fail('FST_SESSION_INVALID_OPTION', "decorator must be an identifier such as 'hardenedSession'")
+  if (typeof decorator !== 'string' || !DECORATOR.test(decorator)) {
+    fail('FST_SESSION_INVALID_OPTION', "decorator must be an identifier such as 'hardenedSession'")
+  }
   const clock = options.clock ?? Date.now
   if (typeof clock !== 'function') fail('FST_SESSION_INVALID_OPTION', 'clock must be a function returning milliseconds')
   const info = group(options.sessionInfo, 'sessionInfo', ['userAgent', 'ip'])
   const [clearSiteData, clearSiteDataWithCookie] = clearSiteDataOf(options.clearSiteData)
   const cacheSize = integer(options.cacheSize, 'cacheSize', 10_000, 1)
   const durability = options.durability ?? 'replica'
-  if (durability !== 'replica' && durability !== 'primary') fail('FST_SESSION_INVALID_OPTION', "durability must be 'replica' or 'primary'")
+  if (durability !== 'replica' && durability !== 'primary') {
+    fail('FST_SESSION_INVALID_OPTION', "durability must be 'replica' or 'primary'")
+  }
   // Then the nested option groups that have their own modules, in this order: the store, the
   // encryption keys, the password costs.
   if (hasStore) checkStoreOption(options.store)
@@ -307,7 +340,10 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
     cacheBytes: integer(options.cacheBytes, 'cacheBytes', 64 * 1024 * 1024, 64 * 1024),
     clearSiteData,
     clearSiteDataWithCookie,
-    sessionInfo: Object.freeze({ userAgent: boolean(info['userAgent'], 'sessionInfo.userAgent', false), ip: boolean(info['ip'], 'sessionInfo.ip', false) }),
+    sessionInfo: Object.freeze({
+      userAgent: boolean(info['userAgent'], 'sessionInfo.userAgent', false),
+      ip: boolean(info['ip'], 'sessionInfo.ip', false),
+    }),
     loginThrottle: throttleOf(options.loginThrottle, allowShort),
     csrf: csrfOf(options.csrf),
     onEvent,
@@ -325,7 +361,9 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
 /** A route's `config.session`: `true`, `false` or `{ stateChanging: boolean }` (checked when the route is added). */
 export function checkRouteSession (value: unknown, where: string): void {
   if (value === undefined || typeof value === 'boolean') return
-  if (!isPlainObject(value)) fail('FST_SESSION_INVALID_OPTION', `${where} must be false, true or { stateChanging: boolean }`)
+  if (!isPlainObject(value)) {
+    fail('FST_SESSION_INVALID_OPTION', `${where} must be false, true or { stateChanging: boolean }`)
+  }
   onlyKnown(value, where, ['stateChanging'])
   boolean(value['stateChanging'], `${where}.stateChanging`, false)
 }

@@ -90,7 +90,8 @@ export class EpochKeeper {
       if (this.#verify(held) !== undefined) return await this.accept(epochKey, held)
     }
     // A writer replacing the copy as fast as it is repaired: no epoch can be trusted for now.
-    throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'the revocation epoch in the store keeps changing to values that do not verify')
+    throw sessionError('FST_SESSION_STORE_UNAVAILABLE',
+      'the revocation epoch in the store keeps changing to values that do not verify')
   }
 
   /** The id of the epoch copy for a record key: from the copy held locally, or read. */
@@ -102,7 +103,8 @@ export class EpochKeeper {
 
   /** The id of the epoch copy read from the store now (never a local copy), raised to the newest known. */
   fresh (epochKey: string): Promise<string> {
-    return this.#guard.run(this.#store.getEpoch(epochKey, this.#known.value)).then((value) => this.accept(epochKey, value))
+    return this.#guard.run(this.#store.getEpoch(epochKey, this.#known.value))
+      .then((value) => this.accept(epochKey, value))
   }
 
   /** Whether a record's tag was made under the epoch `id`. */

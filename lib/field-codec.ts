@@ -34,7 +34,9 @@ export interface FieldCodec {
   encode (key: string, text: string, hash: string): string
   encodeAll (plain: ReadonlyMap<string, string>, hash: string): Map<string, string>
   /** Fields written under an older key (not changed in this request), re-encrypted under the newest. */
-  stale (record: SessionRecord, hash: string, dirty: ReadonlyMap<string, unknown> | undefined): Map<string, string> | undefined
+  stale (
+    record: SessionRecord, hash: string, dirty: ReadonlyMap<string, unknown> | undefined
+  ): Map<string, string> | undefined
   /** A meta value (user id, user agent, IP, device binding) as stored: encrypted when encryption is configured. */
   sealMeta (name: MetaName, value: string | undefined, hash: string): string | undefined
   /** A stored meta value, decrypted; `null` when it cannot be read. */
@@ -125,7 +127,9 @@ export function createFieldCodec (cipher: FieldCipher | undefined, unreadable: U
 
     widens (record: SessionRecord, set: ReadonlyMap<string, string>): boolean {
       if (cipher === undefined) return false
-      for (const [key, raw] of set) if (cipher.covers(key) && cipher.isCiphertext(raw) && !record.sealed.includes(key)) return true
+      for (const [key, raw] of set) {
+        if (cipher.covers(key) && cipher.isCiphertext(raw) && !record.sealed.includes(key)) return true
+      }
       return false
     },
 
@@ -144,11 +148,14 @@ export function createFieldCodec (cipher: FieldCipher | undefined, unreadable: U
       return out
     },
 
-    stale (record: SessionRecord, hash: string, dirty: ReadonlyMap<string, unknown> | undefined): Map<string, string> | undefined {
+    stale (
+      record: SessionRecord, hash: string, dirty: ReadonlyMap<string, unknown> | undefined
+    ): Map<string, string> | undefined {
       if (cipher === undefined) return undefined
       let out: Map<string, string> | undefined
       for (const [key, raw] of record.fields) {
-        if (dirty?.has(key) === true || !cipher.covers(key) || !cipher.isCiphertext(raw) || !cipher.isStale(raw)) continue
+        if (dirty?.has(key) === true || !cipher.covers(key) || !cipher.isCiphertext(raw) ||
+          !cipher.isStale(raw)) continue
         const text = read(record, hash, key)
         if (text !== undefined) (out ??= new Map()).set(key, cipher.encrypt(text, hash, key))
       }
@@ -175,7 +182,8 @@ export function createFieldCodec (cipher: FieldCipher | undefined, unreadable: U
 
     metaStale (record: SessionRecord): boolean {
       if (cipher === undefined) return false
-      const stale = (stored: string | undefined): boolean => stored !== undefined && (stored.startsWith(PLAIN_META) || cipher.isStale(stored))
+      const stale = (stored: string | undefined): boolean =>
+        stored !== undefined && (stored.startsWith(PLAIN_META) || cipher.isStale(stored))
       return stale(record.user) || stale(record.userAgent) || stale(record.ip) || stale(record.bound)
     },
   })

@@ -42,13 +42,21 @@ export interface KeyringOptions {
   readonly waitMs: number
 }
 
-function read (o: KeyringOptions, changes: readonly KeyringChange[] = [], mode: KeyringMode = 'set'): Promise<Record<string, string>> {
+function read (
+  o: KeyringOptions, changes: readonly KeyringChange[] = [], mode: KeyringMode = 'set'
+): Promise<Record<string, string>> {
   return o.guard.run(o.store.keyring(keyringKey(o.prefix), changes, mode))
 }
 
 function refused (state: RingState['kind']): never {
-  if (state === 'altered') throw sessionError('FST_SESSION_KEYRING_INVALID', 'if an instance with these secrets is running it repairs the entry within about a second; otherwise restore <keyPrefix>keyring from a backup. Deleting the ring does not help: a new key would sign every user out')
-  throw sessionError('FST_SESSION_KEYRING_SECRETS', 'check SESSION_SECRETS / `secrets`: when rotating, keep the previous secret in the list until every instance runs the new list')
+  if (state === 'altered') {
+    throw sessionError('FST_SESSION_KEYRING_INVALID',
+      'if an instance with these secrets is running it repairs the entry ' +
+      'within about a second; otherwise restore <keyPrefix>keyring from a backup. ' +
+      'Deleting the ring does not help: a new key would sign every user out')
+  }
+  throw sessionError('FST_SESSION_KEYRING_SECRETS', 'check SESSION_SECRETS / `secrets`: when rotating, ' +
+    'keep the previous secret in the list until every instance runs the new list')
 }
 
 /** The naming key at start: opened, made where no session can exist, or waited for. */
@@ -67,7 +75,8 @@ export async function establishNamingKey (o: KeyringOptions): Promise<Buffer> {
     }
     if (state.kind !== 'empty') refused(state.kind)
     if (!o.mayCreate) {
-      throw sessionError('FST_SESSION_KEYRING_MISSING', 'check SESSION_KEY_PREFIX and the database in REDIS_URL; the ring is made by the application at its first start')
+      throw sessionError('FST_SESSION_KEYRING_MISSING', 'check SESSION_KEY_PREFIX and the database in REDIS_URL; ' +
+        'the ring is made by the application at its first start')
     }
     // Sessions (and with them names under a key) exist only after the main epoch copy does.
     if (!await o.guard.run(o.store.exists(o.prefix + 'epoch'))) {
@@ -76,7 +85,10 @@ export async function establishNamingKey (o: KeyringOptions): Promise<Buffer> {
       continue
     }
     if (performance.now() >= deadline) {
-      throw sessionError('FST_SESSION_KEYRING_MISSING', 'it was lost (deleted, evicted, or a restart without persistence) while sessions named by it exist, and no running instance restored it; restore <keyPrefix>keyring from a backup, or start again once an instance that holds it runs')
+      throw sessionError('FST_SESSION_KEYRING_MISSING',
+        'it was lost (deleted, evicted, or a restart without persistence) ' +
+        'while sessions named by it exist, and no running instance restored it; ' +
+        'restore <keyPrefix>keyring from a backup, or start again once an instance that holds it runs')
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS))
     fields = await read(o)
@@ -174,23 +186,28 @@ export class KeyringKeeper {
         // writer's planted ring): this instance can no longer prove its key is the deployment's.
         // Closed: it serves and writes nothing more, rather than keep sessions others ended or
         // fight the other instances over the epoch.
-        this.#log.error('session naming key ring in the store was made with secrets this instance does not have: it serves no session (503) until restarted with the current secrets')
-        o.store.fence?.('the naming key ring in the store was made with other secrets; restart this instance with the current secrets')
+        this.#log.error('session naming key ring in the store was made with secrets this instance does not have: ' +
+          'it serves no session (503) until restarted with the current secrets')
+        o.store.fence?.('the naming key ring in the store was made with other secrets; ' +
+          'restart this instance with the current secrets')
         this.close()
         return
       }
       if (state.kind === 'open' && !state.naming.equals(this.#naming)) {
         if (this.#retired.has(digest(state.naming))) {
           // A key given up before is back: a saved ring put back (to undo reset-keyring). Never again.
-          this.#log.error('session naming key ring in the store holds a key this instance gave up; restoring the current one')
+          this.#log.error('session naming key ring in the store holds a key this instance gave up; ' +
+            'restoring the current one')
           fields = await read(o, wrappingsFor(this.#naming, o.secrets, {}), 'reset')
           continue
         }
-        // Another process made the ring first (it found none), or an operator reset it: the store's key is the deployment's.
+        // Another process made the ring first (it found none), or an operator reset it: the store's
+        // key is the deployment's.
         this.#retired.add(digest(this.#naming))
         this.#naming = state.naming
         this.#keys.rekey(state.naming)
-        this.#log.warn('session naming key ring in the store holds another key; adopted it (sessions named under the old key end)')
+        this.#log.warn('session naming key ring in the store holds another key; adopted it ' +
+          '(sessions named under the old key end)')
       }
       const repairs = wrappingsFor(this.#naming, o.secrets, fields)
       if (repairs.length === 0) return

@@ -22,7 +22,8 @@ function distance (a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const next = [i]
     for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min((row[j] as number) + 1, (next[j - 1] as number) + 1, (row[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
+      next[j] = Math.min((row[j] as number) + 1, (next[j - 1] as number) + 1,
+        (row[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
     }
     row = next
   }
@@ -41,12 +42,20 @@ export function closest (key: string, known: readonly string[]): string | undefi
 }
 
 /** Refuses keys of `value` not in `known`, naming the first with a hint (`hints`: advice per wrong name). */
-export function onlyKnown (value: object, path: string, known: readonly string[], code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION', hints: Readonly<Record<string, string>> = {}): void {
+export function onlyKnown (
+  value: object,
+  path: string,
+  known: readonly string[],
+  code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION',
+  hints: Readonly<Record<string, string>> = {}
+): void {
   for (const key of Object.keys(value)) {
     if (known.includes(key)) continue
     const name = path === '' ? key : `${path}.${key}`
     const alike = Object.hasOwn(hints, key) ? undefined : closest(key, known)
-    const hint = alike !== undefined ? `did you mean '${path === '' ? alike : `${path}.${alike}`}'?` : Object.hasOwn(hints, key) ? hints[key] : undefined
+    const hint = alike !== undefined
+      ? `did you mean '${path === '' ? alike : `${path}.${alike}`}'?`
+      : Object.hasOwn(hints, key) ? hints[key] : undefined
     fail(code, `unknown option '${name}'${hint === undefined ? '' : ` (${hint})`}`)
   }
 }
@@ -88,7 +97,9 @@ export function ms (value: unknown, path: string, fallback: number, min: number)
   return value
 }
 
-export function boolean (value: unknown, path: string, fallback: boolean, code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'): boolean {
+export function boolean (
+  value: unknown, path: string, fallback: boolean, code: SessionErrorCode = 'FST_SESSION_INVALID_OPTION'
+): boolean {
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') fail(code, `${path} must be a boolean`)
   return value
@@ -97,6 +108,7 @@ export function boolean (value: unknown, path: string, fallback: boolean, code: 
 /** A user id argument of a public method: a non-empty string of at most 1024 characters. */
 export function userIdArgument (value: unknown, what: string): asserts value is string {
   if (typeof value !== 'string' || value === '' || value.length > MAX_USER_ID_LENGTH) {
-    fail('FST_SESSION_INVALID_ARGUMENT', `${what} must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters`)
+    fail('FST_SESSION_INVALID_ARGUMENT',
+      `${what} must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters`)
   }
 }

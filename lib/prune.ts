@@ -8,10 +8,12 @@
  * and this reads their records outside the local cache and dismisses the entries whose session
  * is gone. O(sample) per login, nothing at all for an index below the sample floor.
  *
- * Protects against pruning a session that is being created: a login writes the index entry
- * before the record, so a missing record counts only if it is still missing `grace` later
- * (longer than the few store calls between the two, each bounded by `storeTimeout`); and the
- * dismissal is compare-and-set on the storage hash, so a lineage that moved meanwhile stays.
+ * Protects against pruning a session that is moving: a login creates the record before its
+ * index entry, but a move (regenerate, a same-user login) creates the new record, points the
+ * entry at it and deletes the old one in separate store calls, so a missing record counts only
+ * if it is still missing `grace` later (longer than the few store calls of a move, each bounded
+ * by `storeTimeout`); and the dismissal is compare-and-set on the storage hash, so a lineage that
+ * moved meanwhile stays.
  */
 import type { Guard } from './store-deadline.ts'
 import type { KeyNames } from './key-names.ts'
@@ -39,7 +41,8 @@ export class IndexPruner {
 
   /** Entries whose record does not exist now (a read that fails counts as existing). */
   async #missing (entries: readonly IndexEntry[]): Promise<IndexEntry[]> {
-    const records = await Promise.all(entries.map((e) => this.#guard.run(this.#store.read(this.#keys.session(e.hash))).catch(() => null)))
+    const records = await Promise.all(entries.map((e) =>
+      this.#guard.run(this.#store.read(this.#keys.session(e.hash))).catch(() => null)))
     return entries.filter((_e, i) => records[i] === undefined)
   }
 
@@ -48,7 +51,8 @@ export class IndexPruner {
     if (this.#closed) return
     const fresh = sample.filter((e) => !this.#pending.has(`${indexKey} ${e.ref} ${e.hash}`))
     const missing = await this.#missing(fresh)
-    const candidates = missing.filter((e) => this.#pending.size < MAX_PENDING && this.#pending.add(`${indexKey} ${e.ref} ${e.hash}`))
+    const candidates = missing.filter((e) =>
+      this.#pending.size < MAX_PENDING && this.#pending.add(`${indexKey} ${e.ref} ${e.hash}`))
     if (candidates.length === 0 || this.#closed) return
     const timer = setTimeout(() => {
       this.#timers.delete(timer)
@@ -62,7 +66,9 @@ export class IndexPruner {
     try {
       if (this.#closed) return
       const gone = await this.#missing(candidates)
-      if (gone.length > 0 && !this.#closed) await this.#guard.run(this.#store.dismiss(indexKey, gone.map((e) => ({ ref: e.ref, hash: e.hash }))))
+      if (gone.length > 0 && !this.#closed) {
+        await this.#guard.run(this.#store.dismiss(indexKey, gone.map((e) => ({ ref: e.ref, hash: e.hash }))))
+      }
     } finally {
       for (const e of candidates) this.#pending.delete(`${indexKey} ${e.ref} ${e.hash}`)
     }

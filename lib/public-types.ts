@@ -111,7 +111,8 @@ export interface RedisConnection {
  */
 export type RedisPluginSetOption =
   | 'RESP' | 'clientSideCache' | 'keyPrefix' | 'disableOfflineQueue' | 'commandOptions'
-  | 'maintNotifications' | 'maintEndpointType' | 'maintRelaxedCommandTimeout' | 'maintRelaxedSocketTimeout' | 'himportRegistry'
+  | 'maintNotifications' | 'maintEndpointType' | 'maintRelaxedCommandTimeout' | 'maintRelaxedSocketTimeout'
+  | 'himportRegistry'
 
 /**
  * Connection options for the client the plugin makes: node-redis `createClient` options (`url`,
@@ -136,8 +137,13 @@ export type RedisConnectOptions = {
   allowEviction?: boolean | undefined
 }
 
-/** node-redis `createCluster` options for a cluster the plugin makes (`redis: { cluster: … }`); `allowPlaintext` as for one client. */
-export type RedisClusterConnectOptions = Omit<RedisClusterOptions, 'RESP' | 'clientSideCache' | 'keyPrefix' | 'modules' | 'functions' | 'scripts' | 'commandOptions' | 'himportRegistry'> & { allowPlaintext?: boolean | undefined, allowEviction?: boolean | undefined }
+/**
+ * node-redis `createCluster` options for a cluster the plugin makes (`redis: { cluster: … }`);
+ * `allowPlaintext` as for one client.
+ */
+export type RedisClusterConnectOptions = Omit<RedisClusterOptions,
+  'RESP' | 'clientSideCache' | 'keyPrefix' | 'modules' | 'functions' | 'scripts' | 'commandOptions' | 'himportRegistry'
+> & { allowPlaintext?: boolean | undefined, allowEviction?: boolean | undefined }
 
 /**
  * Options of `app.register(hardenedSession, options)`. Every optional option also accepts
@@ -152,7 +158,8 @@ export interface HardenedSessionOptions {
    * { rootNodes, … } }` (the same for a Redis Cluster), or a client / cluster client you made
    * (as it is, or as `{ client, allowEviction }`). `allowEviction`: see RedisConnectOptions.
    */
-  redis?: RedisConnectOptions | { cluster: RedisClusterConnectOptions } | { client: RedisConnection, allowEviction?: boolean | undefined } | RedisConnection | undefined
+  redis?: RedisConnectOptions | { cluster: RedisClusterConnectOptions }
+    | { client: RedisConnection, allowEviction?: boolean | undefined } | RedisConnection | undefined
   /** Any other store, e.g. `createMemoryStore()`. Exactly one of `redis` / `store`. */
   store?: SessionStore | undefined
   keyPrefix?: string | undefined
@@ -185,7 +192,9 @@ export interface HardenedSessionOptions {
    * instance). Defaults: 10 per account and 50 per IP per 15 minutes (`windowMs` in ms, under one
    * minute only with `allowShortDurations`). `false` turns it off.
    */
-  loginThrottle?: { perAccount?: ThrottleLimitOptions | undefined, perIp?: ThrottleLimitOptions | undefined } | false | undefined
+  loginThrottle?: {
+    perAccount?: ThrottleLimitOptions | undefined, perIp?: ThrottleLimitOptions | undefined
+  } | false | undefined
   /**
    * Origin check of unsafe requests that carry the session cookie (on by default): a foreign
    * `Origin`, or `Sec-Fetch-Site: cross-site`, gets 403 `FST_SESSION_CSRF`. `false` turns it off.

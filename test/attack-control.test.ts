@@ -552,7 +552,9 @@ describe('attack: least privilege and durability', () => {
 
   test('durability: with the replica killed (not stopped), revocations resolve once the master no longer lists it, and none waits beyond storeTimeout', async () => {
     const { master, replica } = await withReplica()
-    const a = await buildApp({ redis: { url: master.url }, keyPrefix: freshPrefix() })
+    // A storeTimeout with room for a loaded machine: a live replica's acknowledgement must fit in it.
+    const storeTimeout = 3000
+    const a = await buildApp({ redis: { url: master.url }, keyPrefix: freshPrefix(), storeTimeout })
     apps.push(a)
     const first = await login(a, 'gone-replica')
     assert.equal((await a.inject({ method: 'POST', url: '/logout', headers: { cookie: first } })).statusCode, 200, 'a logout waited for the live replica')
@@ -564,10 +566,10 @@ describe('attack: least privilege and durability', () => {
       const started = performance.now()
       const res = await a.inject({ method: 'POST', url: '/logout', headers: { cookie } })
       const ms = performance.now() - started
-      assert.ok(ms < 1000 * 1.5 + 200, `a logout took ${Math.round(ms)} ms`)
+      assert.ok(ms < storeTimeout * 1.5 + 200, `a logout took ${Math.round(ms)} ms`)
       outcomes.push(String(res.statusCode))
       return res.statusCode === 200
-    }, 5000, 'logouts resolve without the replica')
+    }, 15_000, 'logouts resolve without the replica')
     assert.ok(outcomes.every((o) => o === '200' || o === '503'), outcomes.join(', '))
   })
 })

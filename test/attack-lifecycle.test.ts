@@ -4,7 +4,7 @@
  * invariant of issue 8 broken. The others are attacks the code withstood; they stay as
  * regression tests.
  */
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, createHmac, randomBytes } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
@@ -14,22 +14,17 @@ import { RedisStore } from '../lib/store/redis.ts'
 import { CREATE } from '../lib/store/scripts.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
 import { barrier, buildApp, captureLogs, eventually, gone, idOf, login, manualClock, refOf, SECRET, sessionCookie, works } from './helpers/app.ts'
-import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { startRedis } from './helpers/redis-server.ts'
 import { startProxy } from './helpers/tcp-proxy.ts'
+import { useRedis } from './helpers/redis-fixture.ts'
 
 const TRIES = 40
 const OLD_SECRET = SECRET
 const NEW_SECRET = 'rotated-secret-0123456789-abcdefghijklmnop'
 
-let redis: RedisServer
-const apps: FastifyInstance[] = []
-const closers: Array<() => Promise<unknown>> = []
-before(async () => { redis = await startRedis() })
-after(async () => {
-  await Promise.all(apps.map((a) => a.close()))
-  for (const close of closers) await close()
-  await redis.stop()
-})
+const fx = useRedis('atk')
+const apps = fx.apps
+const closers = fx.closers
 
 let prefixes = 0
 /** A key prefix of its own, so that writer attacks on one test's keys never touch another's. */
@@ -43,7 +38,7 @@ function user (): string {
 }
 
 async function app (options: Partial<HardenedSessionOptions>, routes?: (app: FastifyInstance) => void, server = {}): Promise<FastifyInstance> {
-  const made = await buildApp({ redis: { url: redis.url }, ...options }, server, routes)
+  const made = await buildApp({ redis: { url: fx.redis.url }, ...options }, server, routes)
   apps.push(made)
   return made
 }
@@ -68,7 +63,7 @@ function signed (id: string, secret: string): string {
 
 /** Field/value pairs of a hash, read raw over RESP2 (bulk strings here are ASCII or counted in bytes). */
 async function hgetall (key: string): Promise<Map<string, string>> {
-  const reply = await redis.command('HGETALL', key)
+  const reply = await fx.redis.command('HGETALL', key)
   const out = new Map<string, string>()
   const values: string[] = []
   let pos = reply.indexOf('\r\n') + 2
@@ -89,7 +84,7 @@ async function hgetall (key: string): Promise<Map<string, string>> {
  * before it is sent, so a test can act between a login's index step and its record step.
  */
 async function holdingClient (): Promise<{ client: unknown, holdNextCreate: () => { reached: Promise<void>, release: () => void } }> {
-  const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('sess:') })
+  const client = createClient({ url: fx.redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('sess:') })
   client.on('error', () => {})
   await client.connect()
   closers.push(() => client.close())
@@ -210,7 +205,7 @@ describe('attack: revocation is final', () => {
 
   // Fixed defect: a login on another instance right after revokeAll resolved uses its cached (old) epoch while the invalidation is in flight: the new session answers 200 and is dead for good
   test('revokeAll: a login on the other instance after revokeAll resolved, before the invalidation reached it, issues a working session', async () => {
-    const proxy = await startProxy(redis.port)
+    const proxy = await startProxy(fx.redis.port)
     closers.push(async () => { proxy.resume(); await proxy.close() })
     const keyPrefix = freshPrefix()
     let picked: () => void = () => {}
@@ -364,7 +359,7 @@ describe('attack: a Redis writer', () => {
     const cookie = await login(a, user())
     await a.session.revokeAll()
     await gone(a, cookie, 'the session revokeAll ended')
-    await redis.command('DEL', keyPrefix + 'epoch') // no saved copy needed: deleting the key is all the writer does
+    await fx.redis.command('DEL', keyPrefix + 'epoch') // no saved copy needed: deleting the key is all the writer does
     // Instance B (or A after a restart, or once its bounded memory of dead hashes forgot it).
     assert.equal(await works(b, cookie), false, 'a session ended by revokeAll works again after one DEL')
   })
@@ -374,7 +369,7 @@ describe('attack: a Redis writer', () => {
     const keyPrefix = freshPrefix()
     const [a, b] = await pair({ keyPrefix })
     const cookie = await login(a, user())
-    await redis.command('SET', keyPrefix + 'epoch', '999999999999999.' + 'A'.repeat(22) + '.' + 'B'.repeat(22))
+    await fx.redis.command('SET', keyPrefix + 'epoch', '999999999999999.' + 'A'.repeat(22) + '.' + 'B'.repeat(22))
     await eventually(async () => works(b, cookie), 1000, 'a planted epoch ends no session (the instances restore theirs)')
     const late = await login(b, user()) // issued after the plant
     await a.session.revokeAll()
@@ -397,7 +392,7 @@ describe('attack: a Redis writer', () => {
     // Everything a writer can read after revokeAll, written back as the epoch.
     const candidates = [...before.values(), ...(await hgetall(keyPrefix + hashOf(cookie))).values()]
     for (const value of candidates) {
-      await redis.command('SET', keyPrefix + 'epoch', value)
+      await fx.redis.command('SET', keyPrefix + 'epoch', value)
       const c = await app({ keyPrefix }) // an instance started afterwards never saw the session dead
       assert.equal(await works(c, cookie), false, `a revoked session works on a new instance after SET epoch ${JSON.stringify(value.slice(0, 12))}…`)
       assert.equal(await works(a, cookie), false, 'and on a running one')
@@ -407,13 +402,13 @@ describe('attack: a Redis writer', () => {
   test('writer: an epoch a running instance has seen is never replaced by an older one (a saved copy put back is raised again)', async () => {
     const keyPrefix = freshPrefix()
     const [a, b] = await pair({ keyPrefix })
-    const saved = await redis.command('GET', keyPrefix + 'epoch')
+    const saved = await fx.redis.command('GET', keyPrefix + 'epoch')
     const old = /\$\d+\r\n([^\r]*)\r\n/.exec(saved)?.[1] as string
     const cookie = await login(a, user())
     await a.session.revokeAll()
     await gone(b, cookie, 'a session issued before revokeAll')
-    await redis.command('SET', keyPrefix + 'epoch', old) // the attacker's saved copy of the epoch before revokeAll
-    await eventually(async () => /\$\d+\r\n([^\r]*)\r\n/.exec(await redis.command('GET', keyPrefix + 'epoch'))?.[1] !== old, 1000, 'the running instances raise the epoch again')
+    await fx.redis.command('SET', keyPrefix + 'epoch', old) // the attacker's saved copy of the epoch before revokeAll
+    await eventually(async () => /\$\d+\r\n([^\r]*)\r\n/.exec(await fx.redis.command('GET', keyPrefix + 'epoch'))?.[1] !== old, 1000, 'the running instances raise the epoch again')
     assert.equal(await works(a, cookie), false)
     assert.equal(await works(b, cookie), false)
     const c = await app({ keyPrefix })
@@ -434,7 +429,7 @@ describe('attack: a Redis writer', () => {
     const attackerIndex = keyPrefix + 'u:' + attackerRecord.get('m:k')
     const victimRef = victimRecord.get('m:r') as string
     const entry = (await hgetall(victimIndex)).get(victimRef) as string
-    await redis.command('HSET', attackerIndex, victimRef, entry)
+    await fx.redis.command('HSET', attackerIndex, victimRef, entry)
     const listed = await a.session.listUserSessions('attack-attacker')
     assert.ok(!listed.some((s) => s.userAgent?.includes('VictimBrowser') === true), "the victim's user agent is shown to the attacker")
     assert.deepEqual(listed.map((s) => s.ref), [await refOf(a, attackerCookie)])
@@ -450,7 +445,7 @@ describe('attack: a Redis writer', () => {
     const saved = await hgetall(index)
     assert.equal(await b.session.revokeUser(u), 1)
     await gone(a, cookie)
-    for (const [ref, value] of saved) await redis.command('HSET', index, ref, value)
+    for (const [ref, value] of saved) await fx.redis.command('HSET', index, ref, value)
     assert.equal(await works(b, cookie), false)
     assert.equal(await works(a, cookie), false)
   })
@@ -462,7 +457,7 @@ describe('attack: a Redis writer', () => {
     const key = keyPrefix + hashOf(cookie)
     const saved = await hgetall(key)
     await a.inject({ method: 'POST', url: '/logout', headers: { cookie } })
-    for (const [field, value] of saved) await redis.command('HSET', key, field, value)
+    for (const [field, value] of saved) await fx.redis.command('HSET', key, field, value)
     assert.equal(await works(b, cookie), false)
   })
 
@@ -471,13 +466,13 @@ describe('attack: a Redis writer', () => {
     const [a, b] = await pair({ keyPrefix })
     for (const [field, value] of [['m:a', '1e400'], ['m:i', '9'.repeat(400)], ['m:t', 'NaN'], ['m:g', 'x'.repeat(10_000)], ['m:s', '']]) {
       const cookie = await login(a, user())
-      await redis.command('HSET', keyPrefix + hashOf(cookie), field as string, value as string)
+      await fx.redis.command('HSET', keyPrefix + hashOf(cookie), field as string, value as string)
       await gone(b, cookie, `after ${field}`)
       assert.equal((await b.inject({ url: '/me', headers: { cookie } })).statusCode, 200, 'no session, no error')
     }
     const cookie = await login(a, user())
-    await redis.command('DEL', keyPrefix + hashOf(cookie))
-    await redis.command('SET', keyPrefix + hashOf(cookie), 'a string now')
+    await fx.redis.command('DEL', keyPrefix + hashOf(cookie))
+    await fx.redis.command('SET', keyPrefix + hashOf(cookie), 'a string now')
     const res = await b.inject({ url: '/private', headers: { cookie } })
     assert.notEqual(res.statusCode, 200)
     assert.notEqual(res.statusCode, 500)
@@ -494,9 +489,9 @@ describe('attack: a Redis writer', () => {
     const i2 = keyPrefix + 'u:' + r2.get('m:k')
     const e1 = (await hgetall(i1)).get(r1.get('m:r') as string) as string
     const e2 = (await hgetall(i2)).get(r2.get('m:r') as string) as string
-    await redis.command('DEL', i1, i2)
-    await redis.command('HSET', i1, r2.get('m:r') as string, e2)
-    await redis.command('HSET', i2, r1.get('m:r') as string, e1)
+    await fx.redis.command('DEL', i1, i2)
+    await fx.redis.command('HSET', i1, r2.get('m:r') as string, e2)
+    await fx.redis.command('HSET', i2, r1.get('m:r') as string, e1)
     for (const c of [one, two]) {
       const who = (await b.inject({ url: '/ref', headers: { cookie: c } })).json().user
       assert.equal(who, null, 'a session whose entry moved to another index is no session')
@@ -778,7 +773,7 @@ describe('attack: a stalled link', () => {
   // Fixed defect: the idle probe runs every storeTimeout and needs a tick at least storeTimeout after the probe was sent; with timer jitter that is the tick after, so a stall is noticed after up to 3× storeTimeout
   test('stall: an idle instance stops serving a session revoked elsewhere within 1.6× storeTimeout in the median of 20 tries, and in 19 of 20 within 3×', async () => {
     const STORE_TIMEOUT = 200
-    const proxy = await startProxy(redis.port)
+    const proxy = await startProxy(fx.redis.port)
     closers.push(async () => { proxy.resume(); await proxy.close() })
     const keyPrefix = freshPrefix()
     const a = await app({ keyPrefix, storeTimeout: STORE_TIMEOUT })
@@ -851,7 +846,7 @@ describe('attack: resource bounds and logs', () => {
 
   // Fixed defect: index entries cached per user are counted as 256 bytes whatever their number: the local cache holds far more than cacheBytes
   test('cache: the local cache stays within cacheBytes however many index entries of one user it holds', async () => {
-    const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('sess:') })
+    const client = createClient({ url: fx.redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('sess:') })
     await client.connect()
     closers.push(() => client.close())
     const CACHE_BYTES = 64 * 1024
@@ -865,7 +860,7 @@ describe('attack: resource bounds and logs', () => {
       refs.push(ref)
       args.push(ref, `${randomBytes(32).toString('base64url')} ${Date.now() + 60_000} ${Date.now()}`)
     }
-    await redis.command(...args)
+    await fx.redis.command(...args)
     for (const ref of refs) await store.getMember(index, ref)
     const held = refs.filter((ref) => store.peekMember(index, ref) !== undefined).length
     // Each held entry keeps at least its ref and storage hash as UTF-16 strings (2 × 55 bytes).
@@ -880,11 +875,11 @@ describe('attack: resource bounds and logs', () => {
     const forged = (n: number): string => Array.from({ length: n }, () => signed(randomId(), 'not-the-secret-0123456789-abcdefghijklmn')).join('; ')
     assert.equal((await a.inject({ url: '/private', headers: { cookie: `${forged(2)}; ${cookie}` } })).statusCode, 200)
     assert.equal((await a.inject({ url: '/private', headers: { cookie: `${forged(3)}; ${cookie}` } })).statusCode, 401)
-    const before = await redis.totalCalls()
+    const before = await fx.redis.totalCalls()
     events.length = 0
     const res = await a.inject({ url: '/me', headers: { cookie: forged(10_000) } })
     assert.equal(res.statusCode, 200)
-    assert.equal(await redis.totalCalls(), before, 'no store access for forged cookies')
+    assert.equal(await fx.redis.totalCalls(), before, 'no store access for forged cookies')
     assert.deepEqual(events.map((e) => e.type), ['invalid_cookie'])
   })
 
@@ -902,11 +897,11 @@ describe('attack: resource bounds and logs', () => {
     const next = sessionCookie(await a.inject({ method: 'POST', url: '/regenerate', headers: { cookie } })) as string
     secrets.push(idOf(next), hashOf(next))
     await a.inject({ url: '/me', headers: { cookie: `${cookie}; ${signed(randomId(), 'nope-0123456789-0123456789-0123456789')}` } })
-    await redis.command('HSET', keyPrefix + hashOf(next), 'd:theme', 'garbage') // unreadable ciphertext
+    await fx.redis.command('HSET', keyPrefix + hashOf(next), 'd:theme', 'garbage') // unreadable ciphertext
     await eventually(async () => (await a.inject({ url: '/get/theme', headers: { cookie: next } })).json().value === null, 100, 'the tampered field reads as absent')
     const other = await login(a, 'attack-log-user')
     secrets.push(idOf(other), hashOf(other))
-    await redis.command('HSET', keyPrefix + hashOf(other), 'm:i', String(Date.now() + 1e9)) // invalid_record
+    await fx.redis.command('HSET', keyPrefix + hashOf(other), 'm:i', String(Date.now() + 1e9)) // invalid_record
     await eventually(async () => (await a.inject({ url: '/me', headers: { cookie: other } })).json().user === null, 100, 'the tampered record is no session')
     await a.session.listUserSessions('attack-log-user')
     await a.session.revokeUser('attack-log-user')

@@ -1,17 +1,14 @@
-import { after, before } from 'node:test'
 import { behaviourSuite } from './helpers/behaviour.ts'
 import { lifecycleSuite } from './helpers/lifecycle.ts'
-import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { useRedis } from './helpers/redis-fixture.ts'
 
-let redis: RedisServer
-before(async () => { redis = await startRedis() })
-after(async () => { await redis.stop() })
+const fx = useRedis('bhv')
 
 behaviourSuite('redis store', {
-  options: () => ({ redis: { url: redis.url } }),
-  operations: () => redis.totalCalls(),
+  options: () => ({ redis: { url: fx.redis.url } }),
+  operations: () => fx.redis.totalCalls(),
 })
 
 lifecycleSuite('redis store', {
-  pair: () => [{ redis: { url: redis.url } }, { redis: { url: redis.url } }],
+  pair: () => [{ redis: { url: fx.redis.url } }, { redis: { url: fx.redis.url } }],
 })

@@ -5,25 +5,20 @@
  * user's sessions in Redis; and a re-authentication (a same-user `login`) restarts the absolute
  * timeout, which NIST SP 800-63B-4's per-AAL limits count from. Real redis-server, started here.
  */
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, createHmac, randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { generateEncryptionKey, hashPassword, type HardenedSessionOptions, type SessionEvent, type SessionEventType } from '../lib/index.ts'
 import { buildApp, eventually, idOf, login, manualClock, sessionCookie } from './helpers/app.ts'
-import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { useRedis } from './helpers/redis-fixture.ts'
 
 const CHEAP = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const
-let redis: RedisServer
-const apps: FastifyInstance[] = []
-before(async () => { redis = await startRedis() })
-after(async () => {
-  await Promise.all(apps.map((a) => a.close().catch(() => {})))
-  await redis.stop()
-})
+const fx = useRedis('compl')
+const apps = fx.apps
 
 async function make (options: Partial<HardenedSessionOptions>, routes?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
-  const app = await buildApp({ redis: { url: redis.url }, ...options }, {}, routes)
+  const app = await buildApp({ redis: { url: fx.redis.url }, ...options }, {}, routes)
   apps.push(app)
   return app
 }
@@ -34,13 +29,13 @@ function recordKey (prefix: string, cookie: string): string {
 
 /** The names of the keys under `prefix`, from a raw RESP reply of KEYS. */
 async function keysUnder (prefix: string): Promise<string[]> {
-  const reply = await redis.command('KEYS', `${prefix}*`)
+  const reply = await fx.redis.command('KEYS', `${prefix}*`)
   return [...reply.matchAll(/\$\d+\r\n([^\r]*)\r\n/g)].map((m) => m[1] as string).sort()
 }
 
 /** One field of a hash, from a raw RESP bulk-string reply. */
 async function hget (key: string, field: string): Promise<string> {
-  return /\$\d+\r\n([^\r]*)\r\n/.exec(await redis.command('HGET', key, field))?.[1] ?? ''
+  return /\$\d+\r\n([^\r]*)\r\n/.exec(await fx.redis.command('HGET', key, field))?.[1] ?? ''
 }
 
 test("erasure: revokeUser leaves no record of the user's sessions and, under the user's name, only a random revocation marker that expires within 10 minutes; other users keep theirs", async () => {
@@ -58,9 +53,9 @@ test("erasure: revokeUser leaves no record of the user's sessions and, under the
   assert.deepEqual(await keysUnder(prefix), [recordKey(prefix, kept), keptIndex, erasedIndex, prefix + 'epoch', prefix + 'keyring'].sort(),
     'only the other user\'s record and index, the erased user\'s revocation marker, the epoch and the key ring remain')
   // The marker (which makes a password login still running for the user fail) holds nothing but a random token.
-  assert.deepEqual(await redis.command('HKEYS', erasedIndex), '*1\r\n$4\r\n#gen\r\n')
+  assert.deepEqual(await fx.redis.command('HKEYS', erasedIndex), '*1\r\n$4\r\n#gen\r\n')
   assert.match(await hget(erasedIndex, '#gen'), /^[A-Za-z0-9_-]{16}$/)
-  const ttl = Number(/^:(-?\d+)/.exec(await redis.command('PTTL', erasedIndex))?.[1])
+  const ttl = Number(/^:(-?\d+)/.exec(await fx.redis.command('PTTL', erasedIndex))?.[1])
   assert.ok(ttl > 0 && ttl <= 10 * 60_000, `the marker expires within 10 minutes (PTTL ${ttl})`)
   assert.equal((await app.inject({ url: '/me', headers: { cookie: kept } })).json().user, 'keep-me@example.com')
 })
@@ -187,13 +182,13 @@ test('events: each event type is reported by the operation that causes it, with 
   await reported(() => app.inject({ url: '/me', headers: { cookie: forged } }), () => [event('invalid_cookie')])
   const tampered = await signIn('audit-8')
   await reported(async () => {
-    await redis.command('HSET', recordKey('audit:', tampered), 'm:i', String(clock.now() + 1e9))
+    await fx.redis.command('HSET', recordKey('audit:', tampered), 'm:i', String(clock.now() + 1e9))
     await eventually(async () => (await app.inject({ url: '/me', headers: { cookie: tampered } })).json().user === null, 1000, 'the tampered record is no session')
   }, () => [event('invalid_record', undefined, undefined, 'FST_SESSION_RECORD_INVALID')])
   const secret = await signIn('audit-9', { secret: 's' })
   const secretRef = await refOf(secret)
   await reported(async () => {
-    await redis.command('HSET', recordKey('audit:', secret), 'd:secret', '~1.k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')
+    await fx.redis.command('HSET', recordKey('audit:', secret), 'd:secret', '~1.k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')
     await eventually(async () => (await app.inject({ url: '/get/secret', headers: { cookie: secret } })).json().value === null, 1000, 'the tampered field reads as absent')
   }, () => [event('decrypt_error', undefined, secretRef, 'FST_SESSION_DECRYPT')])
   await reported(async () => {
@@ -211,11 +206,11 @@ test('events: each event type is reported by the operation that causes it, with 
   // store_error: once per outage, however many requests fail.
   const live = await signIn('audit-10')
   await reported(async () => {
-    await redis.kill()
+    await fx.redis.kill()
     await eventually(async () => (await app.inject({ url: '/me', headers: { cookie: live } })).statusCode === 503, 2000, 'a request that needs the store gets 503')
     assert.equal((await app.inject({ url: '/me', headers: { cookie: live } })).statusCode, 503)
   }, () => [event('store_error', undefined, undefined, 'FST_SESSION_STORE_UNAVAILABLE')])
-  await redis.restart()
+  await fx.redis.restart()
 
   // Every event type was seen (the record fails to type-check when SessionEventType changes);
   // the device-bound ones are seen by test/dbsc-plugin.test.ts (this app does not bind devices).

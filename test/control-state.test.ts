@@ -20,16 +20,11 @@ import { POLL_UNWATCHED_MS } from '../lib/keyring.ts'
 import { storageHash } from '../lib/crypto/ids.ts'
 import { buildApp, eventually, gone, idOf, login, SECRET, works } from './helpers/app.ts'
 import { rawCommand, startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { useRedis } from './helpers/redis-fixture.ts'
 
-let redis: RedisServer
-const apps: FastifyInstance[] = []
+const fx = useRedis('ctl')
+const apps = fx.apps
 let prefixes = 0
-
-before(async () => { redis = await startRedis() })
-after(async () => {
-  await Promise.all(apps.map((a) => a.close().catch(() => {})))
-  await redis.stop()
-})
 
 const dirs: string[] = []
 after(() => { for (const dir of dirs) rmSync(dir, { recursive: true, force: true }) })
@@ -46,7 +41,7 @@ function freshPrefix (): string {
 }
 
 async function app (options: Partial<HardenedSessionOptions>, server?: RedisServer, routes?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
-  const a = await buildApp({ redis: { url: (server ?? redis).url }, ...options }, {}, routes)
+  const a = await buildApp({ redis: { url: (server ?? fx.redis).url }, ...options }, {}, routes)
   apps.push(a)
   return a
 }
@@ -84,7 +79,7 @@ async function oneKey (a: FastifyInstance, b: FastifyInstance, prefix: string, s
   for (const [instance, cookie] of [[a, onB], [b, onA]] as const) {
     assert.equal(await works(instance, cookie), true, 'a session issued by one instance is accepted by the other')
   }
-  const listed = await cli(['list-sessions', victim, '--json'], { REDIS_URL: redis.url, SESSION_KEY_PREFIX: prefix, SESSION_SECRETS: secrets })
+  const listed = await cli(['list-sessions', victim, '--json'], { REDIS_URL: fx.redis.url, SESSION_KEY_PREFIX: prefix, SESSION_SECRETS: secrets })
   assert.equal(listed.code, 0, listed.stderr)
   assert.equal(JSON.parse(listed.stdout).length, 2, 'the CLI lists both sessions')
   assert.equal(await b.session.revokeUser(victim), 2)
@@ -97,10 +92,10 @@ describe('naming key ring', () => {
     const prefix = freshPrefix()
     const a = await app({ keyPrefix: prefix })
     await login(a, 'someone') // sessions exist: the ring must not be made afresh
-    const before = await hgetall(redis.port, prefix + 'keyring')
-    await redis.command('DEL', prefix + 'keyring')
-    await eventually(async () => (await hgetall(redis.port, prefix + 'keyring')).size > 0, 2000, 'A restores the ring')
-    const after = await hgetall(redis.port, prefix + 'keyring')
+    const before = await hgetall(fx.redis.port, prefix + 'keyring')
+    await fx.redis.command('DEL', prefix + 'keyring')
+    await eventually(async () => (await hgetall(fx.redis.port, prefix + 'keyring')).size > 0, 2000, 'A restores the ring')
+    const after = await hgetall(fx.redis.port, prefix + 'keyring')
     assert.deepEqual([...after.keys()], [...before.keys()], 'restored under the same secret')
     const b = await app({ keyPrefix: prefix })
     await oneKey(a, b, prefix)
@@ -138,10 +133,10 @@ describe('naming key ring', () => {
   test('ring: an entry a writer altered is repaired by a running instance; an instance started afterwards uses the same key', async () => {
     const prefix = freshPrefix()
     const a = await app({ keyPrefix: prefix })
-    const [field, wrapped] = [...(await hgetall(redis.port, prefix + 'keyring'))][0] as [string, string]
-    await redis.command('HSET', prefix + 'keyring', field, 'A'.repeat(80))
-    await eventually(async () => (await hgetall(redis.port, prefix + 'keyring')).get(field) !== 'A'.repeat(80), 2000, 'A repairs its entry')
-    assert.notEqual((await hgetall(redis.port, prefix + 'keyring')).get(field), wrapped, 'a fresh wrapping (new nonce) of the same key')
+    const [field, wrapped] = [...(await hgetall(fx.redis.port, prefix + 'keyring'))][0] as [string, string]
+    await fx.redis.command('HSET', prefix + 'keyring', field, 'A'.repeat(80))
+    await eventually(async () => (await hgetall(fx.redis.port, prefix + 'keyring')).get(field) !== 'A'.repeat(80), 2000, 'A repairs its entry')
+    assert.notEqual((await hgetall(fx.redis.port, prefix + 'keyring')).get(field), wrapped, 'a fresh wrapping (new nonce) of the same key')
     const b = await app({ keyPrefix: prefix })
     await oneKey(a, b, prefix)
   })
@@ -151,10 +146,10 @@ describe('naming key ring', () => {
     const a = await app({ keyPrefix: prefix })
     await login(a, 'left-behind')
     await a.close()
-    await redis.command('DEL', prefix + 'keyring')
-    await assert.rejects(buildApp({ redis: { url: redis.url }, keyPrefix: prefix, connectTimeout: 1000 }), { code: 'FST_SESSION_KEYRING_MISSING' })
-    assert.equal((await hgetall(redis.port, prefix + 'keyring')).size, 0, 'no key was made')
-    const result = await cli(['revoke-user', 'left-behind'], { REDIS_URL: redis.url, SESSION_KEY_PREFIX: prefix, SESSION_SECRETS: SECRET })
+    await fx.redis.command('DEL', prefix + 'keyring')
+    await assert.rejects(buildApp({ redis: { url: fx.redis.url }, keyPrefix: prefix, connectTimeout: 1000 }), { code: 'FST_SESSION_KEYRING_MISSING' })
+    assert.equal((await hgetall(fx.redis.port, prefix + 'keyring')).size, 0, 'no key was made')
+    const result = await cli(['revoke-user', 'left-behind'], { REDIS_URL: fx.redis.url, SESSION_KEY_PREFIX: prefix, SESSION_SECRETS: SECRET })
     assert.equal(result.code, 1)
     assert.match(result.stderr, /FST_SESSION_KEYRING_MISSING/)
     assert.doesNotMatch(result.stderr, /delete/i, 'never advises deleting the ring')
@@ -164,13 +159,13 @@ describe('naming key ring', () => {
     const prefix = freshPrefix()
     await app({ keyPrefix: prefix })
     const other = 'another-secret-0123456789-abcdefghijk'
-    await assert.rejects(buildApp({ redis: { url: redis.url }, keyPrefix: prefix, secrets: [other] }), { code: 'FST_SESSION_KEYRING_SECRETS' })
-    assert.equal((await hgetall(redis.port, prefix + 'keyring')).size, 1)
-    const result = await cli(['revoke-user', 'x'], { REDIS_URL: redis.url, SESSION_KEY_PREFIX: prefix, SESSION_SECRETS: other })
+    await assert.rejects(buildApp({ redis: { url: fx.redis.url }, keyPrefix: prefix, secrets: [other] }), { code: 'FST_SESSION_KEYRING_SECRETS' })
+    assert.equal((await hgetall(fx.redis.port, prefix + 'keyring')).size, 1)
+    const result = await cli(['revoke-user', 'x'], { REDIS_URL: fx.redis.url, SESSION_KEY_PREFIX: prefix, SESSION_SECRETS: other })
     assert.equal(result.code, 1)
     assert.match(result.stderr, /FST_SESSION_KEYRING_SECRETS/)
     // Nothing at all under a mistyped prefix: said as such (exit 3), not blamed on the ring.
-    const wrongPrefix = await cli(['revoke-user', 'x'], { REDIS_URL: redis.url, SESSION_KEY_PREFIX: 'nothing-here:', SESSION_SECRETS: SECRET })
+    const wrongPrefix = await cli(['revoke-user', 'x'], { REDIS_URL: fx.redis.url, SESSION_KEY_PREFIX: 'nothing-here:', SESSION_SECRETS: SECRET })
     assert.equal(wrongPrefix.code, 3)
     assert.match(wrongPrefix.stdout, /SESSION_KEY_PREFIX/)
     assert.doesNotMatch(wrongPrefix.stderr + wrongPrefix.stdout, /altered|delete/i)
@@ -185,14 +180,14 @@ describe('naming key reset', () => {
     // The runbook: the new secret wraps the key ([next, leaked]), every instance runs [next], then the reset.
     await (await app({ keyPrefix: prefix, secrets: [next, leaked] })).close()
     const a = await app({ keyPrefix: prefix, secrets: [next] })
-    assert.equal((await hgetall(redis.port, prefix + 'keyring')).size, 2, 'before: wrapped under both secrets')
+    assert.equal((await hgetall(fx.redis.port, prefix + 'keyring')).size, 2, 'before: wrapped under both secrets')
     const user = await login(a, 'reset-user')
     const anonymous = (await a.inject({ method: 'POST', url: '/set', payload: { theme: 'dark' } })).headers['set-cookie']?.toString().split(';')[0] as string
-    const result = await cli(['reset-keyring', '--yes'], { REDIS_URL: redis.url, SESSION_KEY_PREFIX: prefix, SESSION_SECRETS: next })
+    const result = await cli(['reset-keyring', '--yes'], { REDIS_URL: fx.redis.url, SESSION_KEY_PREFIX: prefix, SESSION_SECRETS: next })
     assert.equal(result.code, 0, result.stderr)
     await eventually(async () => !(await works(a, user)), 1000, 'the logged-in session ended on the running instance')
     assert.equal((await a.inject({ url: '/me', headers: { cookie: anonymous } })).json().theme, null, 'the anonymous session ended too')
-    assert.equal((await hgetall(redis.port, prefix + 'keyring')).size, 1, 'the new ring is wrapped under the new secret only: the leaked one opens nothing')
+    assert.equal((await hgetall(fx.redis.port, prefix + 'keyring')).size, 1, 'the new ring is wrapped under the new secret only: the leaked one opens nothing')
     const b = await app({ keyPrefix: prefix, secrets: [next] })
     await oneKey(a, b, prefix, next)
   })
@@ -202,20 +197,20 @@ describe('naming key reset', () => {
     const prefix = freshPrefix()
     const a = await app({ keyPrefix: prefix })
     const before = await login(a, 'pre-reset')
-    const saved = [...(await hgetall(redis.port, prefix + 'keyring'))].flat()
-    const savedEpoch = /\$\d+\r\n([^\r]*)\r\n/.exec(await redis.command('GET', prefix + 'epoch'))?.[1] as string
-    const reset = await cli(['reset-keyring', '--yes'], { REDIS_URL: redis.url, SESSION_KEY_PREFIX: prefix, SESSION_SECRETS: SECRET })
+    const saved = [...(await hgetall(fx.redis.port, prefix + 'keyring'))].flat()
+    const savedEpoch = /\$\d+\r\n([^\r]*)\r\n/.exec(await fx.redis.command('GET', prefix + 'epoch'))?.[1] as string
+    const reset = await cli(['reset-keyring', '--yes'], { REDIS_URL: fx.redis.url, SESSION_KEY_PREFIX: prefix, SESSION_SECRETS: SECRET })
     assert.equal(reset.code, 0, reset.stderr)
     await eventually(async () => !(await works(a, before)), 1000, 'the pre-reset session ended')
     const after = await login(a, 'post-reset')
-    const current = await hgetall(redis.port, prefix + 'keyring')
+    const current = await hgetall(fx.redis.port, prefix + 'keyring')
     // The writer puts back its saved ring and epoch.
-    await redis.command('DEL', prefix + 'keyring')
-    await redis.command('HSET', prefix + 'keyring', ...saved)
-    await redis.command('SET', prefix + 'epoch', savedEpoch)
-    await eventually(async () => JSON.stringify([...(await hgetall(redis.port, prefix + 'keyring'))]) !== JSON.stringify([...new Map([saved.slice(0, 2) as [string, string]])]), 2000, 'A restores the current ring')
-    assert.notDeepEqual(await hgetall(redis.port, prefix + 'keyring'), new Map([saved.slice(0, 2) as [string, string]]))
-    assert.equal((await hgetall(redis.port, prefix + 'keyring')).size, current.size)
+    await fx.redis.command('DEL', prefix + 'keyring')
+    await fx.redis.command('HSET', prefix + 'keyring', ...saved)
+    await fx.redis.command('SET', prefix + 'epoch', savedEpoch)
+    await eventually(async () => JSON.stringify([...(await hgetall(fx.redis.port, prefix + 'keyring'))]) !== JSON.stringify([...new Map([saved.slice(0, 2) as [string, string]])]), 2000, 'A restores the current ring')
+    assert.notDeepEqual(await hgetall(fx.redis.port, prefix + 'keyring'), new Map([saved.slice(0, 2) as [string, string]]))
+    assert.equal((await hgetall(fx.redis.port, prefix + 'keyring')).size, current.size)
     assert.equal(await works(a, before), false, 'the pre-reset session is not revived')
     assert.equal(await works(a, after), true, 'the post-reset session lives on')
   })
@@ -224,14 +219,14 @@ describe('naming key reset', () => {
 describe('naming key ring without client-side caching', () => {
   test('ring: on a client without client-side caching (no invalidations) a deleted ring is still restored by the running instance within the poll interval', async () => {
     const prefix = freshPrefix()
-    const client = createClient({ url: redis.url })
+    const client = createClient({ url: fx.redis.url })
     client.on('error', () => {})
     await client.connect()
     try {
       const a = await app({ keyPrefix: prefix, redis: client as never })
       await login(a, 'polled')
-      await redis.command('DEL', prefix + 'keyring')
-      await eventually(async () => (await hgetall(redis.port, prefix + 'keyring')).size > 0, POLL_UNWATCHED_MS + 2000, 'the ring is restored')
+      await fx.redis.command('DEL', prefix + 'keyring')
+      await eventually(async () => (await hgetall(fx.redis.port, prefix + 'keyring')).size > 0, POLL_UNWATCHED_MS + 2000, 'the ring is restored')
       const b = await app({ keyPrefix: prefix })
       await oneKey(a, b, prefix)
     } finally {
@@ -324,7 +319,7 @@ describe('credential change', () => {
     const a = await app({ keyPrefix: prefix, password: slow, onEvent: (e) => { events.push(e) } }, undefined, (server) => {
       server.post('/pw-login', async (req) => await req.session.loginWithPassword({ account: 'carol', hash, password: 'correct horse battery' }))
     })
-    const generationReads = async (): Promise<number> => Number(/cmdstat_hget:calls=(\d+)/.exec(await redis.command('INFO', 'commandstats'))?.[1] ?? 0)
+    const generationReads = async (): Promise<number> => Number(/cmdstat_hget:calls=(\d+)/.exec(await fx.redis.command('INFO', 'commandstats'))?.[1] ?? 0)
     const before = await generationReads()
     const attempt = a.inject({ method: 'POST', url: '/pw-login', headers: { 'content-type': 'application/json' }, payload: '{}' })
     await eventually(async () => await generationReads() > before, 2000, 'the login read the user\'s revocation generation')
@@ -349,10 +344,10 @@ describe('seal completeness', () => {
     const b = await app({ keyPrefix: p2 })
     const cookie = (await a.inject({ method: 'POST', url: '/set', payload: { theme: 'dark' } })).headers['set-cookie']?.toString().split(';')[0] as string
     assert.equal((await a.inject({ url: '/me', headers: { cookie } })).json().theme, 'dark')
-    const fields = [...(await hgetall(redis.port, recordKey(p1, cookie)))].flat()
-    await redis.command('HSET', recordKey(p2, cookie), ...fields)
-    const epoch = /\$\d+\r\n([^\r]*)\r\n/.exec(await redis.command('GET', p1 + 'epoch'))?.[1] as string
-    await redis.command('SET', p2 + 'epoch', epoch)
+    const fields = [...(await hgetall(fx.redis.port, recordKey(p1, cookie)))].flat()
+    await fx.redis.command('HSET', recordKey(p2, cookie), ...fields)
+    const epoch = /\$\d+\r\n([^\r]*)\r\n/.exec(await fx.redis.command('GET', p1 + 'epoch'))?.[1] as string
+    await fx.redis.command('SET', p2 + 'epoch', epoch)
     assert.equal((await b.inject({ url: '/me', headers: { cookie } })).json().theme, null, 'the copy is no session under the other prefix')
   })
 
@@ -368,7 +363,7 @@ describe('seal completeness', () => {
     })
     const cookie = await login(a, 'mfa-user', { mfaPending: true })
     assert.equal((await a.inject({ url: '/account', headers: { cookie } })).statusCode, 401)
-    await redis.command('HDEL', recordKey(prefix, cookie), 'd:mfaPending')
+    await fx.redis.command('HDEL', recordKey(prefix, cookie), 'd:mfaPending')
     assert.equal((await a.inject({ url: '/account', headers: { cookie } })).statusCode, 401, 'still refused')
     // Seen once the writer's change reaches the instance (its invalidation: within 100 ms).
     await eventually(async () => !(await works(a, cookie)), 100, 'the session is no session')
@@ -376,7 +371,7 @@ describe('seal completeness', () => {
 
     const later = await login(a, 'mfa-user-2')
     await a.inject({ method: 'POST', url: '/set', headers: { cookie: later }, payload: { step: 'verify' } })
-    await redis.command('HDEL', recordKey(prefix, later), 'd:step')
+    await fx.redis.command('HDEL', recordKey(prefix, later), 'd:step')
     await eventually(async () => !(await works(a, later)), 100, 'a field set after login is covered from the write that set it')
 
     const mine = await login(a, 'mfa-user-3', { mfaPending: true })

@@ -2,28 +2,23 @@
  * Per-field encryption at rest through the plugin, against a real Redis: what a copy of Redis
  * reveals, what moving ciphertexts around does, and key rotation across restarts.
  */
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { generateEncryptionKey, type EncryptionOptions, type SessionEvent } from '../lib/index.ts'
 import { buildApp, eventually, login, sessionCookie } from './helpers/app.ts'
-import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { useRedis } from './helpers/redis-fixture.ts'
 
 const K1 = { id: 'k1', key: generateEncryptionKey() }
 const K2 = { id: 'k2', key: generateEncryptionKey() }
 const MARKER = 'MARKER-PLAINTEXT-4f1c'
 
-let redis: RedisServer
-const apps: FastifyInstance[] = []
-before(async () => { redis = await startRedis() })
-after(async () => {
-  await Promise.all(apps.map((a) => a.close()))
-  await redis.stop()
-})
+const fx = useRedis('enc')
+const apps = fx.apps
 
 async function make (encryption: EncryptionOptions, keyPrefix: string, onEvent?: (e: SessionEvent) => void): Promise<FastifyInstance> {
-  const app = await buildApp({ redis: { url: redis.url }, encryption, keyPrefix, onEvent })
+  const app = await buildApp({ redis: { url: fx.redis.url }, encryption, keyPrefix, onEvent })
   apps.push(app)
   return app
 }
@@ -39,19 +34,19 @@ function strings (reply: string): string[] {
 }
 
 async function hget (key: string, field: string): Promise<string> {
-  return strings(await redis.command('HGET', key, field))[0] ?? ''
+  return strings(await fx.redis.command('HGET', key, field))[0] ?? ''
 }
 
 /** Every key and every value of every type the plugin wrote under `prefix`. */
 async function dump (prefix: string): Promise<string> {
   let out = ''
-  for (const key of strings(await redis.command('KEYS', `${prefix}*`))) {
-    const type = (await redis.command('TYPE', key)).trim().slice(1)
+  for (const key of strings(await fx.redis.command('KEYS', `${prefix}*`))) {
+    const type = (await fx.redis.command('TYPE', key)).trim().slice(1)
     const value = type === 'hash'
-      ? await redis.command('HGETALL', key)
+      ? await fx.redis.command('HGETALL', key)
       : type === 'zset'
-        ? await redis.command('ZRANGE', key, '0', '-1', 'WITHSCORES')
-        : type === 'string' ? await redis.command('GET', key) : `unexpected type ${type}`
+        ? await fx.redis.command('ZRANGE', key, '0', '-1', 'WITHSCORES')
+        : type === 'string' ? await fx.redis.command('GET', key) : `unexpected type ${type}`
     out += `${key}\n${value}\n`
   }
   return out
@@ -97,14 +92,14 @@ describe('encryption: at rest in Redis', () => {
       }, 1000, `${field} rejected`)
     }
     // Session swap: B's x into A.
-    await redis.command('HSET', keyA, 'd:x', await hget(keyB, 'd:x'))
+    await fx.redis.command('HSET', keyA, 'd:x', await hget(keyB, 'd:x'))
     await readUntilRejected('x', 1)
     // Field swap within A: y's ciphertext into z.
-    await redis.command('HSET', keyA, 'd:z', await hget(keyA, 'd:y'))
+    await fx.redis.command('HSET', keyA, 'd:z', await hget(keyA, 'd:y'))
     await readUntilRejected('z', 2)
     assert.deepEqual((await app.inject({ url: '/get/y', headers: { cookie: a } })).json(), { value: 'a-y' }, 'the session goes on')
     // Planted plaintext where a ciphertext is required is rejected too.
-    await redis.command('HSET', keyA, 'd:w', '"planted"')
+    await fx.redis.command('HSET', keyA, 'd:w', '"planted"')
     await readUntilRejected('w', 3)
   })
 
@@ -114,7 +109,7 @@ describe('encryption: at rest in Redis', () => {
     const key = keyOf('enc4:', cookie)
     const stored = await hget(key, 'd:x')
     const i = stored.length - 5
-    await redis.command('HSET', key, 'd:x', stored.slice(0, i) + (stored[i] === 'A' ? 'B' : 'A') + stored.slice(i + 1))
+    await fx.redis.command('HSET', key, 'd:x', stored.slice(0, i) + (stored[i] === 'A' ? 'B' : 'A') + stored.slice(i + 1))
     await eventually(async () => (await app.inject({ url: '/get/x', headers: { cookie } })).json().value === null, 1000, 'tampered field rejected')
   })
 })

@@ -4,7 +4,7 @@
  * are pruned at later logins, after a grace that protects sessions being created; live
  * sessions are never pruned. Real redis-server, started here.
  */
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { createClient } from 'redis'
@@ -17,19 +17,14 @@ import { RedisStore } from '../lib/store/redis.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
 import type { IndexEntry } from '../lib/store/contract.ts'
 import { buildApp, eventually, login, sessionCookie } from './helpers/app.ts'
-import { startRedis, type RedisServer } from './helpers/redis-server.ts'
 import { record } from './helpers/store-contract.ts'
+import { useRedis } from './helpers/redis-fixture.ts'
 
-let redis: RedisServer
-const closers: Array<() => Promise<unknown>> = []
-before(async () => { redis = await startRedis() })
-after(async () => {
-  for (const close of closers) await close().catch(() => {})
-  await redis.stop()
-})
+const fx = useRedis('idx')
+const closers = fx.closers
 
 async function store (): Promise<RedisStore> {
-  const client = createClient({ url: redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('') })
+  const client = createClient({ url: fx.redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('') })
   await client.connect()
   const s = new RedisStore(client as never, { cacheSize: 100, cacheBytes: 1 << 20, storeTimeout: 1000, probeInterval: 1000 })
   closers.push(async () => { await s.close(); await client.close() })
@@ -37,11 +32,11 @@ async function store (): Promise<RedisStore> {
 }
 
 async function calls (name: string): Promise<number> {
-  return (await redis.commandStats()).get(name) ?? 0
+  return (await fx.redis.commandStats()).get(name) ?? 0
 }
 
 async function hlen (key: string): Promise<number> {
-  return Number((await redis.command('HLEN', key)).slice(1))
+  return Number((await fx.redis.command('HLEN', key)).slice(1))
 }
 
 const entry = (i: number, now: number): IndexEntry => ({ ref: `ref-${String(i).padStart(8, '0')}`, hash: `hash-${i}`, expiresAt: now + 60_000, loginAt: now + i })
@@ -93,16 +88,16 @@ test('index pruner: an entry whose record is missing at both looks, grace apart,
 
 test('index: logins of a user whose 195 older sessions idled out shrink the index back, and never drop a live session', async () => {
   // storeTimeout 300 ms: the pruner's second look comes 3 s after the first.
-  const app: FastifyInstance = await buildApp({ redis: { url: redis.url }, keyPrefix: 'grow:', storeTimeout: 300 })
+  const app: FastifyInstance = await buildApp({ redis: { url: fx.redis.url }, keyPrefix: 'grow:', storeTimeout: 300 })
   closers.push(() => app.close())
   const cookies: string[] = []
   for (let i = 0; i < 200; i++) cookies.push(await login(app, 'u-grow'))
   const key = (cookie: string): string => 'grow:' + storageHash(cookie.slice(cookie.indexOf('=') + 1, cookie.indexOf('.')))
-  const indexKey = 'grow:u:' + (await redis.command('HGET', key(cookies[0] as string), 'm:k')).split('\r\n')[1]
+  const indexKey = 'grow:u:' + (await fx.redis.command('HGET', key(cookies[0] as string), 'm:k')).split('\r\n')[1]
   assert.equal(await hlen(indexKey), 201, '200 entries and the scan mark')
   // Redis removes records when their idle deadline passes; the index keeps their entries.
   const live = cookies.slice(195)
-  for (const cookie of cookies.slice(0, 195)) await redis.command('DEL', key(cookie))
+  for (const cookie of cookies.slice(0, 195)) await fx.redis.command('DEL', key(cookie))
 
   // One device logs in again and again (a re-login keeps its lineage: the index does not grow).
   let current = live[0] as string

@@ -5,21 +5,16 @@
  * a record it touched is "no session" with an `invalid_record` event. Run with and without
  * encryption.
  */
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { generateEncryptionKey, type HardenedSessionOptions, type SessionEvent } from '../lib/index.ts'
 import { buildApp, eventually, idOf, login } from './helpers/app.ts'
-import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { useRedis } from './helpers/redis-fixture.ts'
 
-let redis: RedisServer
-const apps: FastifyInstance[] = []
-before(async () => { redis = await startRedis() })
-after(async () => {
-  await Promise.all(apps.map((a) => a.close()))
-  await redis.stop()
-})
+const fx = useRedis('wr')
+const apps = fx.apps
 
 function keyOf (prefix: string, cookie: string): string {
   return prefix + createHash('sha256').update(idOf(cookie)).digest('base64url')
@@ -27,7 +22,7 @@ function keyOf (prefix: string, cookie: string): string {
 
 /** Field/value pairs of a hash, read raw (bulk strings are ASCII here: base64url, digits, JSON of ASCII). */
 async function hgetall (key: string): Promise<Array<[string, string]>> {
-  const reply = await redis.command('HGETALL', key)
+  const reply = await fx.redis.command('HGETALL', key)
   const bulk = [...reply.matchAll(/\$\d+\r\n([^\r]*)\r\n/g)].map((m) => m[1] as string)
   const out: Array<[string, string]> = []
   for (let i = 0; i + 1 < bulk.length; i += 2) out.push([bulk[i] as string, bulk[i + 1] as string])
@@ -45,7 +40,7 @@ for (const [mode, extra] of modes) {
     const events: SessionEvent[] = []
     let app: FastifyInstance
     before(async () => {
-      app = await buildApp({ redis: { url: redis.url }, keyPrefix: prefix, sessionInfo: { userAgent: true, ip: true }, onEvent: (e) => { events.push(e) }, ...extra })
+      app = await buildApp({ redis: { url: fx.redis.url }, keyPrefix: prefix, sessionInfo: { userAgent: true, ip: true }, onEvent: (e) => { events.push(e) }, ...extra })
       apps.push(app)
     })
 
@@ -69,7 +64,7 @@ for (const [mode, extra] of modes) {
     test("writer: copying the victim's user field into the attacker's record makes it no session, with an event", async () => {
       const { attacker, victim } = await attack(async (a, v) => {
         const stolen = (await hgetall(v)).find(([f]) => f === 'm:u')?.[1] ?? ''
-        await redis.command('HSET', a, 'm:u', stolen)
+        await fx.redis.command('HSET', a, 'm:u', stolen)
       })
       await noSession(attacker)
       assert.equal(await user(victim), 'victim')
@@ -77,13 +72,13 @@ for (const [mode, extra] of modes) {
     })
 
     test('writer: a plaintext user id written in the format of the store is refused too', async () => {
-      const { attacker } = await attack(async (a) => { await redis.command('HSET', a, 'm:u', 'p:victim') })
+      const { attacker } = await attack(async (a) => { await fx.redis.command('HSET', a, 'm:u', 'p:victim') })
       await noSession(attacker)
     })
 
     test("writer: copying every field of the victim's record into the attacker's key gives no session and no victim data", async () => {
       const { attacker, victim } = await attack(async (a, v) => {
-        for (const [field, value] of await hgetall(v)) await redis.command('HSET', a, field, value)
+        for (const [field, value] of await hgetall(v)) await fx.redis.command('HSET', a, field, value)
       })
       await noSession(attacker)
       assert.deepEqual((await app.inject({ url: '/get/mfa', headers: { cookie: attacker } })).json(), { value: null })
@@ -91,14 +86,14 @@ for (const [mode, extra] of modes) {
     })
 
     test('writer: a login time moved into the future does not pass requireFreshLogin', async () => {
-      const { attacker } = await attack(async (a) => { await redis.command('HSET', a, 'm:t', String(Date.now() + 3_600_000)) })
+      const { attacker } = await attack(async (a) => { await fx.redis.command('HSET', a, 'm:t', String(Date.now() + 3_600_000)) })
       await eventually(async () => (await app.inject({ url: '/fresh', headers: { cookie: attacker } })).statusCode === 401, 100, 'a faked login time passes')
     })
 
     test('writer: PERSIST and far deadlines do not extend a session', async () => {
       const { attacker } = await attack(async (a) => {
-        await redis.command('PERSIST', a)
-        await redis.command('HSET', a, 'm:a', String(Date.now() + 10 * 365 * 86_400_000), 'm:i', String(Date.now() + 10 * 365 * 86_400_000))
+        await fx.redis.command('PERSIST', a)
+        await fx.redis.command('HSET', a, 'm:a', String(Date.now() + 10 * 365 * 86_400_000), 'm:i', String(Date.now() + 10 * 365 * 86_400_000))
       })
       await noSession(attacker)
     })
@@ -108,7 +103,7 @@ for (const [mode, extra] of modes) {
         const victimIndex = prefix + 'u:' + ((await hgetall(v)).find(([f]) => f === 'm:k')?.[1] ?? '')
         const victimRef = (await hgetall(v)).find(([f]) => f === 'm:r')?.[1] ?? ''
         const attackerHash = a.slice(prefix.length)
-        await redis.command('HSET', victimIndex, victimRef, `${attackerHash} ${Date.now() + 60_000} ${Date.now()}`)
+        await fx.redis.command('HSET', victimIndex, victimRef, `${attackerHash} ${Date.now() + 60_000} ${Date.now()}`)
       })
       assert.equal(await user(attacker), 'attacker', 'the attacker stays who they are')
       await noSession(victim) // a writer can end a session (delete, overwrite): that is all
@@ -117,7 +112,7 @@ for (const [mode, extra] of modes) {
     test('writer: the store holds no raw session id, and with encryption no user id, user agent or IP in plaintext', async () => {
       const res = await app.inject({ method: 'POST', url: '/login', headers: { 'user-agent': 'SecretAgent/9' }, payload: { user: 'person@example.com', data: { note: 'hello' } } })
       const cookie = res.headers['set-cookie']?.toString().split(';')[0] ?? ''
-      const keys = [...(await redis.command('KEYS', `${prefix}*`)).matchAll(/\$\d+\r\n([^\r]*)\r\n/g)].map((m) => m[1] as string)
+      const keys = [...(await fx.redis.command('KEYS', `${prefix}*`)).matchAll(/\$\d+\r\n([^\r]*)\r\n/g)].map((m) => m[1] as string)
       let dump = keys.join('\n')
       for (const key of keys) {
         if (key.endsWith('epoch')) continue

@@ -2,7 +2,7 @@
  * Redis-specific behaviour: client-side caching (zero commands on a hit, cross-instance
  * invalidation), the key layout, TTLs, outages and recovery. Real redis-server, started here.
  */
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
@@ -10,24 +10,20 @@ import Fastify from 'fastify'
 import { createClient } from 'redis'
 import hardenedSession, { type HardenedSessionOptions } from '../lib/index.ts'
 import { buildApp, captureLogs, eventually, idOf, login, SECRET, sessionCookie } from './helpers/app.ts'
-import { rawCommand, startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { rawCommand, startRedis } from './helpers/redis-server.ts'
+import { useRedis } from './helpers/redis-fixture.ts'
 
-let redis: RedisServer
-const apps: FastifyInstance[] = []
-before(async () => { redis = await startRedis() })
-after(async () => {
-  await Promise.all(apps.map((a) => a.close().catch(() => {})))
-  await redis.stop()
-})
+const fx = useRedis('rds')
+const apps = fx.apps
 
 async function make (extra: Partial<HardenedSessionOptions> = {}, server = {}): Promise<FastifyInstance> {
-  const app = await buildApp({ redis: { url: redis.url }, ...extra }, server)
+  const app = await buildApp({ redis: { url: fx.redis.url }, ...extra }, server)
   apps.push(app)
   return app
 }
 
 async function keys (): Promise<string[]> {
-  const reply = await redis.command('KEYS', '*')
+  const reply = await fx.redis.command('KEYS', '*')
   return [...reply.matchAll(/\$\d+\r\n([^\r]*)\r\n/g)].map((m) => m[1] as string)
 }
 
@@ -37,12 +33,12 @@ describe('redis: client-side caching', () => {
     const cookie = await login(app, 'u-zero', { theme: 'dark' })
     await app.inject({ url: '/me', headers: { cookie } }) // first read after the write: a miss
     const statsBefore = app.session.stats()
-    const before = await redis.totalCalls()
+    const before = await fx.redis.totalCalls()
     for (let i = 0; i < 200; i++) {
       const res = await app.inject({ url: '/me', headers: { cookie } })
       assert.equal(res.json().theme, 'dark')
     }
-    assert.equal(await redis.totalCalls(), before, 'no Redis command during 200 cached reads')
+    assert.equal(await fx.redis.totalCalls(), before, 'no Redis command during 200 cached reads')
     const stats = app.session.stats()
     assert.equal(stats.cacheHits - statsBefore.cacheHits, 200)
     assert.equal(stats.cacheMisses, statsBefore.cacheMisses)
@@ -86,7 +82,7 @@ describe('redis: client-side caching', () => {
     await Promise.all(writes)
     const key = `sess:${createHash('sha256').update(idOf(cookie)).digest('base64url')}`
     const truth = async (field: string): Promise<unknown> => {
-      const reply = await redis.command('HGET', key, `d:${field}`)
+      const reply = await fx.redis.command('HGET', key, `d:${field}`)
       return JSON.parse(reply.split('\r\n')[1] ?? 'null')
     }
     for (const field of ['shared', 'own0', 'own1']) {
@@ -118,8 +114,8 @@ describe('redis: layout', () => {
     assert.deepEqual(mine.map((k) => k === `layout:${hash}` ? 'session' : k.startsWith('layout:u:') ? 'index' : k.slice('layout:'.length)).sort(), ['epoch', 'index', 'keyring', 'session'])
     for (const key of mine) {
       assert.ok(!key.includes(id) && !key.includes('u-layout@example.com'), 'no raw id or user id in key names')
-      const type = (await redis.command('TYPE', key)).trim().slice(1)
-      const dump = type === 'hash' ? await redis.command('HGETALL', key) : await redis.command('GET', key)
+      const type = (await fx.redis.command('TYPE', key)).trim().slice(1)
+      const dump = type === 'hash' ? await fx.redis.command('HGETALL', key) : await fx.redis.command('GET', key)
       assert.ok(!dump.includes(id), `no raw id in ${type} values`)
     }
   })
@@ -128,19 +124,19 @@ describe('redis: layout', () => {
     const app = await make({ keyPrefix: 'ttl:', idleTimeout: 60_000, absoluteTimeout: 90_000 })
     const cookie = await login(app)
     const key = `ttl:${createHash('sha256').update(idOf(cookie)).digest('base64url')}`
-    const ttl = Number((await redis.command('PTTL', key)).slice(1))
+    const ttl = Number((await fx.redis.command('PTTL', key)).slice(1))
     assert.ok(ttl > 0 && ttl <= 60_000, `pttl ${ttl}`)
     const app2 = await make({ keyPrefix: 'ttl2:', idleTimeout: 60_000, absoluteTimeout: 60_000 })
     const cookie2 = await login(app2)
     const key2 = `ttl2:${createHash('sha256').update(idOf(cookie2)).digest('base64url')}`
-    assert.ok(Number((await redis.command('PTTL', key2)).slice(1)) <= 60_000)
+    assert.ok(Number((await fx.redis.command('PTTL', key2)).slice(1)) <= 60_000)
   })
 
   test('layout: a write sends only the changed fields (a field written elsewhere survives)', async () => {
     const app = await make({ keyPrefix: 'dirty:' })
     const cookie = await login(app, 'u-dirty', { a: 1 })
     const key = `dirty:${createHash('sha256').update(idOf(cookie)).digest('base64url')}`
-    await redis.command('HSET', key, 'd:external', '"kept"')
+    await fx.redis.command('HSET', key, 'd:external', '"kept"')
     await app.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { b: 2 } })
     assert.deepEqual((await app.inject({ url: '/get/external', headers: { cookie } })).json(), { value: 'kept' })
     assert.deepEqual((await app.inject({ url: '/get/b', headers: { cookie } })).json(), { value: 2 })
@@ -150,11 +146,11 @@ describe('redis: layout', () => {
     const app = await make()
     const cookie = await login(app)
     await app.inject({ url: '/me', headers: { cookie } })
-    const before = await redis.commandStats()
+    const before = await fx.redis.commandStats()
     await app.inject({ method: 'POST', url: '/set', headers: { cookie }, payload: { theme: 'x' } })
-    const afterWrite = await redis.commandStats()
+    const afterWrite = await fx.redis.commandStats()
     await app.inject({ url: '/me', headers: { cookie } })
-    const afterRead = await redis.commandStats()
+    const afterRead = await fx.redis.commandStats()
     const delta = (a: Map<string, number>, b: Map<string, number>): Record<string, number> => {
       const out: Record<string, number> = {}
       // PING: the idle-link probe (store/health.ts), on its own timer.
@@ -253,15 +249,15 @@ describe('redis: failure and recovery', () => {
 
 describe('redis: a client the application made', () => {
   test('client: connected by the plugin when not open, used with its cache, never closed by it', async () => {
-    const client = createClient({ url: redis.url, RESP: 3, clientSideCache: { maxEntries: 100 } })
+    const client = createClient({ url: fx.redis.url, RESP: 3, clientSideCache: { maxEntries: 100 } })
     const app = await buildApp({ redis: client as never })
     try {
       assert.equal(client.isOpen, true)
       const cookie = await login(app, 'u-own')
       await app.inject({ url: '/me', headers: { cookie } })
-      const before = await redis.totalCalls()
+      const before = await fx.redis.totalCalls()
       await app.inject({ url: '/me', headers: { cookie } })
-      assert.equal(await redis.totalCalls(), before, 'cached read on the user client')
+      assert.equal(await fx.redis.totalCalls(), before, 'cached read on the user client')
       await app.close()
       assert.equal(client.isOpen, true, 'still open after app.close()')
     } finally {
@@ -270,16 +266,16 @@ describe('redis: a client the application made', () => {
   })
 
   test('client: without clientSideCache it works, warns once, and reads from Redis every time (record, epoch, index entry)', async () => {
-    const client = createClient({ url: redis.url })
+    const client = createClient({ url: fx.redis.url })
     const { lines, logger } = captureLogs('warn')
     const app = await buildApp({ redis: client as never }, { logger })
     try {
       assert.equal(lines.filter((l) => String(l.msg).includes('no clientSideCache')).length, 1)
       const cookie = await login(app, 'u-nocache')
-      const before = await redis.totalCalls()
+      const before = await fx.redis.totalCalls()
       await app.inject({ url: '/me', headers: { cookie } })
       await app.inject({ url: '/me', headers: { cookie } })
-      assert.equal(await redis.totalCalls() - before, 8, 'per read: HGETALL, the epoch script (EVALSHA + GET) and HGET of the index entry')
+      assert.equal(await fx.redis.totalCalls() - before, 8, 'per read: HGETALL, the epoch script (EVALSHA + GET) and HGET of the index entry')
       assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, 'u-nocache')
     } finally {
       await app.close()

@@ -6,22 +6,17 @@
  * limit is 100 keys while thousands of sessions are cached on instance B, and every logout on
  * instance A must be seen by B within 100 ms.
  */
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, eventually, login } from './helpers/app.ts'
-import { startRedis, type RedisServer } from './helpers/redis-server.ts'
+import { useRedis } from './helpers/redis-fixture.ts'
 
 const SESSIONS = 2000
 const BATCH = 100
 
-let redis: RedisServer
-const apps: FastifyInstance[] = []
-before(async () => { redis = await startRedis(['--tracking-table-max-keys', '100']) })
-after(async () => {
-  await Promise.all(apps.map((a) => a.close().catch(() => {})))
-  await redis.stop()
-})
+const fx = useRedis('trk', ['--tracking-table-max-keys', '100'])
+const apps = fx.apps
 
 function info (reply: string, field: string): number {
   return Number(new RegExp(`^${field}:(\\d+)\r$`, 'm').exec(reply)?.[1])
@@ -39,10 +34,10 @@ async function batches<T, R> (items: readonly T[], fn: (item: T) => Promise<R>):
 }
 
 test('tracking limit: with tracking-table-max-keys 100 and 2000 sessions cached on B, every logout on A is seen by B within 100 ms', async (t) => {
-  const a = await buildApp({ redis: { url: redis.url } })
-  const b = await buildApp({ redis: { url: redis.url } })
+  const a = await buildApp({ redis: { url: fx.redis.url } })
+  const b = await buildApp({ redis: { url: fx.redis.url } })
   apps.push(a, b)
-  assert.match(await redis.command('CONFIG', 'GET', 'tracking-table-max-keys'), /\r\n100\r\n/)
+  assert.match(await fx.redis.command('CONFIG', 'GET', 'tracking-table-max-keys'), /\r\n100\r\n/)
 
   const users = Array.from({ length: SESSIONS }, (_, i) => `u-limit-${i}`)
   const cookies = await batches(users, (user) => login(a, user))
@@ -60,16 +55,16 @@ test('tracking limit: with tracking-table-max-keys 100 and 2000 sessions cached 
   await batches(gone, (cookie) => a.inject({ method: 'POST', url: '/logout', headers: { cookie } }))
   for (const cookie of gone) assert.equal(await status(b, cookie), 401)
 
-  const stats = await redis.command('INFO', 'stats')
+  const stats = await fx.redis.command('INFO', 'stats')
   t.diagnostic(`tracking_total_keys ${info(stats, 'tracking_total_keys')}, tracking_total_items ${info(stats, 'tracking_total_items')}, tracking_total_prefixes ${info(stats, 'tracking_total_prefixes')}`)
   assert.equal(info(stats, 'tracking_total_keys'), 0, 'no key is tracked per reader: nothing to evict, no lookup remembered')
 
   // Just before the logouts, B serves the sessions from its cache: no command reaches Redis.
   const before = b.session.stats()
-  const calls = await redis.totalCalls()
+  const calls = await fx.redis.totalCalls()
   for (const cookie of cookies.slice(0, 50)) assert.equal(await status(b, cookie), 200)
   assert.equal(b.session.stats().cacheHits - before.cacheHits, 50, 'B was serving from its cache')
-  assert.equal(await redis.totalCalls(), calls, 'without a command to Redis')
+  assert.equal(await fx.redis.totalCalls(), calls, 'without a command to Redis')
   for (let i = 0; i < cookies.length; i += BATCH) {
     const batch = cookies.slice(i, i + BATCH)
     await Promise.all(batch.map((cookie) => a.inject({ method: 'POST', url: '/logout', headers: { cookie } })))

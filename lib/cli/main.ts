@@ -87,8 +87,9 @@ const date = (d: Date | undefined): string => d === undefined ? '-' : d.toISOStr
 
 /** A recorded value (user agent, IP) fit for a terminal and a TSV column: no control characters. */
 // A User-Agent is whatever the client sent: raw, an ESC sequence would drive the operator's terminal.
-// eslint-disable-next-line no-control-regex
-const printable = (text: string | undefined): string => text === undefined || text === '' ? '-' : text.replace(/[\x00-\x1f\x7f-\x9f]/g, '?')
+const printable = (text: string | undefined): string =>
+  // eslint-disable-next-line no-control-regex
+  text === undefined || text === '' ? '-' : text.replace(/[\x00-\x1f\x7f-\x9f]/g, '?')
 
 /** Why nothing matched, said on stderr, in the prefix's terms (the user id is not echoed). */
 function nothingFor (prefix: string): string {
@@ -96,7 +97,9 @@ function nothingFor (prefix: string): string {
 }
 
 /** Runs a store command: opens the store from the environment, runs `body`, closes. */
-async function withStore (needSecrets: boolean, body: (ops: import('./store-access.ts').Ops) => Promise<number>, reset = false): Promise<number> {
+async function withStore (
+  needSecrets: boolean, body: (ops: import('./store-access.ts').Ops) => Promise<number>, reset = false
+): Promise<number> {
   // Loaded only for store commands: gen-key and gen-secret stay instant.
   const { openOps, stderrLogger } = await import('./store-access.ts')
   let ops: import('./store-access.ts').Ops | undefined
@@ -142,8 +145,10 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
       const unlisted = await ops.unlisted(userId as string, sessions.length)
       if (unlisted !== undefined) {
         process.stderr.write(unlisted.reason === 'encrypted'
-          ? `warning: ${unlisted.count} session(s) of that user keep the user id encrypted: set SESSION_ENCRYPTION_KEYS to the application's encryption keys (id:key, newest first) to list them\n`
-          : `warning: ${unlisted.count} session(s) indexed under that user id could not be verified with these secrets: give every secret of the application (SESSION_SECRETS=newest,older)\n`)
+          ? `warning: ${unlisted.count} session(s) of that user keep the user id encrypted: ` +
+            "set SESSION_ENCRYPTION_KEYS to the application's encryption keys (id:key, newest first) to list them\n"
+          : `warning: ${unlisted.count} session(s) indexed under that user id could not be verified ` +
+            'with these secrets: give every secret of the application (SESSION_SECRETS=newest,older)\n')
       }
       if (flag === '--json') {
         out(JSON.stringify(sessions.map((s) => ({
@@ -157,7 +162,10 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
         }))))
       } else if (sessions.length > 0) {
         out(['ref', 'created', 'last seen', 'expires', 'authenticated', 'ip', 'user agent'].join('\t'))
-        for (const s of sessions) out([s.ref, date(s.createdAt), date(s.lastSeenAt), date(s.expiresAt), date(s.authenticatedAt), printable(s.ip), printable(s.userAgent)].join('\t'))
+        for (const s of sessions) {
+          out([s.ref, date(s.createdAt), date(s.lastSeenAt), date(s.expiresAt), date(s.authenticatedAt),
+            printable(s.ip), printable(s.userAgent)].join('\t'))
+        }
       }
       if (sessions.length > 0) return 0
       if (unlisted !== undefined) return 1 // there are sessions, but these settings cannot show them
@@ -173,7 +181,8 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
     run: () => withStore(true, async ({ admin, keys, prefixInUse }) => {
       // A mistyped prefix would otherwise write an epoch where no application looks, and report success.
       if (!await prefixInUse()) {
-        out(`nothing is stored under key prefix '${keys.prefix}' (no key ring, no epoch): nothing revoked. Is SESSION_KEY_PREFIX the application's keyPrefix?`)
+        out(`nothing is stored under key prefix '${keys.prefix}' (no key ring, no epoch): nothing revoked. ` +
+          "Is SESSION_KEY_PREFIX the application's keyPrefix?")
         return NOTHING
       }
       await admin.revokeAll()
@@ -187,7 +196,8 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
       ? Promise.resolve(usage())
       : withStore(true, async ({ admin }) => {
         await admin.revokeAll()
-        out('a new naming key, wrapped under SESSION_SECRETS only, and a new epoch: every session has ended; running instances with these secrets adopt the key')
+        out('a new naming key, wrapped under SESSION_SECRETS only, and a new epoch: every session has ended; ' +
+          'running instances with these secrets adopt the key')
         return 0
       }, true),
   },
@@ -196,22 +206,31 @@ const storeCommands: Record<string, { args: number, run: Run }> = {
     run: ([flag]) => withStore(false, async (ops) => {
       const { collectStats } = await import('./store-access.ts')
       const s = await collectStats(ops)
-      const unused = `nothing is stored under key prefix '${s.keyPrefix}': no key ring, no epoch, no session. Is SESSION_KEY_PREFIX the application's keyPrefix?`
+      const unused = `nothing is stored under key prefix '${s.keyPrefix}': no key ring, no epoch, no session. ` +
+        "Is SESSION_KEY_PREFIX the application's keyPrefix?"
       if (flag === '--json') {
         out(JSON.stringify(s))
         if (!s.prefixInUse) process.stderr.write(`${unused}\n`)
         return s.prefixInUse ? 0 : NOTHING
       }
-      const limit = s.trackingTableMaxKeys === undefined ? 'unknown (CONFIG GET not permitted)' : s.trackingTableMaxKeys === 0 ? 'unlimited' : String(s.trackingTableMaxKeys)
-      const share = s.trackedKeys !== undefined && s.trackingTableMaxKeys !== undefined && s.trackingTableMaxKeys > 0 ? ` (${Math.round(100 * s.trackedKeys / s.trackingTableMaxKeys)}% of the limit)` : ''
+      const limit = s.trackingTableMaxKeys === undefined
+        ? 'unknown (CONFIG GET not permitted)'
+        : s.trackingTableMaxKeys === 0 ? 'unlimited' : String(s.trackingTableMaxKeys)
+      const share = s.trackedKeys !== undefined && s.trackingTableMaxKeys !== undefined && s.trackingTableMaxKeys > 0
+        ? ` (${Math.round(100 * s.trackedKeys / s.trackingTableMaxKeys)}% of the limit)`
+        : ''
       out(`key prefix:          ${s.keyPrefix}`)
       out(`session records:     ${s.sessionRecords} (live, or revoked by revoke-all until their TTL ends)`)
       out(`user indexes:        ${s.userIndexes}`)
       out(`revocation epoch:    ${s.epoch} (revoke-all count; 0: none yet)`)
       out(`tracked keys:        ${s.trackedKeys ?? 'unknown (INFO not permitted)'} / limit ${limit}${share}`)
-      out(`tracked prefixes:    ${s.trackingPrefixes ?? 'unknown'} (the plugin tracks by prefix: its sessions need no table entry)`)
-      out(`memory per session:  ${s.bytesPerSession === undefined ? 'unknown' : `${s.bytesPerSession} bytes (mean of ${s.sampled})`}`)
-      if (s.bytesPerSession !== undefined) out(`sessions total:      ~${Math.round(s.bytesPerSession * s.sessionRecords / 1024)} KiB`)
+      out(`tracked prefixes:    ${s.trackingPrefixes ?? 'unknown'} ` +
+        '(the plugin tracks by prefix: its sessions need no table entry)')
+      out('memory per session:  ' +
+        `${s.bytesPerSession === undefined ? 'unknown' : `${s.bytesPerSession} bytes (mean of ${s.sampled})`}`)
+      if (s.bytesPerSession !== undefined) {
+        out(`sessions total:      ~${Math.round(s.bytesPerSession * s.sessionRecords / 1024)} KiB`)
+      }
       if (s.usedMemory !== undefined) out(`redis used memory:   ${Math.round(s.usedMemory / 1024)} KiB`)
       if (!s.prefixInUse) {
         out(unused)
@@ -235,7 +254,8 @@ async function run (args: readonly string[]): Promise<number> {
   const store = command === undefined ? undefined : storeCommands[command]
   const flags = rest.filter((a) => a === '--json')
   const positional = rest.filter((a) => a !== '--json')
-  if (store !== undefined && positional.length === store.args && (flags.length === 0 || command === 'stats' || command === 'list-sessions')) {
+  if (store !== undefined && positional.length === store.args &&
+    (flags.length === 0 || command === 'stats' || command === 'list-sessions')) {
     return await store.run([...positional, ...flags])
   }
   return usage()

@@ -21,6 +21,7 @@ import { KeyNames, keyringKey } from '../key-names.ts'
 import { normaliseOptions } from '../config.ts'
 import { Resolver } from '../resolve.ts'
 import { openRedisStore } from '../store/connect.ts'
+import { Tally } from '../telemetry.ts'
 import type { EncryptionKey, EncryptionOptions, RedisConnectOptions } from '../public-types.ts'
 
 export type Env = Readonly<Record<string, string | undefined>>
@@ -31,11 +32,23 @@ export function stderrLogger (write: (line: string) => void = (line) => process.
     const text = typeof obj === 'string' ? obj : msg ?? ''
     const store = (obj as { store?: { at?: string, error?: Record<string, string> } } | null)?.store
     const error = store?.error
-    const detail = error === undefined ? '' : ` [${store?.at ?? ''}] ${error.code ?? error.name ?? ''}: ${error.message ?? ''}${error.hint === undefined ? '' : ` (${error.hint})`}`
+    const detail = error === undefined
+      ? ''
+      : ` [${store?.at ?? ''}] ${error.code ?? error.name ?? ''}: ${error.message ?? ''}` +
+        `${error.hint === undefined ? '' : ` (${error.hint})`}`
     write(`${level}: ${text}${detail}\n`)
   }
   const quiet = (): void => {}
-  const log: Record<string, unknown> = { level: 'warn', fatal: line('fatal'), error: line('error'), warn: line('warning'), info: quiet, debug: quiet, trace: quiet, silent: quiet }
+  const log: Record<string, unknown> = {
+    level: 'warn',
+    fatal: line('fatal'),
+    error: line('error'),
+    warn: line('warning'),
+    info: quiet,
+    debug: quiet,
+    trace: quiet,
+    silent: quiet,
+  }
   log.child = () => log
   return log as unknown as FastifyBaseLogger
 }
@@ -47,15 +60,22 @@ export function secretsFrom (env: Env): string[] | undefined {
   return (env.SESSION_SECRETS !== undefined ? list.split(',') : [list]).map((s) => s.trim())
 }
 
-/** Redis connection options from `REDIS_URL`, `REDIS_CA`/`REDIS_CERT`/`REDIS_KEY` (file paths), `REDIS_ALLOW_PLAINTEXT`. */
+/**
+ * Redis connection options from `REDIS_URL`, `REDIS_CA`/`REDIS_CERT`/`REDIS_KEY` (file paths),
+ * `REDIS_ALLOW_PLAINTEXT`.
+ */
 export function redisFrom (env: Env): RedisConnectOptions {
   const url = env.REDIS_URL
-  if (url === undefined || url === '') throw sessionError('FST_SESSION_STORE_OPTION', 'set REDIS_URL (e.g. redis://127.0.0.1:6379, or rediss://… for TLS)')
+  if (url === undefined || url === '') {
+    throw sessionError('FST_SESSION_STORE_OPTION', 'set REDIS_URL (e.g. redis://127.0.0.1:6379, or rediss://… for TLS)')
+  }
   const socket: Record<string, unknown> = {}
   for (const [name, option] of [['REDIS_CA', 'ca'], ['REDIS_CERT', 'cert'], ['REDIS_KEY', 'key']] as const) {
     const file = env[name]
     if (file === undefined || file === '') continue
-    if (!url.startsWith('rediss:')) throw sessionError('FST_SESSION_STORE_OPTION', `${name} needs a rediss:// REDIS_URL`)
+    if (!url.startsWith('rediss:')) {
+      throw sessionError('FST_SESSION_STORE_OPTION', `${name} needs a rediss:// REDIS_URL`)
+    }
     try {
       socket[option] = readFileSync(file)
     } catch {
@@ -77,7 +97,10 @@ export function encryptionFrom (env: Env): EncryptionOptions | undefined {
   const keys: EncryptionKey[] = list.split(',').map((pair, i) => {
     const at = pair.indexOf(':')
     // The value is never repeated: only the position of the pair that is wrong.
-    if (at <= 0) throw sessionError('FST_SESSION_ENCRYPTION_OPTION', `SESSION_ENCRYPTION_KEYS: pair ${i + 1} must be id:key (newest first, comma-separated)`)
+    if (at <= 0) {
+      throw sessionError('FST_SESSION_ENCRYPTION_OPTION',
+        `SESSION_ENCRYPTION_KEYS: pair ${i + 1} must be id:key (newest first, comma-separated)`)
+    }
     return { id: pair.slice(0, at).trim(), key: pair.slice(at + 1).trim() }
   })
   return { keys, fields: '*' }
@@ -109,7 +132,8 @@ export interface Ops {
 export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseLogger, reset = false): Promise<Ops> {
   const given = secretsFrom(env)
   if (given === undefined && needSecrets) {
-    throw sessionError('FST_SESSION_SECRET_INVALID', 'missing: set SESSION_SECRETS (comma-separated, newest first) or SESSION_SECRET to the application\'s secrets; user indexes are named with them')
+    throw sessionError('FST_SESSION_SECRET_INVALID', 'missing: set SESSION_SECRETS (comma-separated, newest first) ' +
+      "or SESSION_SECRET to the application's secrets; user indexes are named with them")
   }
   // Commands without a user id never name an index: any secret does for them.
   const secrets = given ?? [randomBytes(32).toString('base64url')]
@@ -133,7 +157,9 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
   // user id name no index, so they need neither.
   let naming: Buffer
   try {
-    const ring = { store: opened.store, guard, prefix: config.keyPrefix, secrets: config.secrets, mayCreate: false, waitMs: 0 }
+    const ring = {
+      store: opened.store, guard, prefix: config.keyPrefix, secrets: config.secrets, mayCreate: false, waitMs: 0,
+    }
     // Not opened for commands without a user id even when secrets are set (the environment of
     // a shell that also runs user commands): `stats` on a prefix without a ring must say so.
     naming = !needSecrets || given === undefined
@@ -143,7 +169,8 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
         : await establishNamingKey(ring).catch(async (err: unknown) => {
           // Nothing at all under this prefix (no ring, no epoch: a mistyped SESSION_KEY_PREFIX):
           // the command says so itself (exit 3). A ring missing beside an epoch is an error.
-          if (err instanceof SessionError && err.code === 'FST_SESSION_KEYRING_MISSING' && !await guard.run(opened.store.exists(config.keyPrefix + 'epoch'))) return randomBytes(32)
+          if (err instanceof SessionError && err.code === 'FST_SESSION_KEYRING_MISSING' &&
+            !await guard.run(opened.store.exists(config.keyPrefix + 'epoch'))) return randomBytes(32)
           throw err
         })
   } catch (err) {
@@ -162,6 +189,7 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
     // With SESSION_ENCRYPTION_KEYS, meta values (user id, user agent, IP) are opened; the CLI
     // shows no data field.
     unreadable: () => {},
+    tally: new Tally(),
   })
   const client = opened.client as unknown as { sendCommand (args: string[]): Promise<unknown> }
   const send = (args: string[]): Promise<unknown> => within(client.sendCommand(args), config.storeTimeout)
@@ -170,12 +198,15 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
     keys: core.keys,
     async unlisted (userId, listed) {
       const now = config.clock()
-      const live = (await guard.run(opened.store.members(core.keys.index(core.keys.userKey(userId))))).filter((e) => e.expiresAt > now)
+      const live = (await guard.run(opened.store.members(core.keys.index(core.keys.userKey(userId)))))
+        .filter((e) => e.expiresAt > now)
       if (live.length <= listed) return undefined
-      const records = (await Promise.all(live.map((e) => guard.run(opened.store.read(core.keys.session(e.hash)))))).filter((r) => r !== undefined)
+      const records = (await Promise.all(live.map((e) => guard.run(opened.store.read(core.keys.session(e.hash))))))
+        .filter((r) => r !== undefined)
       if (records.length <= listed) return undefined
       // A user id stored in plaintext is marked 'p:'; anything else is a ciphertext.
-      const encrypted = config.cipher === undefined && records.some((r) => r.user !== undefined && !r.user.startsWith('p:'))
+      const encrypted = config.cipher === undefined &&
+        records.some((r) => r.user !== undefined && !r.user.startsWith('p:'))
       return { count: records.length - listed, reason: encrypted ? 'encrypted' : 'unverified' }
     },
     async prefixInUse () {
@@ -190,7 +221,8 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
 function within<T> (call: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(sessionError('FST_SESSION_STORE_UNAVAILABLE', 'no reply from Redis within 10 s')), ms)
+    timer = setTimeout(() => reject(sessionError('FST_SESSION_STORE_UNAVAILABLE', 'no reply from Redis within 10 s')),
+      ms)
   })
   return Promise.race([call, late]).finally(() => clearTimeout(timer))
 }
@@ -239,7 +271,8 @@ export async function collectStats (ops: Ops, sample = 200): Promise<Stats> {
   let userIndexes = 0
   const sampledKeys: string[] = []
   do {
-    const reply = await ops.send(['SCAN', cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', '1000']) as [string, string[]] | { cursor: string, keys: string[] }
+    const reply = await ops.send(['SCAN', cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', '1000']) as
+      [string, string[]] | { cursor: string, keys: string[] }
     const [next, keys] = Array.isArray(reply) ? reply : [reply.cursor, reply.keys]
     cursor = String(next)
     for (const key of keys.map(String)) {
@@ -259,7 +292,13 @@ export async function collectStats (ops: Ops, sample = 200): Promise<Stats> {
   const epoch = await ops.send(['GET', ops.keys.epoch])
   const info = await ops.send(['INFO']).catch(() => undefined)
   const limit = await ops.send(['CONFIG', 'GET', 'tracking-table-max-keys']).catch(() => undefined)
-  const limitValue = Array.isArray(limit) ? limit[1] : limit instanceof Map ? limit.get('tracking-table-max-keys') : typeof limit === 'object' && limit !== null ? (limit as Record<string, unknown>)['tracking-table-max-keys'] : undefined
+  const limitValue = Array.isArray(limit)
+    ? limit[1]
+    : limit instanceof Map
+      ? limit.get('tracking-table-max-keys')
+      : typeof limit === 'object' && limit !== null
+        ? (limit as Record<string, unknown>)['tracking-table-max-keys']
+        : undefined
   return {
     keyPrefix: prefix,
     prefixInUse: sessionRecords > 0 || userIndexes > 0 || await ops.prefixInUse(),

@@ -57,7 +57,10 @@ export class EpochAuthority {
   next (n: number): Epoch {
     // Fifteen digits: ten revokeAll a second for three million years. A writer holding the naming
     // key could plant the largest one; revokeAll then fails loudly rather than doing nothing.
-    if (n + 1 > MAX_COUNTER) throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'the revocation epoch counter is at its largest value: reset-keyring starts it over')
+    if (n + 1 > MAX_COUNTER) {
+      throw sessionError('FST_SESSION_STORE_UNAVAILABLE',
+        'the revocation epoch counter is at its largest value: reset-keyring starts it over')
+    }
     const id = `${n + 1}.${randomBytes(16).toString('base64url')}`
     return { n: n + 1, id, value: `${id}.${this.#mac(id).toString('base64url')}` }
   }

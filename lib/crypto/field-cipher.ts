@@ -33,7 +33,10 @@ export interface FieldCipher {
   /** Returns the JSON text; throws SessionError FST_SESSION_DECRYPT on any failure (unknown key id,
    *  bad encoding, auth failure, wrong binding/field) — fixed message, no data in it. */
   decrypt (encoded: string, binding: string, field: string): string
-  /** true if `encoded` is a ciphertext of this format (vs plain JSON text). Plain JSON never starts with the format's marker. */
+  /**
+   * true if `encoded` is a ciphertext of this format (vs plain JSON text). Plain JSON never starts
+   * with the format's marker.
+   */
   isCiphertext (encoded: string): boolean
   /** true if `encoded` was written under a key other than keys[0] (so it should be re-encrypted on next write). */
   isStale (encoded: string): boolean
@@ -150,7 +153,8 @@ function isCanonicalLength (payload: string): boolean {
 function parseFields (fields: unknown): ReadonlySet<string> | '*' {
   if (fields === '*') return '*'
   if (!Array.isArray(fields) || fields.length === 0) {
-    throw sessionError('FST_SESSION_ENCRYPTION_OPTION', "encryption.fields must be '*' or a non-empty array of field names")
+    throw sessionError('FST_SESSION_ENCRYPTION_OPTION',
+      "encryption.fields must be '*' or a non-empty array of field names")
   }
   for (let i = 0; i < fields.length; i++) {
     const field: unknown = fields[i]
@@ -239,7 +243,9 @@ export function createFieldCipher (options: EncryptionOptions): FieldCipher {
  * Never use it in production: repeating a nonce under one key breaks GCM's confidentiality and
  * authenticity (NIST SP 800-38D §8). Not exported from the package index.
  */
-export function encryptWithNonce (options: EncryptionOptions, nonce: Buffer, json: string, binding: string, field: string): string {
+export function encryptWithNonce (
+  options: EncryptionOptions, nonce: Buffer, json: string, binding: string, field: string
+): string {
   if (!(nonce instanceof Uint8Array) || nonce.byteLength !== NONCE_BYTES) {
     throw new RangeError(`nonce must be ${NONCE_BYTES} bytes`)
   }

@@ -83,7 +83,9 @@ export function openRing (fields: Readonly<Record<string, string>>, secrets: rea
  * The writes that make `fields` hold `naming` under every one of `secrets`: an entry where one
  * is missing, and a replacement (compare-and-set on what was read) where one does not open to it.
  */
-export function wrappingsFor (naming: Buffer, secrets: readonly Buffer[], fields: Readonly<Record<string, string>>): KeyringChange[] {
+export function wrappingsFor (
+  naming: Buffer, secrets: readonly Buffer[], fields: Readonly<Record<string, string>>
+): KeyringChange[] {
   const out: KeyringChange[] = []
   for (const secret of secrets) {
     const field = fingerprint(secret)

@@ -43,7 +43,9 @@ export class RecordSealer {
   }
 
   seal (hash: string, record: Sealed): string {
-    return createHmac('sha256', this.#keys[0] as KeyObject).update(content(this.#prefix, hash, record)).digest('base64url')
+    return createHmac('sha256', this.#keys[0] as KeyObject)
+      .update(content(this.#prefix, hash, record))
+      .digest('base64url')
   }
 
   check (hash: string, record: SessionRecord): SealCheck {

@@ -84,7 +84,9 @@ function toPepper (value: unknown): Buffer | undefined {
   if (typeof value === 'string') bytes = Buffer.from(value, 'utf8')
   else if (value instanceof Uint8Array) bytes = Buffer.from(value) // a copy: later changes by the caller do not leak in
   else fail('FST_SESSION_INVALID_OPTION', 'password.pepper must be a string or bytes')
-  if (bytes.length < MIN_PEPPER_BYTES) fail('FST_SESSION_INVALID_OPTION', `password.pepper must be at least ${MIN_PEPPER_BYTES} bytes`)
+  if (bytes.length < MIN_PEPPER_BYTES) {
+    fail('FST_SESSION_INVALID_OPTION', `password.pepper must be at least ${MIN_PEPPER_BYTES} bytes`)
+  }
   return bytes
 }
 

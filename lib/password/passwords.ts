@@ -25,7 +25,9 @@ import { preparePassword } from './input.ts'
 import { Limiter } from './limiter.ts'
 import { DEFAULT_MIN_LENGTH, isBelowOwaspMinimum, resolvePasswordOptions } from './password-options.ts'
 import type { ResolvedPasswordOptions, ValidatedPasswordOptions } from './password-options.ts'
-import { ARGON2_VERSION_13, ARGON2ID, SALT_BYTES, TAG_BYTES, complementCost, exceedsVerifyBudget, hashNeedsRehash, inspectHash } from './phc.ts'
+import {
+  ARGON2_VERSION_13, ARGON2ID, SALT_BYTES, TAG_BYTES, complementCost, exceedsVerifyBudget, hashNeedsRehash, inspectHash,
+} from './phc.ts'
 import type { HashProblem } from './phc.ts'
 import { checkNotCompromised, hasMinLength, type PasswordLogger } from './policy.ts'
 
@@ -248,7 +250,8 @@ export function createPasswordsFrom (
 
   if (log !== undefined && options.minLength < DEFAULT_MIN_LENGTH) {
     // Risky but valid: say so once, with the setting only.
-    log.warn({ minLength: options.minLength }, 'password minLength is below the NIST SP 800-63B minimum of 8 characters')
+    log.warn({ minLength: options.minLength },
+      'password minLength is below the NIST SP 800-63B minimum of 8 characters')
   }
 
   /** Prepare, then the length policy; the breach check (async) comes after, if configured. */

@@ -58,7 +58,9 @@ function describeFailure (error: unknown, forms: readonly string[]): { name?: st
   return described
 }
 
-async function ask (check: CompromisedCheck, candidate: string, forms: readonly string[], log: PasswordLogger | undefined): Promise<boolean> {
+async function ask (
+  check: CompromisedCheck, candidate: string, forms: readonly string[], log: PasswordLogger | undefined
+): Promise<boolean> {
   let verdict: unknown
   try {
     verdict = await check(candidate)

@@ -41,17 +41,20 @@ export function targetOf (options: { url?: unknown, socket?: unknown }): RedisTa
     try {
       url = new URL(options.url)
     } catch {
-      throw sessionError('FST_SESSION_STORE_OPTION', 'redis.url is not a valid URL (expected redis://[[user]:password@]host[:port][/db] or rediss://…)')
+      throw sessionError('FST_SESSION_STORE_OPTION',
+        'redis.url is not a valid URL (expected redis://[[user]:password@]host[:port][/db] or rediss://…)')
     }
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
       throw sessionError('FST_SESSION_STORE_OPTION', 'redis.url must start with redis:// or rediss:// (TLS)')
     }
     if (url.pathname.length > 1 && !/^\/\d+$/.test(url.pathname)) {
-      throw sessionError('FST_SESSION_STORE_OPTION', 'redis.url path must be a database number, e.g. redis://host:6379/0')
+      throw sessionError('FST_SESSION_STORE_OPTION',
+        'redis.url path must be a database number, e.g. redis://host:6379/0')
     }
     const urlTls = url.protocol === 'rediss:'
     if (socket.tls !== undefined && socket.tls !== urlTls) {
-      throw sessionError('FST_SESSION_STORE_OPTION', 'redis.socket.tls contradicts the scheme of redis.url (rediss:// is TLS)')
+      throw sessionError('FST_SESSION_STORE_OPTION',
+        'redis.socket.tls contradicts the scheme of redis.url (rediss:// is TLS)')
     }
     host = url.hostname.replace(/^\[(.*)\]$/, '$1') || 'localhost'
     port = url.port === '' ? 6379 : Number(url.port)
@@ -81,11 +84,15 @@ export function isLoopback (host: string): boolean {
  * unless the application says `allowPlaintext: true` (e.g. a private network it trusts).
  * OWASP ASVS V9.2.2: encrypted connections to backend components.
  */
-export function checkTransport (target: RedisTarget, allowPlaintext: boolean, env: string | undefined = process.env.NODE_ENV): void {
-  if (env !== 'production' || allowPlaintext || target.tls || target.path !== undefined || isLoopback(target.host)) return
+export function checkTransport (
+  target: RedisTarget, allowPlaintext: boolean, env: string | undefined = process.env.NODE_ENV
+): void {
+  if (env !== 'production' || allowPlaintext || target.tls || target.path !== undefined ||
+    isLoopback(target.host)) return
   // The table's message says what is refused; the detail says why this target and what to do.
   throw sessionError('FST_SESSION_INSECURE_TRANSPORT',
-    'the host is not loopback and NODE_ENV is production; use rediss:// or socket.tls (TLS), or set redis.allowPlaintext: true for a private network you trust')
+    'the host is not loopback and NODE_ENV is production; use rediss:// or socket.tls (TLS), ' +
+    'or set redis.allowPlaintext: true for a private network you trust')
 }
 
 /** What kind of failure a connect error is. `retry`: may go away by itself (start-up order, a restart). */
@@ -98,11 +105,13 @@ const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|CLUSTERDOWN)\b/
 
 export function classify (err: unknown): ConnectFailure {
   if (err instanceof ErrorReply) {
-    if (/^(WRONGPASS|NOAUTH)\b/.test(err.message) || /^ERR (AUTH|invalid password|Client sent AUTH)/i.test(err.message)) return 'auth'
+    if (/^(WRONGPASS|NOAUTH)\b/.test(err.message) ||
+      /^ERR (AUTH|invalid password|Client sent AUTH)/i.test(err.message)) return 'auth'
     if (/^NOPERM\b/.test(err.message)) return 'permission'
     return TRANSIENT_REPLY.test(err.message) ? 'retry' : 'handshake'
   }
-  if (err instanceof ConnectionTimeoutError || err instanceof SocketTimeoutError || err instanceof SocketClosedUnexpectedlyError) return 'retry'
+  if (err instanceof ConnectionTimeoutError || err instanceof SocketTimeoutError ||
+    err instanceof SocketClosedUnexpectedlyError) return 'retry'
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code === 'string' && TLS_CODE.test(code)) return 'tls'
   // System errors (ECONNREFUSED, ENOTFOUND, EAI_AGAIN, ECONNRESET, …) and anything else unknown.
@@ -128,12 +137,20 @@ export function scrub (text: string): string {
 /** A hint for errors whose cause is commonly misread. */
 function hintOf (err: unknown, target: RedisTarget): string | undefined {
   const code = (err as { code?: unknown } | null)?.code
-  if (err instanceof ConnectionTimeoutError && target.tls) return 'no TLS handshake: is this a plaintext port? (rediss:// needs a TLS port)'
+  if (err instanceof ConnectionTimeoutError && target.tls) {
+    return 'no TLS handshake: is this a plaintext port? (rediss:// needs a TLS port)'
+  }
   if (code === 'ECONNRESET' && !target.tls) return 'reset right away: is this a TLS port? (use rediss://)'
-  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return 'is this a plaintext port? (rediss:// needs a TLS port)'
-  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') return 'the server requires a client certificate: set socket.cert and socket.key'
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') {
+    return 'is this a plaintext port? (rediss:// needs a TLS port)'
+  }
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') {
+    return 'the server requires a client certificate: set socket.cert and socket.key'
+  }
   if (code === 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA') return 'the server does not trust the client certificate'
-  if (typeof code === 'string' && /SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) return 'the server certificate is not trusted: set socket.ca'
+  if (typeof code === 'string' && /SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) {
+    return 'the server certificate is not trusted: set socket.ca'
+  }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'the server certificate does not name this host'
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve'
   if (code === 'ECONNREFUSED') return 'nothing listens on that port'

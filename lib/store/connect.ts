@@ -16,7 +16,9 @@ import { createClient } from 'redis'
 import { sessionError } from '../errors.ts'
 import type { Config } from '../config.ts'
 import type { RedisClusterConnectOptions, RedisConnectOptions, RedisConnection } from '../public-types.ts'
-import { checkTransport, classify, describeError, FAILURE_PHRASE, targetOf, whereOf, type RedisTarget } from './connect-errors.ts'
+import {
+  checkTransport, classify, describeError, FAILURE_PHRASE, targetOf, whereOf, type RedisTarget,
+} from './connect-errors.ts'
 import { isCluster } from './cluster.ts'
 import { checkEvictionPolicy, type PolicyNode } from './eviction.ts'
 import { isClusterOptions, openRedisCluster } from './open-cluster.ts'
@@ -27,7 +29,9 @@ import { TrackingOnlyCache } from './tracking.ts'
 
 type Status = (up: boolean, err?: unknown, node?: string) => void
 
-function storeOptions (config: Config, onStatus: Status, durable?: unknown, log?: FastifyBaseLogger): RedisStoreOptions {
+function storeOptions (
+  config: Config, onStatus: Status, durable?: unknown, log?: FastifyBaseLogger
+): RedisStoreOptions {
   return {
     durable: durable as RedisStoreOptions['durable'],
     onNotice: (message) => log?.warn(message),
@@ -64,13 +68,19 @@ function budgetOf (connectTimeout: number, pluginTimeout: number | undefined): n
 /** The nodes whose eviction policy matters: the one server (a Sentinel's master), or every master of a cluster. */
 function policyNodes (conn: object): PolicyNode[] {
   const c = conn as any
-  if (isCluster(conn)) return c.masters.map((master: unknown) => ({ send: async (args: string[]) => (await c.nodeClient(master)).sendCommand(args) }))
+  if (isCluster(conn)) {
+    return c.masters.map((master: unknown) => ({
+      send: async (args: string[]) => (await c.nodeClient(master)).sendCommand(args),
+    }))
+  }
   if (isSentinel(conn)) return [{ send: (args: string[]) => c.sendCommand(false, args) }]
   return [{ send: (args: string[]) => c.sendCommand(args) }]
 }
 
 /** Refuses an evicting `maxmemory-policy` (store/eviction.ts); closes what was opened when it does. */
-async function checkedPolicy<T extends { close: () => Promise<void> }> (opened: T, conn: object, allow: boolean, log: FastifyBaseLogger, config: Config): Promise<T> {
+async function checkedPolicy<T extends { close: () => Promise<void> }> (
+  opened: T, conn: object, allow: boolean, log: FastifyBaseLogger, config: Config
+): Promise<T> {
   try {
     await checkEvictionPolicy(policyNodes(conn), allow, log, config.storeTimeout)
   } catch (err) {
@@ -81,29 +91,42 @@ async function checkedPolicy<T extends { close: () => Promise<void> }> (opened: 
 }
 
 export async function openRedisStore (
-  option: RedisConnectOptions | { cluster: RedisClusterConnectOptions } | { client: RedisConnection, allowEviction?: boolean } | RedisConnection,
+  option: RedisConnectOptions | { cluster: RedisClusterConnectOptions }
+    | { client: RedisConnection, allowEviction?: boolean } | RedisConnection,
   config: Config,
   log: FastifyBaseLogger,
   onStatus: Status,
   pluginTimeout?: number
 ): Promise<{ store: RedisStore, close: () => Promise<void>, client?: RedisConnection }> {
-  if (typeof option !== 'object' || option === null) throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
+  if (typeof option !== 'object' || option === null) {
+    throw sessionError('FST_SESSION_STORE_OPTION', 'redis must be connection options or a node-redis client')
+  }
   // `{ client, allowEviction }`: a client the application made, with the eviction opt-in.
-  const wrapped = !isConnection(option) && 'client' in option && typeof option.client === 'object' && option.client !== null && isConnection(option.client)
-  const redis = wrapped ? (option as { client: RedisConnection }).client : option as Exclude<typeof option, { client: RedisConnection }>
+  const wrapped = !isConnection(option) && 'client' in option && typeof option.client === 'object' &&
+    option.client !== null && isConnection(option.client)
+  const redis = wrapped
+    ? (option as { client: RedisConnection }).client
+    : option as Exclude<typeof option, { client: RedisConnection }>
   // Beside url/socket, inside `cluster` (like allowPlaintext), or beside an app-made `client`.
   const allowEviction: unknown = isConnection(option)
     ? undefined
-    : isClusterOptions(option) ? (option.cluster as { allowEviction?: unknown }).allowEviction : (option as { allowEviction?: unknown }).allowEviction
-  if (allowEviction !== undefined && typeof allowEviction !== 'boolean') throw sessionError('FST_SESSION_STORE_OPTION', 'redis.allowEviction must be a boolean')
+    : isClusterOptions(option)
+      ? (option.cluster as { allowEviction?: unknown }).allowEviction
+      : (option as { allowEviction?: unknown }).allowEviction
+  if (allowEviction !== undefined && typeof allowEviction !== 'boolean') {
+    throw sessionError('FST_SESSION_STORE_OPTION', 'redis.allowEviction must be a boolean')
+  }
   const allow = allowEviction === true
   const budget = budgetOf(config.connectTimeout, pluginTimeout)
   // A Redis Cluster the plugin makes: see store/open-cluster.ts. The transport rule holds for
   // every root node.
   if (isClusterOptions(redis)) {
     const { allowPlaintext, ...cluster } = redis.cluster as RedisClusterConnectOptions & { allowPlaintext?: boolean }
-    for (const node of cluster.rootNodes ?? []) checkTransport(targetOf(node as { url?: unknown, socket?: unknown }), allowPlaintext === true)
-    const opened = await openRedisCluster(cluster, config, budget, (durable) => storeOptions(config, onStatus, durable, log))
+    for (const node of cluster.rootNodes ?? []) {
+      checkTransport(targetOf(node as { url?: unknown, socket?: unknown }), allowPlaintext === true)
+    }
+    const opened = await openRedisCluster(cluster, config, budget,
+      (durable) => storeOptions(config, onStatus, durable, log))
     return await checkedPolicy(opened, opened.client, allow, log, config)
   }
   if (isConnection(redis)) {
@@ -111,9 +134,14 @@ export async function openRedisStore (
     const target = safeTarget(conn.options)
     const sentinel = isSentinel(conn)
     const durable = durableConnection(conn, config)
-    const store = new RedisStore(sentinel ? sentinelConnection(conn) : conn, storeOptions(config, onStatus, durable === undefined ? undefined : sentinel ? sentinelConnection(durable) : durable, log))
-    if (sentinel) log.info('session store on a Redis Sentinel client: no local cache, every authenticated request reads the master (docs/redis-hardening.md#7-sentinel)')
-    else if (!store.caching) log.warn('session redis client has no clientSideCache: every authenticated request will read from Redis')
+    const store = new RedisStore(sentinel ? sentinelConnection(conn) : conn, storeOptions(config, onStatus,
+      durable === undefined ? undefined : sentinel ? sentinelConnection(durable) : durable, log))
+    if (sentinel) {
+      log.info('session store on a Redis Sentinel client: no local cache, every authenticated request reads ' +
+        'the master (docs/redis-hardening.md#7-sentinel)')
+    } else if (!store.caching) {
+      log.warn('session redis client has no clientSideCache: every authenticated request will read from Redis')
+    }
     // A client already open (even if still connecting) is the application's: register goes on,
     // and requests get 503 until it is ready.
     try {
@@ -134,8 +162,11 @@ export async function openRedisStore (
     }, conn, allow, log, config)
   }
 
-  const { allowPlaintext, allowEviction: _allowEviction, ...options } = redis as RedisConnectOptions & { allowEviction?: boolean }
-  if (allowPlaintext !== undefined && typeof allowPlaintext !== 'boolean') throw sessionError('FST_SESSION_STORE_OPTION', 'redis.allowPlaintext must be a boolean')
+  const { allowPlaintext, allowEviction: _allowEviction, ...options } =
+    redis as RedisConnectOptions & { allowEviction?: boolean }
+  if (allowPlaintext !== undefined && typeof allowPlaintext !== 'boolean') {
+    throw sessionError('FST_SESSION_STORE_OPTION', 'redis.allowPlaintext must be a boolean')
+  }
   const target = targetOf(options)
   checkTransport(target, allowPlaintext === true)
   const user = options.socket?.reconnectStrategy
@@ -169,7 +200,8 @@ export async function openRedisStore (
   }
   const durable = durableConnection(client, config)
   // Start-up errors are reported by `register` itself, not as an outage of a running app.
-  const store = new RedisStore(client as any, storeOptions(config, (up, err) => { if (started) onStatus(up, err) }, durable, log))
+  const store = new RedisStore(client as any,
+    storeOptions(config, (up, err) => { if (started) onStatus(up, err) }, durable, log))
   // The store reports errors; this listener only guarantees one exists until the client is
   // gone, so an error while closing can never become an uncaught exception.
   client.on('error', () => {})
@@ -196,9 +228,12 @@ export async function openRedisStore (
 /** The target of a client the application made, when its options tell (for log lines only). */
 function safeTarget (options: unknown): RedisTarget {
   try {
-    const o = (typeof options === 'object' && options !== null ? options : {}) as { url?: unknown, socket?: unknown, rootNodes?: unknown }
+    const o = (typeof options === 'object' && options !== null ? options : {}) as
+      { url?: unknown, socket?: unknown, rootNodes?: unknown }
     // A cluster: its first root node.
-    return targetOf(Array.isArray(o.rootNodes) && typeof o.rootNodes[0] === 'object' ? o.rootNodes[0] as { url?: unknown, socket?: unknown } : o)
+    return targetOf(Array.isArray(o.rootNodes) && typeof o.rootNodes[0] === 'object'
+      ? o.rootNodes[0] as { url?: unknown, socket?: unknown }
+      : o)
   } catch {
     return { host: 'unknown host', port: 0, tls: false, path: undefined }
   }
@@ -214,7 +249,9 @@ class StartFailure {
  * cannot fix, or when `ms` pass (carrying the first error seen). The application's own client is
  * watched the same way, through its `error` events: its own reconnect strategy may retry forever.
  */
-function startWithin (client: any, ms: number, target: RedisTarget, log: FastifyBaseLogger, onReady: () => void): Promise<void> {
+function startWithin (
+  client: any, ms: number, target: RedisTarget, log: FastifyBaseLogger, onReady: () => void
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let first: unknown
     const finish = (failure?: StartFailure): void => {
@@ -248,10 +285,14 @@ function startWithin (client: any, ms: number, target: RedisTarget, log: Fastify
 }
 
 /** Logs the start-up failure once, without credentials, and makes the register error. */
-function failed (err: unknown, target: RedisTarget, budget: number, connectTimeout: number, log: FastifyBaseLogger): Error {
+function failed (
+  err: unknown, target: RedisTarget, budget: number, connectTimeout: number, log: FastifyBaseLogger
+): Error {
   const failure = err instanceof StartFailure ? err : new StartFailure(err, false)
   const kind = failure.timedOut ? 'retry' : classify(failure.cause)
-  const waited = budget < connectTimeout ? `${budget} ms (connectTimeout ${connectTimeout} ms, kept below Fastify's pluginTimeout)` : `${budget} ms`
+  const waited = budget < connectTimeout
+    ? `${budget} ms (connectTimeout ${connectTimeout} ms, kept below Fastify's pluginTimeout)`
+    : `${budget} ms`
   log.error({ store: { at: whereOf(target), tls: target.tls, error: describeError(failure.cause, target) } },
     failure.timedOut
       ? `session store: no Redis connection within ${waited}; register fails`

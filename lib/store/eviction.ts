@@ -19,7 +19,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import { sessionError } from '../errors.ts'
 
 /** Policies that evict nothing, or only keys with a TTL. */
-const KEEPS_KEYS_WITHOUT_TTL = new Set(['noeviction', 'volatile-lru', 'volatile-lfu', 'volatile-random', 'volatile-ttl'])
+const KEEPS_KEYS_WITHOUT_TTL = new Set([
+  'noeviction', 'volatile-lru', 'volatile-lfu', 'volatile-random', 'volatile-ttl',
+])
 /** How a policy name Redis reports looks (anything else is not repeated in a message). */
 const POLICY_NAME = /^[a-z0-9-]{1,32}$/
 const DOCS = 'docs/redis-hardening.md#5-persistence-eviction-and-restarts'
@@ -41,7 +43,9 @@ function within<T> (call: Promise<T>, ms: number): Promise<T> {
 function fromConfig (reply: unknown): unknown {
   if (reply instanceof Map) return reply.get('maxmemory-policy')
   if (Array.isArray(reply)) return reply[reply.indexOf('maxmemory-policy') + 1]
-  return typeof reply === 'object' && reply !== null ? (reply as Record<string, unknown>)['maxmemory-policy'] : undefined
+  return typeof reply === 'object' && reply !== null
+    ? (reply as Record<string, unknown>)['maxmemory-policy']
+    : undefined
 }
 
 /** The node's `maxmemory-policy`, or undefined when it cannot be read within `ms`. */
@@ -66,7 +70,9 @@ export async function readPolicy (node: PolicyNode, ms: number): Promise<string 
  * without a TTL, unless `allow`; logs once when some node's policy could not be read, and once
  * when an evicting policy is allowed.
  */
-export async function checkEvictionPolicy (nodes: readonly PolicyNode[], allow: boolean, log: FastifyBaseLogger, ms: number): Promise<void> {
+export async function checkEvictionPolicy (
+  nodes: readonly PolicyNode[], allow: boolean, log: FastifyBaseLogger, ms: number
+): Promise<void> {
   const policies = await Promise.all(nodes.map((node) => readPolicy(node, ms)))
   const evicting = policies.filter((p): p is string => p !== undefined && !KEEPS_KEYS_WITHOUT_TTL.has(p))
   const unread = policies.filter((p) => p === undefined).length
@@ -75,14 +81,20 @@ export async function checkEvictionPolicy (nodes: readonly PolicyNode[], allow: 
     const where = nodes.length > 1 ? ` on ${evicting.length} of ${nodes.length} masters` : ''
     if (!allow) {
       throw sessionError('FST_SESSION_EVICTION_POLICY',
-        `maxmemory-policy ${named}${where} may evict keys without a TTL (the revocation epoch, the naming key ring, the login-throttle counters); ` +
+        `maxmemory-policy ${named}${where} may evict keys without a TTL ` +
+        '(the revocation epoch, the naming key ring, the login-throttle counters); ' +
         `use noeviction or a volatile-* policy, or set redis.allowEviction: true to accept the risk (${DOCS})`)
     }
     log.warn({ store: { maxmemoryPolicy: named } },
-      `session store: maxmemory-policy ${named}${where} may evict the revocation epoch (every session ends), the naming key ring and login-throttle counters (more guesses than the limit); allowed by redis.allowEviction (${DOCS})`)
+      `session store: maxmemory-policy ${named}${where} may evict the revocation epoch (every session ends), ` +
+      'the naming key ring and login-throttle counters (more guesses than the limit); ' +
+      `allowed by redis.allowEviction (${DOCS})`)
   }
   if (unread > 0) {
-    log.warn(`session store: could not read Redis's maxmemory-policy${nodes.length > 1 ? ` on ${unread} of ${nodes.length} masters` : ''} (INFO and CONFIG GET refused or unanswered); ` +
-      `make sure it is noeviction or a volatile-* policy: an allkeys-* policy may evict the revocation epoch, the naming key ring and login-throttle counters (${DOCS})`)
+    log.warn("session store: could not read Redis's maxmemory-policy" +
+      `${nodes.length > 1 ? ` on ${unread} of ${nodes.length} masters` : ''} ` +
+      '(INFO and CONFIG GET refused or unanswered); ' +
+      'make sure it is noeviction or a volatile-* policy: an allkeys-* policy may evict the revocation epoch, ' +
+      `the naming key ring and login-throttle counters (${DOCS})`)
   }
 }

@@ -26,7 +26,8 @@ export async function openRedisCluster (
   storeOptions: (durable: unknown) => RedisStoreOptions
 ): Promise<{ store: RedisStore, close: () => Promise<void>, client: RedisConnection }> {
   const keyPrefix = config.keyPrefix
-  if (typeof options !== 'object' || options === null || !Array.isArray(options.rootNodes) || options.rootNodes.length === 0) {
+  if (typeof options !== 'object' || options === null || !Array.isArray(options.rootNodes) ||
+    options.rootNodes.length === 0) {
     throw sessionError('FST_SESSION_STORE_OPTION', 'redis.cluster needs a non-empty rootNodes array')
   }
   const defaults = options.defaults ?? {}
@@ -55,7 +56,9 @@ export async function openRedisCluster (
   try {
     await Promise.race([
       Promise.all([cluster.connect(), durable?.connect()]),
-      new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('connect timed out')), connectTimeout) }),
+      new Promise((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error('connect timed out')), connectTimeout)
+      }),
     ])
   } catch (err) {
     await store.close()

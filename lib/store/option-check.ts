@@ -56,7 +56,8 @@ export const PLUGIN_SET = {
   RESP: 'the plugin always speaks RESP3, which client-side caching needs',
   clientSideCache: 'the plugin brings its own client-side cache',
   keyPrefix: "use the plugin's top-level 'keyPrefix'",
-  disableOfflineQueue: 'the plugin always turns the offline queue off, so that a write never lands after its request failed',
+  disableOfflineQueue:
+    'the plugin always turns the offline queue off, so that a write never lands after its request failed',
   commandOptions: "the plugin bounds each store call by 'storeTimeout' and reads replies in its own types",
   maintNotifications: 'the plugin turns maintenance notifications off',
   maintEndpointType: 'the plugin turns maintenance notifications off',
@@ -114,7 +115,8 @@ export const SOCKET_KEYS = [
   'signal', 'timeout',
   // tls.connect and tls.createSecureContext
   'ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized', 'checkServerIdentity',
-  'ALPNProtocols', 'ALPNCallback', 'minVersion', 'maxVersion', 'ciphers', 'ecdhCurve', 'sigalgs', 'secureOptions', 'secureProtocol',
+  'ALPNProtocols', 'ALPNCallback', 'minVersion', 'maxVersion', 'ciphers', 'ecdhCurve', 'sigalgs', 'secureOptions',
+  'secureProtocol',
   'secureContext', 'session', 'minDHSize', 'highWaterMark', 'enableTrace', 'requestCert', 'SNICallback',
   'pskCallback', 'crl', 'dhparam', 'honorCipherOrder', 'privateKeyEngine', 'privateKeyIdentifier',
   'clientCertEngine', 'sessionIdContext', 'ticketKeys', 'sessionTimeout', 'allowPartialTrustChain', 'socket',
@@ -139,13 +141,19 @@ function checkSocket (socket: unknown, path: string): void {
   }
 }
 
-function unknownKey (name: string, key: string, known: readonly string[], hints: Readonly<Record<string, string>>): never {
-  const hint = Object.hasOwn(hints, key) ? hints[key] : closest(key, known) === undefined ? undefined : `did you mean '${closest(key, known) as string}'?`
+function unknownKey (
+  name: string, key: string, known: readonly string[], hints: Readonly<Record<string, string>>
+): never {
+  const hint = Object.hasOwn(hints, key)
+    ? hints[key]
+    : closest(key, known) === undefined ? undefined : `did you mean '${closest(key, known) as string}'?`
   fail(`unknown option '${name}'${hint === undefined ? '' : ` (${hint})`}`)
 }
 
 /** The keys of one client's options (`redis`, a cluster node, `cluster.defaults`). */
-function checkClient (options: Record<string, unknown>, path: string, known: readonly string[], set: Readonly<Record<string, string>>): void {
+function checkClient (
+  options: Record<string, unknown>, path: string, known: readonly string[], set: Readonly<Record<string, string>>
+): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue
     if (Object.hasOwn(set, key)) fail(`'${path}.${key}' is set by the plugin: ${set[key] as string}${OWN_CHOICE}`)
@@ -153,7 +161,8 @@ function checkClient (options: Record<string, unknown>, path: string, known: rea
   }
   // `url: process.env.REDIS_URL` with the variable unset would connect to localhost:6379.
   if (Object.hasOwn(options, 'url') && (typeof options['url'] !== 'string' || options['url'] === '')) {
-    fail(`${path}.url is ${options['url'] === '' ? 'empty' : 'missing'} (is REDIS_URL set?): give a redis:// or rediss:// URL, or leave url out and give socket: { host, port }`)
+    fail(`${path}.url is ${options['url'] === '' ? 'empty' : 'missing'} (is REDIS_URL set?): ` +
+      'give a redis:// or rediss:// URL, or leave url out and give socket: { host, port }')
   }
   checkSocket(options['socket'], `${path}.socket`)
 }
@@ -172,7 +181,8 @@ export function checkRedisOption (redis: unknown): void {
   if (isClient(redis)) {
     // ioredis has connect() and sendCommand() too, but not node-redis's isOpen.
     if (typeof (redis as { isOpen?: unknown }).isOpen !== 'boolean') {
-      fail('redis is a client this plugin cannot drive (an ioredis client?): pass a node-redis client (createClient, createCluster, createSentinel from the redis package) or connection options')
+      fail('redis is a client this plugin cannot drive (an ioredis client?): pass a node-redis client ' +
+        '(createClient, createCluster, createSentinel from the redis package) or connection options')
     }
     return
   }
@@ -181,13 +191,18 @@ export function checkRedisOption (redis: unknown): void {
   const wrapped = redis['client']
   if (typeof wrapped === 'object' && wrapped !== null && isClient(wrapped)) {
     const extra = Object.keys(redis).filter((k) => k !== 'client' && k !== 'allowEviction')
-    if (extra.length > 0) fail(`beside redis.client only allowEviction is read: '${extra[0] as string}' belongs to the client you made`)
+    if (extra.length > 0) {
+      fail(`beside redis.client only allowEviction is read: '${extra[0] as string}' belongs to the client you made`)
+    }
     checkRedisOption(wrapped)
     return
   }
   if (Object.hasOwn(redis, 'cluster')) {
     const extra = Object.keys(redis).filter((k) => k !== 'cluster')
-    if (extra.length > 0) fail(`with redis.cluster, every option goes inside it: move '${extra[0] as string}' into redis.cluster (or redis.cluster.defaults for every node)`)
+    if (extra.length > 0) {
+      fail(`with redis.cluster, every option goes inside it: move '${extra[0] as string}' into redis.cluster ` +
+        '(or redis.cluster.defaults for every node)')
+    }
     const cluster = redis['cluster']
     if (!isPlainObject(cluster)) fail('redis.cluster must be an object: { rootNodes: [{ url }, …], … }')
     checkClient(cluster, 'redis.cluster', [...CLUSTER_KEYS, ...PLUGIN_KEYS], CLUSTER_SET)
@@ -215,7 +230,9 @@ export const STORE_METHODS = [
 ] as const satisfies ReadonlyArray<keyof SessionStore>
 
 /** The required (non-optional) members of a SessionStore. */
-type RequiredMethods = { [K in keyof SessionStore]-?: object extends Pick<SessionStore, K> ? never : K }[keyof SessionStore]
+type RequiredMethods = {
+  [K in keyof SessionStore]-?: object extends Pick<SessionStore, K> ? never : K
+}[keyof SessionStore]
 /** A method added to SessionStore but not to the list above makes this type `never`: a compile error below. */
 export type StoreMethodsComplete = Exclude<RequiredMethods, typeof STORE_METHODS[number]> extends never ? true : never
 export const STORE_METHODS_COMPLETE: StoreMethodsComplete = true
@@ -232,8 +249,10 @@ export function checkStoreOption (store: unknown): void {
   const s = store as Record<string, unknown>
   if (typeof s['get'] === 'function' && typeof s['set'] === 'function' && typeof s['destroy'] === 'function') {
     fail('store is an express-session store (connect-redis or similar), whose callback API this plugin does not use: ' +
-      'give the plugin its Redis instead — redis: { url } or redis: client (the node-redis client you passed to the store) — ' +
+      'give the plugin its Redis instead — redis: { url } or redis: client ' +
+      '(the node-redis client you passed to the store) — ' +
       'and a keyPrefix of its own; see docs/migration.md')
   }
-  fail(`store is not a SessionStore: it lacks ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''} (use createMemoryStore() or redis)`)
+  fail(`store is not a SessionStore: it lacks ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''} ` +
+    '(use createMemoryStore() or redis)')
 }
