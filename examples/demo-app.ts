@@ -62,6 +62,15 @@ export interface DemoOptions {
   clearSiteData?: string | false
   /** The plugin's `password` (argon2id) options (default: the plugin's). */
   password?: PasswordOptions
+  /**
+   * The plugin's `deviceBound` option (default on, with the plugin's defaults): a browser with
+   * Device Bound Session Credentials binds its session to a key, and the devices list says so.
+   */
+  deviceBound?: HardenedSessionOptions['deviceBound']
+  /** The plugin's `allowShortDurations` (tests: a bound cookie of a few seconds). */
+  allowShortDurations?: boolean
+  /** Serve HTTPS with this certificate (browsers run device-bound sessions over HTTPS). */
+  https?: { cert: string, key: string }
   logger?: FastifyServerOptions['logger']
 }
 
@@ -107,7 +116,7 @@ function humanDuration (seconds: number): string {
 }
 
 export async function buildDemo (options: DemoOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false })
+  const app = Fastify({ logger: options.logger ?? false, ...(options.https === undefined ? {} : { https: options.https }) }) as unknown as FastifyInstance
   const storeOption: Pick<HardenedSessionOptions, 'redis' | 'store'> = options.redisUrl !== undefined && options.redisUrl !== ''
     ? { redis: { url: options.redisUrl } }
     : { store: createMemoryStore() }
@@ -118,6 +127,8 @@ export async function buildDemo (options: DemoOptions): Promise<FastifyInstance>
     loginThrottle: { perAccount: { max: 5, windowMs: 5 * 60_000 } },
     ...(options.clearSiteData === undefined ? {} : { clearSiteData: options.clearSiteData }),
     ...(options.password === undefined ? {} : { password: options.password }),
+    deviceBound: options.deviceBound ?? {},
+    ...(options.allowShortDurations === true ? { allowShortDurations: true } : {}),
   } as HardenedSessionOptions)
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {

@@ -130,7 +130,8 @@ function deviceRow (info: SessionInfo, thisRef: string): string {
     ? '<form method="post" action="/logout"><button class="secondary small">Sign out</button></form>'
     : `<form method="post" action="/devices/sign-out"><input type="hidden" name="ref" value="${esc(info.ref)}"><button class="secondary small">Sign out</button></form>`
   return `<tr data-ref="${esc(info.ref)}"${mine ? ' class="this-device"' : ''}>` +
-    `<td class="device" title="${esc(info.userAgent ?? '')}">${esc(deviceName(info.userAgent))}${mine ? ' <strong class="badge">this device</strong>' : ''}</td>` +
+    `<td class="device" title="${esc(info.userAgent ?? '')}">${esc(deviceName(info.userAgent))}${mine ? ' <strong class="badge">this device</strong>' : ''}` +
+    `${info.deviceBound ? ' <span class="badge bound" title="Its cookie only works with a key that never leaves this device">device-bound</span>' : ''}</td>` +
     `<td data-label="IP">${esc(info.ip ?? '–')}</td><td class="date" data-label="Signed in">${when(info.authenticatedAt)}</td>` +
     `<td class="date" data-label="Last seen">${when(info.lastSeenAt)}</td><td class="action">${action}</td></tr>`
 }

@@ -73,6 +73,16 @@ export interface Config {
   readonly cipher: FieldCipher | undefined
   /** The `password` options, validated. */
   readonly password: ValidatedPasswordOptions
+  /** Device-bound sessions (DBSC); `undefined` when off. */
+  readonly deviceBound: DeviceBoundConfig | undefined
+}
+
+export interface DeviceBoundConfig {
+  readonly registrationPath: string
+  readonly refreshPath: string
+  readonly cookieMaxAge: number
+  /** The bound cookie's name: the session cookie's, with `-bound`. */
+  readonly cookieName: string
 }
 
 /** Option names of other session libraries, and where their meaning lives here. */
@@ -232,8 +242,32 @@ export const TOP_LEVEL = [
   'secrets', 'redis', 'store', 'keyPrefix', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'cookie', 'encryption',
   'maxSessionBytes', 'storeTimeout', 'connectTimeout', 'maxSessionsPerUser', 'cacheSize', 'cacheBytes', 'clearSiteData',
   'sessionInfo', 'onEvent', 'password', 'clock', 'loginThrottle', 'csrf', 'durability', 'allowShortDurations',
-  'decorator',
+  'decorator', 'deviceBound',
 ] as const
+
+/** An absolute URL path a route can have: no query, fragment, quote or backslash (it goes into a structured header). */
+const ENDPOINT_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]{0,255}$/
+
+function deviceBoundOf (value: unknown, cookie: CookieConfig, idleTimeout: number, allowShort: boolean): Config['deviceBound'] {
+  if (value === undefined || value === false) return undefined
+  const options = objectOption(value, 'deviceBound', ['registrationPath', 'refreshPath', 'cookieMaxAge'])
+  const path = (name: string, fallback: string): string => {
+    const text = options[name] ?? fallback
+    if (typeof text !== 'string' || !ENDPOINT_PATH.test(text) || text.includes('//')) {
+      fail('FST_SESSION_INVALID_OPTION', `deviceBound.${name} must be a URL path starting with / (no query, quotes or backslashes)`)
+    }
+    return text
+  }
+  const registrationPath = path('registrationPath', '/.well-known/device-bound-sessions/register')
+  const refreshPath = path('refreshPath', '/.well-known/device-bound-sessions/refresh')
+  if (registrationPath === refreshPath) fail('FST_SESSION_INVALID_OPTION', 'deviceBound.registrationPath and deviceBound.refreshPath must differ')
+  const cookieMaxAge = duration(options['cookieMaxAge'], 'deviceBound.cookieMaxAge', 10 * MINUTE, SECOND, allowShort)
+  // A bound cookie outliving the idle timeout would protect nothing the session cookie does not.
+  if (cookieMaxAge > idleTimeout) fail('FST_SESSION_INVALID_OPTION', 'deviceBound.cookieMaxAge must be ≤ idleTimeout')
+  // A browser only sends the bound cookie where it sends the session cookie.
+  if (!cookie.secure) fail('FST_SESSION_INVALID_OPTION', 'deviceBound needs a secure cookie (browsers run DBSC on HTTPS and localhost only)')
+  return Object.freeze({ registrationPath, refreshPath, cookieMaxAge, cookieName: cookie.name + '-bound' })
+}
 
 /** A name `request[name]` can carry: an identifier. */
 const DECORATOR = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/
@@ -290,13 +324,14 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
   else checkRedisOption(options.redis)
   const cipher = options.encryption === undefined ? undefined : createFieldCipher(options.encryption)
   const password = resolvePasswordOptions(options.password)
+  const cookie = cookieOf(options.cookie)
   return Object.freeze({
     secrets: Object.freeze(secrets),
     keyPrefix,
     idleTimeout,
     absoluteTimeout,
     touchInterval,
-    cookie: cookieOf(options.cookie),
+    cookie,
     maxSessionBytes: integer(options.maxSessionBytes, 'maxSessionBytes', 64 * 1024, 256),
     storeTimeout: subSecond(ms(options.storeTimeout, 'storeTimeout', SECOND, 1), 'storeTimeout', warn),
     connectTimeout: subSecond(ms(options.connectTimeout, 'connectTimeout', 10 * SECOND, 1), 'connectTimeout', warn),
@@ -319,6 +354,7 @@ export function normaliseOptions (options: HardenedSessionOptions, warn: (messag
     redis: options.redis,
     cipher,
     password,
+    deviceBound: deviceBoundOf(options.deviceBound, cookie, idleTimeout, allowShort),
   })
 }
 

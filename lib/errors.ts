@@ -48,6 +48,9 @@ export const errorTable = {
   },
   // --- reported in events only ----------------------------------------------------------------
   FST_SESSION_RECORD_INVALID: { statusCode: 500, message: 'Session record failed its integrity check' },
+  // --- device-bound sessions (DBSC endpoints) -----------------------------------------------
+  FST_SESSION_DEVICE_PROOF: { statusCode: 400, message: 'Device-bound session proof refused' },
+  FST_SESSION_DEVICE_CHALLENGE: { statusCode: 403, message: 'Device-bound session challenge missing, used or expired' },
   // --- passwords ----------------------------------------------------------------------------
   FST_PASSWORD_TOO_LONG: { statusCode: 400, message: 'Password is too long' },
   FST_PASSWORD_EMPTY: { statusCode: 400, message: 'Password must not be empty' },

@@ -37,7 +37,7 @@ export interface FieldCodec {
   stale (
     record: SessionRecord, hash: string, dirty: ReadonlyMap<string, unknown> | undefined
   ): Map<string, string> | undefined
-  /** A meta value (user id, user agent, IP) as stored: encrypted when encryption is configured. */
+  /** A meta value (user id, user agent, IP, device binding) as stored: encrypted when encryption is configured. */
   sealMeta (name: MetaName, value: string | undefined, hash: string): string | undefined
   /** A stored meta value, decrypted; `null` when it cannot be read. */
   openMeta (name: MetaName, stored: string | undefined, hash: string): string | undefined | null
@@ -45,7 +45,7 @@ export interface FieldCodec {
   metaStale (record: SessionRecord): boolean
 }
 
-export type MetaName = 'user' | 'userAgent' | 'ip'
+export type MetaName = 'user' | 'userAgent' | 'ip' | 'bound'
 
 /**
  * Meta values are bound to `<hash>#meta` (a storage hash never contains '#'), so no data field's
@@ -184,7 +184,7 @@ export function createFieldCodec (cipher: FieldCipher | undefined, unreadable: U
       if (cipher === undefined) return false
       const stale = (stored: string | undefined): boolean =>
         stored !== undefined && (stored.startsWith(PLAIN_META) || cipher.isStale(stored))
-      return stale(record.user) || stale(record.userAgent) || stale(record.ip)
+      return stale(record.user) || stale(record.userAgent) || stale(record.ip) || stale(record.bound)
     },
   })
 }

@@ -18,6 +18,8 @@ export class ResponseHeaders {
   readonly #attributes: CookieSerializeOptions
   readonly #clearSite: string | undefined
   readonly #clearSiteWithCookie: string | undefined
+  /** The bound cookie's name (`deviceBound`), expired with the session cookie. */
+  readonly #bound: string | undefined
 
   constructor (config: Config) {
     const { name, path, domain, secure, sameSite, partitioned } = config.cookie
@@ -32,6 +34,7 @@ export class ResponseHeaders {
     })
     this.#clearSite = config.clearSiteData
     this.#clearSiteWithCookie = config.clearSiteDataWithCookie
+    this.#bound = config.deviceBound?.cookieName
   }
 
   /** No cookie change; the response was personalised (served to an existing session). */
@@ -50,6 +53,8 @@ export class ResponseHeaders {
   /** Expires the session cookie (destroy, logout). */
   clear (reply: FastifyReply, state: SessionState): void {
     reply.clearCookie(this.#name, this.#attributes)
+    // A device-bound session's bound cookie goes with it (only when the request carried one).
+    if (this.#bound !== undefined && state.boundCookie !== undefined) reply.clearCookie(this.#bound, this.#attributes)
     this.personal(reply)
     if (state.clearSite && this.#clearSite !== undefined) reply.header('clear-site-data', this.#clearSite)
   }

@@ -15,6 +15,8 @@
  *   <prefix>epoch{<tag>}  on a Redis Cluster, a copy of it in every hash slot (store/cluster.ts
  *                         `slotTag`): a record's epoch lives on the record's own shard
  *   <prefix>keyring       the naming key, wrapped under each secret
+ *   <prefix>c:<hmac>      a device-bound session challenge, single-use, with a TTL
+ *                         (dbsc/challenge.ts: named by a keyed hash of the challenge)
  */
 import type { KeyObject } from 'node:crypto'
 import { deriveKey, keyedName } from './crypto/derive.ts'

@@ -18,7 +18,7 @@
  */
 import type { FastifyReply } from 'fastify'
 import { cleanIp, cleanUserAgent } from './client-info.ts'
-import { toJson } from './field-codec.ts'
+import { toJson, type MetaName } from './field-codec.ts'
 import { storedBytes } from './store/record-encoding.ts'
 import { discard, dismissUser, durable, ttlOf, type Core } from './services.ts'
 import { epochTag } from './crypto/epoch.ts'
@@ -56,17 +56,29 @@ function invalid (detail: string): never {
   throw sessionError('FST_SESSION_INVALID_ARGUMENT', detail)
 }
 
+/** Device-bound sessions (dbsc/service.ts): the registration a login or regenerate asks for. */
+export interface Registrar {
+  /** The `Secure-Session-Registration` value for session `hash` (a challenge is stored for it). */
+  registration (hash: string): Promise<string>
+}
+
 export class Lifecycle implements SessionOps {
   readonly #core: Core
   readonly #headers: ResponseHeaders
   readonly #passwordLogin: PasswordLoginDeps
   readonly #pruner: IndexPruner
+  readonly #registrar: Registrar | undefined
 
-  constructor (core: Core, headers: ResponseHeaders, passwordLogin: Omit<PasswordLoginDeps, 'login' | 'generation'>, pruner: IndexPruner) {
+  constructor (
+    core: Core, headers: ResponseHeaders, passwordLogin: Omit<PasswordLoginDeps, 'login' | 'generation' | 'tally'>,
+    pruner: IndexPruner, registrar?: Registrar
+  ) {
     this.#core = core
     this.#headers = headers
+    this.#registrar = registrar
     this.#passwordLogin = {
       ...passwordLogin,
+      tally: core.tally,
       generation: (userId) => core.guard.run(core.store.generation(core.keys.index(core.keys.userKey(userId)))),
       login: (state, userId, data, generation) => this.login(state, userId, data, undefined, generation),
     }
@@ -114,7 +126,7 @@ export class Lifecycle implements SessionOps {
    *      session whose old id is gone (logged out meanwhile) ends here.
    */
   async #move (state: SessionState, move: Move): Promise<void> {
-    const { config, store, keys, events } = this.#core
+    const { config, store, keys, events, tally } = this.#core
     const old = state.record
     const oldHash = state.hash
     const { record, hash } = move
@@ -130,7 +142,10 @@ export class Lifecycle implements SessionOps {
         this.#ended(state)
       }
       for (const e of result.evicted) events.emit('revoked', move.userId, e.ref)
-      if (result.evicted.length > 0) await discard(this.#core, result.evicted.map((e) => e.hash))
+      if (result.evicted.length > 0) {
+        tally.revoked('limit')
+        await discard(this.#core, result.evicted.map((e) => e.hash))
+      }
       // Entries of sessions that idled out, pruned in the background (prune.ts).
       if (result.sample !== undefined && result.sample.length > 0) this.#pruner.prune(indexKey, result.sample).catch(() => {})
     }
@@ -181,12 +196,12 @@ export class Lifecycle implements SessionOps {
     return set.size + del.length === 0 ? undefined : { set, del, maxBytes: 2 * config.maxSessionBytes }
   }
 
-  /** The record's meta values (user, user agent, IP) re-encrypted for `hash` under the newest key. */
-  #meta (record: SessionRecord, from: string, hash: string): Pick<SessionRecord, 'user' | 'userAgent' | 'ip'> {
+  /** The record's meta values (user, user agent, IP, device binding) re-encrypted for `hash` under the newest key. */
+  #meta (record: SessionRecord, from: string, hash: string): Pick<SessionRecord, 'user' | 'userAgent' | 'ip' | 'bound'> {
     const { codec } = this.#core
-    const move = (name: 'user' | 'userAgent' | 'ip', stored: string | undefined): string | undefined =>
+    const move = (name: MetaName, stored: string | undefined): string | undefined =>
       codec.sealMeta(name, codec.openMeta(name, stored, from) ?? undefined, hash)
-    return { user: move('user', record.user), userAgent: move('userAgent', record.userAgent), ip: move('ip', record.ip) }
+    return { user: move('user', record.user), userAgent: move('userAgent', record.userAgent), ip: move('ip', record.ip), bound: move('bound', record.bound) }
   }
 
   /**
@@ -262,19 +277,54 @@ export class Lifecycle implements SessionOps {
       events.emit('logout', oldUserId, old.ref)
     }
     this.#finish(state, id, hash, record, userId)
+    this.#core.tally.login('ok')
     events.emit('login', userId, ref)
+    await this.#askRegistration(state, hash)
+  }
+
+  /**
+   * Device-bound sessions: a logged-in session just issued asks the browser to register a key
+   * (a fresh single-use challenge). A store failure here costs the binding, not the login.
+   */
+  async #askRegistration (state: SessionState, hash: string): Promise<void> {
+    if (this.#registrar === undefined || state.userId === undefined) return
+    try {
+      state.registration = await this.#registrar.registration(hash)
+    } catch {
+      this.#core.log.debug('device-bound session registration not offered: the challenge could not be stored')
+    }
   }
 
   async regenerate (state: SessionState): Promise<void> {
-    const { config, codec } = this.#core
     const old = state.record
-    const oldHash = state.hash
-    if (old === undefined || oldHash === undefined) {
-      // Nothing stored yet: a new id is all it takes, and this request's data goes with it.
+    if (old === undefined || state.hash === undefined) {
+      // Nothing stored yet: a new id is all it takes, and this request's data goes with it
+      // (also past a device-bound session held for want of its bound cookie: a fresh start).
       state.id = generateId()
       state.hash = undefined
+      state.held = undefined
       return
     }
+    // A device binding does not survive a new id: the browser is asked to register again.
+    const hash = await this.#renew(state, old, state.hash, undefined)
+    this.#core.events.emit('regenerated', state.userId, old.ref)
+    await this.#askRegistration(state, hash)
+  }
+
+  /**
+   * Binds a device to the session (DBSC registration verified): the session moves to a new id
+   * whose record carries the binding, sealed. Concurrent writes to the old id fail loudly, and a
+   * touch prepared from the unbound record can never reseal the bound one.
+   */
+  async bind (state: SessionState, binding: string): Promise<void> {
+    const old = state.record
+    if (old === undefined || state.hash === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
+    await this.#renew(state, old, state.hash, binding)
+  }
+
+  /** Moves a continuing session to a new id with `bound` as its binding; returns the new storage hash. */
+  async #renew (state: SessionState, old: SessionRecord, oldHash: string, bound: string | undefined): Promise<string> {
+    const { config, codec } = this.#core
     const id = generateId()
     const hash = storageHash(id)
     const epoch = await this.#epochTag(state, hash, { record: old, hash: oldHash })
@@ -282,6 +332,7 @@ export class Lifecycle implements SessionOps {
     const record = this.#seal(hash, {
       ...old,
       ...this.#meta(old, oldHash, hash),
+      bound: codec.sealMeta('bound', bound, hash),
       epoch,
       idleExpiry: now + config.idleTimeout,
       fields: codec.encodeAll(state.plain(codec), hash),
@@ -290,7 +341,7 @@ export class Lifecycle implements SessionOps {
     const index = old.userKey === undefined ? undefined : { userKey: old.userKey, expect: oldHash }
     await this.#move(state, { record, hash, userId, index, continues: true, carries: () => true, ours: new Set(state.dirty?.keys()) })
     this.#finish(state, id, hash, record, userId)
-    this.#core.events.emit('regenerated', userId, old.ref)
+    return hash
   }
 
   async end (state: SessionState, type: 'destroyed' | 'logout'): Promise<void> {
@@ -304,6 +355,7 @@ export class Lifecycle implements SessionOps {
       if (indexKey !== undefined) await this.#run(store.dismiss(indexKey, [{ ref: record.ref, hash: undefined }]))
       await this.#run(store.destroy(keys.session(hash)))
       await durable(this.#core, indexKey === undefined ? [keys.session(hash)] : [indexKey, keys.session(hash)])
+      this.#core.tally.revoked(type === 'logout' ? 'logout' : 'destroy')
       events.emit(type, state.userId, record.ref)
     }
     // What follows in this request starts a new, empty session. A cross-site request carried
@@ -320,6 +372,7 @@ export class Lifecycle implements SessionOps {
     const userId = state.userId
     if (record?.userKey === undefined || userId === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
     const removed = await dismissUser(this.#core, keys.index(record.userKey), record.ref)
+    this.#core.tally.revoked('others')
     const now = config.clock()
     const live = removed.filter((e) => e.expiresAt > now)
     for (const e of live) events.emit('revoked', userId, e.ref)
@@ -337,6 +390,9 @@ export class Lifecycle implements SessionOps {
     const dirty = state.dirty !== undefined && state.dirty.size > 0
     if (record === undefined) {
       if (dirty && state.foreign) throw sessionError('FST_SESSION_CSRF')
+      // A device-bound session without its bound cookie: no new session replaces it (its cookie
+      // stays for the refresh to revive); only a login or regenerate starts over.
+      if (dirty && state.held !== undefined) return undefined
       if (dirty) return this.#create(state, reply)
       if (state.cookie === 'clear') this.#headers.clear(reply, state)
       return undefined
@@ -364,6 +420,8 @@ export class Lifecycle implements SessionOps {
     }
     const value = state.raw !== undefined && !state.staleCookie ? state.raw : this.#core.signer.sign(state.id as string)
     this.#headers.set(reply, state, value, Math.min(record.idleExpiry, record.absoluteExpiry) - now)
+    // DBSC (W3C WebAppSec draft): the response that sets a logged-in session asks for a key.
+    if (state.registration !== undefined) reply.header('secure-session-registration', state.registration)
   }
 
   async #create (state: SessionState, reply: FastifyReply): Promise<void> {
@@ -427,7 +485,7 @@ export class Lifecycle implements SessionOps {
         del,
         replace,
         maxBytes: config.maxSessionBytes,
-        touch: touch ? { idleExpiry: next.idleExpiry, seal: next.seal, sealed: next.sealed, user: next.user, userAgent: next.userAgent, ip: next.ip } : undefined,
+        touch: touch ? { idleExpiry: next.idleExpiry, seal: next.seal, sealed: next.sealed, user: next.user, userAgent: next.userAgent, ip: next.ip, bound: next.bound } : undefined,
       }
       applied = await this.#run(store.update(keys.session(hash), update, ttlOf(next, now)))
     } catch (err) {

@@ -14,6 +14,7 @@ import fp from 'fastify-plugin'
 import { createAdmin, type SessionDecorator } from './admin.ts'
 import { assembleCore } from './services.ts'
 import { createOriginCheck, isUnsafe, isUpgrade } from './defences/csrf.ts'
+import { DeviceBinding } from './dbsc/service.ts'
 import { sessionError } from './errors.ts'
 import { Events } from './events.ts'
 import { Guard } from './store-deadline.ts'
@@ -32,6 +33,7 @@ import { openRedisStore } from './store/connect.ts'
 import type { SessionStore } from './store/contract.ts'
 import { LoginThrottle } from './defences/throttle.ts'
 import type { HardenedSessionOptions } from './public-types.ts'
+import { Telemetry } from './telemetry.ts'
 
 export type { SessionDecorator } from './admin.ts'
 
@@ -45,9 +47,11 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     throw sessionError('FST_SESSION_INVALID_OPTION', `request.${name} is already decorated (by @fastify/session?): ` +
       "to run beside it, give this plugin another name, e.g. decorator: 'hardenedSession' (docs/migration.md)")
   }
-  const passwords = createPasswordsFrom(config.password, { log: fastify.log })
+  // Metrics and traces when @opentelemetry/api is installed and a provider registered (telemetry.ts).
+  const telemetry = await Telemetry.load()
+  const passwords = telemetry.passwords(createPasswordsFrom(config.password, { log: fastify.log }))
   const events = new Events(config.onEvent, fastify.log)
-  const guard = new Guard(config.storeTimeout, fastify.log, events)
+  const guard = new Guard(config.storeTimeout, fastify.log, events, telemetry.tally)
   // The ecosystem's cookie layer: parsing on every request, `reply.setCookie` for every cookie.
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
@@ -63,6 +67,12 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     }, fastify.initialConfig.pluginTimeout)
     store = opened.store
     closeStore = opened.close
+  }
+  store = telemetry.attach(store)
+  const closeOpened = closeStore
+  closeStore = async () => {
+    telemetry.close()
+    await closeOpened()
   }
   guard.attach(store)
   const ring: KeyringOptions = {
@@ -100,6 +110,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     guard,
     events,
     log: fastify.log,
+    tally: telemetry.tally,
     unreadable (record) {
       // The field's name is application data (it may be chosen by a visitor): never logged.
       fastify.log.warn({ sessionRef: record.ref }, 'encrypted session field could not be read')
@@ -107,7 +118,8 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     },
   })
   const originCheck = config.csrf === undefined ? undefined : createOriginCheck(config.csrf.trustedOrigins)
-  const resolver = new Resolver(core)
+  const device = config.deviceBound === undefined ? undefined : new DeviceBinding(core, config.deviceBound)
+  const resolver = new Resolver(core, device)
   // A missing record counts as ended only when it is still missing well after the few store
   // calls of a move (a record is created before its index entry; the second look is a margin).
   const pruner = new IndexPruner(store, core.keys, guard, 10 * config.storeTimeout)
@@ -117,7 +129,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     originCheck,
     events,
     log: fastify.log,
-  }, pruner)
+  }, pruner, device)
   const cookieName = config.cookie.name
   let warnedScheme = false
 
@@ -222,6 +234,20 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   })
   fastify.addHook('onRequest', onRequest)
   fastify.addHook('onSend', onSend)
+  if (device !== undefined) {
+    // The DBSC endpoints (dbsc/service.ts), in a scope of their own that accepts any request
+    // body (browsers send none that matters) and inherits the session hooks above.
+    fastify.register(async (scope) => {
+      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 4096 }, (_request, _body, done) => { done(null, undefined) })
+      const state = (request: FastifyRequest): SessionState => {
+        const session = (request as unknown as Carrier)[name]
+        if (session === null || session === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
+        return stateOf(session)
+      }
+      scope.post(device.config.registrationPath, async (request, reply) => await device.register(state(request), request, reply, lifecycle))
+      scope.post(device.config.refreshPath, async (request, reply) => await device.refresh(state(request), request, reply))
+    })
+  }
   fastify.addHook('onClose', async () => {
     keeper.close()
     epochs.close()

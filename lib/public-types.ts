@@ -22,6 +22,7 @@ export type SessionEventType =
   | 'created' | 'login' | 'logout' | 'regenerated' | 'destroyed' | 'expired' | 'revoked' | 'revoked_all'
   | 'invalid_cookie' | 'invalid_record' | 'store_error' | 'decrypt_error'
   | 'login_failed' | 'login_throttled' | 'csrf'
+  | 'device_bound' | 'device_bound_refresh_failed'
 
 export interface SessionEvent {
   type: SessionEventType
@@ -44,6 +45,8 @@ export interface SessionInfo {
   userAgent?: string
   /** The login's `request.ip`, when `sessionInfo.ip` is on. */
   ip?: string
+  /** Whether a device is bound to the session (`deviceBound`: its refreshes need the device's key). */
+  deviceBound: boolean
 }
 
 export interface PasswordOptions {
@@ -219,6 +222,22 @@ export interface HardenedSessionOptions {
    * it rejects with 503 FST_SESSION_STORE_UNAVAILABLE. `'primary'`: once the master has it.
    */
   durability?: 'replica' | 'primary' | undefined
+  /**
+   * Device Bound Session Credentials (off by default): a login asks the browser to register a
+   * key; a bound session then also needs a short-lived bound cookie that only the key's holder
+   * can refresh. Paths of the two endpoints the plugin registers; `cookieMaxAge` in ms (default
+   * 10 min; under one minute only with `allowShortDurations`). See docs/device-bound-sessions.md.
+   */
+  deviceBound?: DeviceBoundOptions | false | undefined
+}
+
+export interface DeviceBoundOptions {
+  /** Default `'/.well-known/device-bound-sessions/register'`. */
+  registrationPath?: string | undefined
+  /** Default `'/.well-known/device-bound-sessions/refresh'`. */
+  refreshPath?: string | undefined
+  /** Lifetime of the bound cookie, ms (default 10 min). */
+  cookieMaxAge?: number | undefined
 }
 
 export interface ThrottleLimitOptions {

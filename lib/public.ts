@@ -19,5 +19,5 @@ export {
 export type {
   SessionData, SessionKey, SessionValue, SessionEvent, SessionEventType, SessionInfo, PasswordOptions,
   EncryptionKey, EncryptionOptions, CookieOptions, HardenedSessionOptions, RedisConnection, RedisConnectOptions,
-  RedisClusterConnectOptions, RedisPluginSetOption, ThrottleLimitOptions,
+  RedisClusterConnectOptions, RedisPluginSetOption, ThrottleLimitOptions, DeviceBoundOptions,
 } from './public-types.ts'

@@ -9,7 +9,10 @@
  *   3. its epoch tag matches the current global epoch (`revokeAll`; on a cluster, the copy in
  *      the record's own slot, so a shard failing over stops only the sessions it holds);
  *   4. when logged in: its user's index maps its lineage to exactly this storage hash
- *      (`revokeUser`, `revokeSession`, `revokeOthers`, logout, a regenerate elsewhere).
+ *      (`revokeUser`, `revokeSession`, `revokeOthers`, logout, a regenerate elsewhere);
+ *   5. when a device is bound to it (DBSC): the request carries a live bound cookie for it
+ *      (dbsc/bound-cookie.ts; checked without the store). Without one the session is held
+ *      aside for the refresh endpoint, and the request has no session.
  */
 import { cookieValues } from './cookie.ts'
 import { BoundedCache } from './lru.ts'
@@ -39,6 +42,13 @@ interface View {
   epochOk: boolean
 }
 
+/** The bound-cookie check of device-bound sessions (dbsc/service.ts). */
+export interface BoundCheck {
+  readonly cookieName: string
+  /** Whether `cookie` is a live bound cookie of the session `hash` holding `record`. */
+  verified (cookie: string | undefined, hash: string, record: SessionRecord): boolean
+}
+
 interface Found {
   readonly state: SessionState
   readonly raw: string
@@ -61,9 +71,11 @@ export class Resolver {
    * costs no store access.
    */
   readonly #dead: BoundedCache<string, true>
+  readonly #bound: BoundCheck | undefined
 
-  constructor (core: Core) {
+  constructor (core: Core, bound?: BoundCheck) {
     this.#core = core
+    this.#bound = bound
     this.#dead = new BoundedCache(Math.max(64, core.config.cacheSize >> 2))
   }
 
@@ -77,6 +89,8 @@ export class Resolver {
     const name = this.#core.config.cookie.name
     const first = cookies?.[name]
     if (cookies !== null && first === undefined) return state
+    const bound = this.#bound
+    if (bound !== undefined) state.boundCookie = cookies !== null ? cookies[bound.cookieName] : cookieValues(header, bound.cookieName, 1)[0]
     const begun = this.#first(state, first === undefined ? cookieValues(header, name, MAX_CANDIDATES) : [first])
     if (begun !== undefined) return begun
     // A parser keeps one value per name; a shadowed cookie of the same name may be the real one.
@@ -214,6 +228,10 @@ export class Resolver {
   }
 
   #bind ({ state, raw, verified, record, view }: Found): SessionState {
+    if (record.bound !== undefined && this.#bound !== undefined && !this.#bound.verified(state.boundCookie, verified.hash, record)) {
+      state.held = { hash: verified.hash, record, userId: view.userId }
+      return state
+    }
     state.raw = raw
     state.staleCookie = verified.stale
     state.reseal = view.reseal

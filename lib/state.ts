@@ -45,6 +45,15 @@ export class SessionState {
   /** `logout()` ran: send `Clear-Site-Data`. */
   clearSite = false
   committed = false
+  /** The bound cookie this request carried (device-bound sessions on). */
+  boundCookie: string | undefined
+  /**
+   * A device-bound session whose bound cookie is missing, expired or forged: no session for
+   * this request (nothing of it is read or written), only the refresh endpoint's to renew.
+   */
+  held: HeldSession | undefined
+  /** The `Secure-Session-Registration` value a login or regenerate asks the browser with. */
+  registration: string | undefined
 
   constructor (readonly client: ClientInfo) {}
 
@@ -71,5 +80,13 @@ export class SessionState {
     this.userId = userId
     this.dirty = undefined
     this.values = undefined
+    this.registration = undefined
   }
+}
+
+/** A session that passed every check but the bound cookie's. */
+export interface HeldSession {
+  readonly hash: string
+  readonly record: SessionRecord
+  readonly userId: string | undefined
 }

@@ -29,6 +29,14 @@ const cases: Array<[string, (o: HardenedSessionOptions) => void, string]> = [
   ['a non-boolean sessionInfo.ip', (o) => { o.sessionInfo = { ip: 'yes' as unknown as boolean } }, 'FST_SESSION_INVALID_OPTION'],
   ['a keyPrefix with a hash tag', (o) => { o.keyPrefix = '{sess}:' }, 'FST_SESSION_INVALID_OPTION'],
   ['a non-function clock', (o) => { o.clock = 5 as unknown as () => number }, 'FST_SESSION_INVALID_OPTION'],
+  ['deviceBound: true (an object is expected)', (o) => { o.deviceBound = true as unknown as {} }, 'FST_SESSION_INVALID_OPTION'],
+  ['an unknown deviceBound key', (o) => { o.deviceBound = { cookieName: 'x' } as unknown as {} }, 'FST_SESSION_INVALID_OPTION'],
+  ['a deviceBound path without a leading slash', (o) => { o.deviceBound = { refreshPath: 'refresh' } }, 'FST_SESSION_INVALID_OPTION'],
+  ['a deviceBound path with a quote', (o) => { o.deviceBound = { registrationPath: '/r"x' } }, 'FST_SESSION_INVALID_OPTION'],
+  ['the same deviceBound path twice', (o) => { o.deviceBound = { registrationPath: '/d', refreshPath: '/d' } }, 'FST_SESSION_INVALID_OPTION'],
+  ['a deviceBound cookieMaxAge in seconds', (o) => { o.deviceBound = { cookieMaxAge: 600 } }, 'FST_SESSION_INVALID_OPTION'],
+  ['a deviceBound cookieMaxAge above idleTimeout', (o) => { o.deviceBound = { cookieMaxAge: 31 * 60_000 } }, 'FST_SESSION_INVALID_OPTION'],
+  ['deviceBound with an insecure cookie', (o) => { o.cookie = { name: 'sid', secure: false }; o.deviceBound = {} }, 'FST_SESSION_INVALID_OPTION'],
 ]
 
 for (const [name, mutate, code] of cases) {
@@ -109,4 +117,16 @@ test('options: the tables of docs/configuration.md list every top-level option t
   }
   assert.deepEqual([...documented].filter((name) => !(TOP_LEVEL as readonly string[]).includes(name)).sort(), [], 'documented but refused by the code')
   assert.deepEqual(TOP_LEVEL.filter((name) => !documented.has(name)).sort(), [], 'accepted by the code but not documented')
+})
+
+test('options: deviceBound defaults follow the contract (two /.well-known/ paths, 10 min, the session cookie name with -bound); false and absent turn it off', () => {
+  assert.deepEqual(normaliseOptions({ ...base(), deviceBound: {} }).deviceBound, {
+    registrationPath: '/.well-known/device-bound-sessions/register',
+    refreshPath: '/.well-known/device-bound-sessions/refresh',
+    cookieMaxAge: 600_000,
+    cookieName: '__Host-sid-bound',
+  })
+  assert.equal(normaliseOptions({ ...base(), deviceBound: false }).deviceBound, undefined)
+  assert.equal(normaliseOptions(base()).deviceBound, undefined)
+  assert.equal(normaliseOptions({ ...base(), allowShortDurations: true, deviceBound: { cookieMaxAge: 2000 } }).deviceBound?.cookieMaxAge, 2000)
 })

@@ -14,6 +14,7 @@ import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
 
 export type Purpose =
   'record-seal' | 'epoch-mac' | 'user-index' | 'login-throttle' | 'naming-fingerprint' | 'naming-wrap'
+  | 'bound-cookie' | 'bound-challenge'
 
 export function deriveKey (secret: Buffer, purpose: Purpose): KeyObject {
   const bytes = createHmac('sha256', secret).update(`fastify-hardened-session/${purpose}`).digest()

@@ -1,7 +1,7 @@
 /**
  * The seal of a session record: HMAC-SHA256 under a key derived from `secrets`, over the key
  * prefix, the session's storage hash, every meta field (deadlines, lineage, epoch tag, user,
- * login time, login user agent and IP) and the names of its encrypted data fields.
+ * login time, login user agent and IP, device binding) and the names of its encrypted data fields.
  *
  * Protects against a writer of the store (an exposed or compromised Redis): without the
  * secrets, nobody can make a record claim a user, move one session's identity to another key
@@ -27,6 +27,8 @@ function content (prefix: string, hash: string, r: Sealed): string {
   return JSON.stringify([
     2, prefix, hash, r.createdAt, r.absoluteExpiry, r.idleExpiry, r.ref, r.epoch,
     r.user ?? null, r.userKey ?? null, r.authenticatedAt ?? null, r.userAgent ?? null, r.ip ?? null, r.sealed,
+    // The device binding, on records that have one (records without one seal as before).
+    ...(r.bound === undefined ? [] : [r.bound]),
   ])
 }
 

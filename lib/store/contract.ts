@@ -37,6 +37,12 @@ export interface SessionRecord {
   readonly userAgent: string | undefined
   readonly ip: string | undefined
   /**
+   * The device binding (DBSC: the session identifier and public key, dbsc/binding.ts) as stored
+   * (a ciphertext when encryption is configured); absent on a session no device is bound to.
+   * A record gains one only when it is created (a move), never by an update.
+   */
+  readonly bound?: string | undefined
+  /**
    * Encrypted data fields that must exist (as a value, or as an encrypted tombstone once
    * deleted): a field removed by a store writer is detected (crypto/record-seal.ts).
    */
@@ -67,7 +73,7 @@ export interface RecordUpdate {
    * change, written together with the seal that covers them, so that of two concurrent reseals
    * the store always holds one whole, consistent set.
    */
-  readonly touch?: Pick<SessionRecord, 'idleExpiry' | 'seal' | 'sealed' | 'user' | 'userAgent' | 'ip'>
+  readonly touch?: Pick<SessionRecord, 'idleExpiry' | 'seal' | 'sealed' | 'user' | 'userAgent' | 'ip' | 'bound'>
 }
 
 /** One lineage in a user's index. */
@@ -134,6 +140,10 @@ export interface StoreStats {
   cacheHits: number
   /** Reads that had to ask the store. */
   cacheMisses: number
+  /** Invalidations Redis pushed to this process (keys changed by other clients); absent without them. */
+  invalidations?: number
+  /** Entries held in the local cache now (records, index entries, epoch copies); absent without one. */
+  cacheEntries?: number
 }
 
 export interface SessionStore {

@@ -1,7 +1,7 @@
 /**
  * Maps records and index entries to the strings a store keeps, and back.
  *
- * A session is one hash: meta fields `m:*` (deadlines, lineage, epoch, user, seal) and data
+ * A session is one hash: meta fields `m:*` (deadlines, lineage, epoch, user, seal, device binding) and data
  * fields `d:<name>`, so that only changed fields need writing. Decoding is strict: a hash
  * without every required meta field (e.g. a partial write to a key that had expired, or a
  * record of an older format) is not a session. Nothing here trusts what it decodes: the seal is
@@ -19,6 +19,7 @@ const USER_KEY = 'm:k'
 const AUTH = 'm:t'
 const AGENT = 'm:ua'
 const IP = 'm:ip'
+const BOUND = 'm:b'
 const SEAL = 'm:s'
 const SEALED = 'm:f'
 export const DATA = 'd:'
@@ -40,6 +41,7 @@ export function encodeRecord (record: SessionRecord): string[] {
   optional(out, AUTH, record.authenticatedAt)
   optional(out, AGENT, record.userAgent)
   optional(out, IP, record.ip)
+  optional(out, BOUND, record.bound)
   for (const [name, value] of record.fields) out.push(DATA + name, value)
   return out
 }
@@ -55,6 +57,7 @@ export function encodeUpdate (update: RecordUpdate): { set: string[], cas: strin
     optional(set, USER, touch.user)
     optional(set, AGENT, touch.userAgent)
     optional(set, IP, touch.ip)
+    optional(set, BOUND, touch.bound)
   }
   for (const [name, value] of update.set) set.push(DATA + name, value)
   const cas: string[] = []
@@ -107,6 +110,7 @@ export function decodeRecord (hash: Record<string, string>): SessionRecord | und
     authenticatedAt,
     userAgent: hash[AGENT],
     ip: hash[IP],
+    ...(hash[BOUND] === undefined ? {} : { bound: hash[BOUND] }),
     sealed,
     seal,
     fields,
@@ -151,7 +155,7 @@ export function storedBytes (record: Pick<SessionRecord, 'fields' | 'user' | 'us
 /** Approximate heap bytes of a record held in a local cache (UTF-16 strings, map overhead). */
 export function heapBytes (record: SessionRecord): number {
   let bytes = 400 + 2 * (record.ref.length + record.epoch.length + record.seal.length + 16 * record.sealed.length +
-    (record.user?.length ?? 0) + (record.userKey?.length ?? 0) + (record.userAgent?.length ?? 0) + (record.ip?.length ?? 0))
+    (record.user?.length ?? 0) + (record.userKey?.length ?? 0) + (record.userAgent?.length ?? 0) + (record.ip?.length ?? 0) + (record.bound?.length ?? 0))
   for (const [name, value] of record.fields) bytes += 80 + 2 * (name.length + value.length)
   return bytes
 }

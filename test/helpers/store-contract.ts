@@ -53,6 +53,21 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
       assert.deepEqual({ ...got, fields: [...(got?.fields ?? [])] }, { ...r, fields: [...r.fields] })
     })
 
+    test('records: a device binding (m:b) round-trips with the record, and a touch rewrites it beside the seal', async () => {
+      const store = await open()
+      const k = key()
+      const r = { ...record({ a: '1' }), bound: 'p:{"v":1}' }
+      await store.create(k, r, 60_000)
+      assert.equal((await store.read(k))?.bound, 'p:{"v":1}')
+      const touch = { idleExpiry: 7, seal: 'resealed', sealed: [], user: undefined, userAgent: undefined, ip: undefined, bound: '~reencrypted' }
+      assert.equal(await store.update(k, { maxBytes: 1 << 20, set: new Map(), del: [], touch }, 60_000), true)
+      const got = await store.read(k)
+      assert.deepEqual([got?.bound, got?.seal], ['~reencrypted', 'resealed'])
+      const plain = key()
+      await store.create(plain, record({}), 60_000)
+      assert.equal('bound' in ((await store.read(plain)) ?? {}), false, 'a record without a binding has none')
+    })
+
     test('records: update applies only the given fields, refuses a missing key, and never mutates the old record', async () => {
       const store = await open()
       const k = key()

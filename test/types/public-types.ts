@@ -112,7 +112,7 @@ expectType<unknown>(onEvent)
 export const eventCode = (e: SessionEvent): SessionErrorCode | undefined => e.code
 
 // Session members of the lifecycle contract.
-export async function lifecycle (app: FastifyInstance): Promise<[boolean, string | undefined]> {
+export async function lifecycle (app: FastifyInstance): Promise<[boolean, string | undefined, boolean | undefined, HardenedSessionOptions['deviceBound']]> {
   app.post('/x', async (req) => {
     const ref: string = req.session.ref
     await req.session.login('u', { a: 1 }, { keep: ['a'] })
@@ -123,5 +123,7 @@ export async function lifecycle (app: FastifyInstance): Promise<[boolean, string
   await app.session.revokeAll()
   const [info] = await app.session.listUserSessions('u')
   const ua: string | undefined = info?.userAgent
-  return [ok, ua]
+  const bound: boolean | undefined = info?.deviceBound
+  const device: HardenedSessionOptions['deviceBound'] = { registrationPath: '/r', refreshPath: '/f', cookieMaxAge: 600_000 }
+  return [ok, ua, bound, device]
 }
