@@ -31,7 +31,7 @@ export interface SessionDecorator {
 }
 
 export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
-  const { store, keys, guard, events, config, codec, epochs } = core
+  const { store, keys, guard, events, config, codec, epochs, tally } = core
 
   /**
    * Deletes the records of removed entries, waits for the revocation to be durable (the index
@@ -87,7 +87,9 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
       const indexKey = keys.index(keys.userKey(userId))
       // A new generation: a password login already running for this user is not admitted (its
       // credential may just have changed).
-      return await revoked(userId, indexKey, await dismissUser(core, indexKey, undefined), true)
+      const removed = await dismissUser(core, indexKey, undefined)
+      tally.revoked('user')
+      return await revoked(userId, indexKey, removed, true)
     },
 
     async listUserSessions (userId) {
@@ -110,11 +112,15 @@ export function createAdmin (core: Core, resolver: Resolver): SessionDecorator {
       if (typeof ref !== 'string' || !REF_PATTERN.test(ref)) return false
       // By lineage, whatever id it holds now: a regenerate racing this call cannot save it.
       const indexKey = keys.index(keys.userKey(userId))
-      return (await revoked(userId, indexKey, await guard.run(store.dismiss(indexKey, [{ ref, hash: undefined }])))) > 0
+      const removed = await guard.run(store.dismiss(indexKey, [{ ref, hash: undefined }]))
+      const count = await revoked(userId, indexKey, removed)
+      tally.revoked('session')
+      return count > 0
     },
 
     async revokeAll () {
       await epochs.bump(config.durability === 'replica')
+      tally.revoked('all')
       events.emit('revoked_all')
     },
 

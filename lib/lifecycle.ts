@@ -62,11 +62,12 @@ export class Lifecycle implements SessionOps {
   readonly #passwordLogin: PasswordLoginDeps
   readonly #pruner: IndexPruner
 
-  constructor (core: Core, headers: ResponseHeaders, passwordLogin: Omit<PasswordLoginDeps, 'login' | 'generation'>, pruner: IndexPruner) {
+  constructor (core: Core, headers: ResponseHeaders, passwordLogin: Omit<PasswordLoginDeps, 'login' | 'generation' | 'tally'>, pruner: IndexPruner) {
     this.#core = core
     this.#headers = headers
     this.#passwordLogin = {
       ...passwordLogin,
+      tally: core.tally,
       generation: (userId) => core.guard.run(core.store.generation(core.keys.index(core.keys.userKey(userId)))),
       login: (state, userId, data, generation) => this.login(state, userId, data, undefined, generation),
     }
@@ -114,7 +115,7 @@ export class Lifecycle implements SessionOps {
    *      session whose old id is gone (logged out meanwhile) ends here.
    */
   async #move (state: SessionState, move: Move): Promise<void> {
-    const { config, store, keys, events } = this.#core
+    const { config, store, keys, events, tally } = this.#core
     const old = state.record
     const oldHash = state.hash
     const { record, hash } = move
@@ -130,7 +131,10 @@ export class Lifecycle implements SessionOps {
         this.#ended(state)
       }
       for (const e of result.evicted) events.emit('revoked', move.userId, e.ref)
-      if (result.evicted.length > 0) await discard(this.#core, result.evicted.map((e) => e.hash))
+      if (result.evicted.length > 0) {
+        tally.revoked('limit')
+        await discard(this.#core, result.evicted.map((e) => e.hash))
+      }
       // Entries of sessions that idled out, pruned in the background (prune.ts).
       if (result.sample !== undefined && result.sample.length > 0) this.#pruner.prune(indexKey, result.sample).catch(() => {})
     }
@@ -262,6 +266,7 @@ export class Lifecycle implements SessionOps {
       events.emit('logout', oldUserId, old.ref)
     }
     this.#finish(state, id, hash, record, userId)
+    this.#core.tally.login('ok')
     events.emit('login', userId, ref)
   }
 
@@ -304,6 +309,7 @@ export class Lifecycle implements SessionOps {
       if (indexKey !== undefined) await this.#run(store.dismiss(indexKey, [{ ref: record.ref, hash: undefined }]))
       await this.#run(store.destroy(keys.session(hash)))
       await durable(this.#core, indexKey === undefined ? [keys.session(hash)] : [indexKey, keys.session(hash)])
+      this.#core.tally.revoked(type === 'logout' ? 'logout' : 'destroy')
       events.emit(type, state.userId, record.ref)
     }
     // What follows in this request starts a new, empty session. A cross-site request carried
@@ -320,6 +326,7 @@ export class Lifecycle implements SessionOps {
     const userId = state.userId
     if (record?.userKey === undefined || userId === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
     const removed = await dismissUser(this.#core, keys.index(record.userKey), record.ref)
+    this.#core.tally.revoked('others')
     const now = config.clock()
     const live = removed.filter((e) => e.expiresAt > now)
     for (const e of live) events.emit('revoked', userId, e.ref)

@@ -32,6 +32,7 @@ import { openRedisStore } from './store/connect.ts'
 import type { SessionStore } from './store/contract.ts'
 import { LoginThrottle } from './defences/throttle.ts'
 import type { HardenedSessionOptions } from './public-types.ts'
+import { Telemetry } from './telemetry.ts'
 
 export type { SessionDecorator } from './admin.ts'
 
@@ -45,9 +46,11 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     throw sessionError('FST_SESSION_INVALID_OPTION', `request.${name} is already decorated (by @fastify/session?): ` +
       "to run beside it, give this plugin another name, e.g. decorator: 'hardenedSession' (docs/migration.md)")
   }
-  const passwords = createPasswordsFrom(config.password, { log: fastify.log })
+  // Metrics and traces when @opentelemetry/api is installed and a provider registered (telemetry.ts).
+  const telemetry = await Telemetry.load()
+  const passwords = telemetry.passwords(createPasswordsFrom(config.password, { log: fastify.log }))
   const events = new Events(config.onEvent, fastify.log)
-  const guard = new Guard(config.storeTimeout, fastify.log, events)
+  const guard = new Guard(config.storeTimeout, fastify.log, events, telemetry.tally)
   // The ecosystem's cookie layer: parsing on every request, `reply.setCookie` for every cookie.
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
@@ -63,6 +66,12 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     }, fastify.initialConfig.pluginTimeout)
     store = opened.store
     closeStore = opened.close
+  }
+  store = telemetry.attach(store)
+  const closeOpened = closeStore
+  closeStore = async () => {
+    telemetry.close()
+    await closeOpened()
   }
   guard.attach(store)
   const ring: KeyringOptions = {
@@ -100,6 +109,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     guard,
     events,
     log: fastify.log,
+    tally: telemetry.tally,
     unreadable (record) {
       // The field's name is application data (it may be chosen by a visitor): never logged.
       fastify.log.warn({ sessionRef: record.ref }, 'encrypted session field could not be read')

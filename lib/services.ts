@@ -14,6 +14,7 @@ import type { Guard } from './store-deadline.ts'
 import type { KeyNames } from './key-names.ts'
 import type { Config } from './config.ts'
 import type { IndexEntry, SessionStore } from './store/contract.ts'
+import type { Tally } from './telemetry.ts'
 
 export interface Core {
   readonly config: Config
@@ -26,6 +27,8 @@ export interface Core {
   readonly guard: Guard
   readonly events: Events
   readonly log: FastifyBaseLogger
+  /** Logins, revocations and store errors counted for metrics (telemetry.ts). */
+  readonly tally: Tally
 }
 
 /** What the plugin (plugin.ts) and the CLI (cli/store-access.ts) each bring to `assembleCore`. */
@@ -39,6 +42,7 @@ export interface CoreParts {
   readonly log: FastifyBaseLogger
   /** Called when an encrypted field cannot be read (the CLI ignores it). */
   readonly unreadable: Unreadable
+  readonly tally: Tally
 }
 
 /** The one assembly of a `Core`: the signer, the record sealer and the field codec, from the config. */

@@ -11,20 +11,24 @@ import type { FastifyBaseLogger } from 'fastify'
 import { sessionError, SessionError } from './errors.ts'
 import type { Events } from './events.ts'
 import type { SessionStore } from './store/contract.ts'
+import { Tally } from './telemetry.ts'
 
 export class Guard {
   readonly #timeout: number
   readonly #log: FastifyBaseLogger
   readonly #events: Events
+  readonly #tally: Tally
   #store: SessionStore | undefined
   #down = false
   /** Cluster nodes reported down, each logged once per outage. */
   readonly #nodesDown = new Set<string>()
 
-  constructor (timeout: number, log: FastifyBaseLogger, events: Events) {
+  /** `tally.storeErrors` counts every call that fails or misses its deadline (once each). */
+  constructor (timeout: number, log: FastifyBaseLogger, events: Events, tally = new Tally()) {
     this.#timeout = timeout
     this.#log = log
     this.#events = events
+    this.#tally = tally
   }
 
   /** The store whose `suspect()` is called when a call times out. */
@@ -63,7 +67,10 @@ export class Guard {
   /** Runs a store call with the deadline; any failure becomes FST_SESSION_STORE_UNAVAILABLE (503). */
   run<T> (call: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
+      let late = false
       const timer = setTimeout(() => {
+        late = true
+        this.#tally.storeErrors++
         const err = sessionError('FST_SESSION_STORE_UNAVAILABLE')
         // A store that can blame a stalled link reports that link's outage itself.
         if (this.#store?.suspect?.() !== true) this.down(err)
@@ -79,9 +86,11 @@ export class Guard {
         // refusal that is no outage at all (a write over maxSessionBytes): passed on as it is.
         if (err instanceof SessionError) {
           if (err.code !== 'FST_SESSION_STORE_UNAVAILABLE') this.up()
+          else if (!late) this.#tally.storeErrors++
           reject(err)
           return
         }
+        if (!late) this.#tally.storeErrors++
         this.down(err)
         reject(sessionError('FST_SESSION_STORE_UNAVAILABLE', undefined, err))
       })

@@ -21,6 +21,7 @@ import { KeyNames, keyringKey } from '../key-names.ts'
 import { normaliseOptions } from '../config.ts'
 import { Resolver } from '../resolve.ts'
 import { openRedisStore } from '../store/connect.ts'
+import { Tally } from '../telemetry.ts'
 import type { EncryptionKey, EncryptionOptions, RedisConnectOptions } from '../public-types.ts'
 
 export type Env = Readonly<Record<string, string | undefined>>
@@ -188,6 +189,7 @@ export async function openOps (env: Env, needSecrets: boolean, log: FastifyBaseL
     // With SESSION_ENCRYPTION_KEYS, meta values (user id, user agent, IP) are opened; the CLI
     // shows no data field.
     unreadable: () => {},
+    tally: new Tally(),
   })
   const client = opened.client as unknown as { sendCommand (args: string[]): Promise<unknown> }
   const send = (args: string[]): Promise<unknown> => within(client.sendCommand(args), config.storeTimeout)

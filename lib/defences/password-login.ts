@@ -18,6 +18,7 @@ import { SessionError, sessionError } from '../errors.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Passwords } from '../password/index.ts'
 import type { SessionState } from '../state.ts'
+import type { Tally } from '../telemetry.ts'
 import type { LoginThrottle } from './throttle.ts'
 import { userIdArgument } from '../option-checks.ts'
 
@@ -49,6 +50,8 @@ export interface PasswordLoginDeps {
   readonly originCheck: ((request: OriginFacts) => OriginVerdict) | undefined
   readonly events: Events
   readonly log: FastifyBaseLogger
+  /** Outcomes counted for metrics (a success is counted by `login`). */
+  readonly tally: Tally
   /** The user index's revocation generation now ('' when none). */
   generation (userId: string): Promise<string>
   /** `generation`: as read when the attempt began; the login is refused if a revocation replaced it. */
@@ -57,6 +60,11 @@ export interface PasswordLoginDeps {
 
 function invalid (detail: string): never {
   throw sessionError('FST_SESSION_INVALID_ARGUMENT', detail)
+}
+
+function failed (deps: PasswordLoginDeps, userId: string | undefined): void {
+  deps.tally.login('failed')
+  deps.events.emit('login_failed', userId)
 }
 
 export async function loginWithPassword (deps: PasswordLoginDeps, state: SessionState, args: PasswordLoginArgs): Promise<PasswordLoginResult> {
@@ -81,6 +89,7 @@ export async function loginWithPassword (deps: PasswordLoginDeps, state: Session
   const user = typeof hash === 'string' ? subject : undefined
   const reservation = await deps.throttle?.reserve(account, user, client.ip)
   if (reservation?.throttled === true) {
+    deps.tally.login('throttled')
     deps.events.emit('login_throttled', userId)
     const err = sessionError('FST_SESSION_LOGIN_THROTTLED')
     // RFC 9110 §10.2.3: delay-seconds.
@@ -89,14 +98,14 @@ export async function loginWithPassword (deps: PasswordLoginDeps, state: Session
   }
   const result = await deps.passwords.verifyAndUpgrade(hash ?? null, password)
   if (!result.ok) {
-    deps.events.emit('login_failed', userId)
+    failed(deps, userId)
     return { ok: false }
   }
   const read = await generation
   // A generation lives GENERATION_TTL after its last change: an attempt running longer could
   // not tell a revocation from an expiry, so it is refused (no such login is plausible).
   if (performance.now() - started > GENERATION_TTL / 2) {
-    deps.events.emit('login_failed', userId)
+    failed(deps, userId)
     return { ok: false }
   }
   if (reservation !== undefined) await deps.throttle?.succeeded(reservation)
@@ -105,7 +114,7 @@ export async function loginWithPassword (deps: PasswordLoginDeps, state: Session
   } catch (err) {
     // Not admitted: the user's sessions were revoked while this attempt ran (a password change).
     if (err instanceof SessionError && err.code === 'FST_SESSION_ENDED') {
-      deps.events.emit('login_failed', userId)
+      failed(deps, userId)
       return { ok: false }
     }
     throw err

@@ -134,6 +134,10 @@ export interface StoreStats {
   cacheHits: number
   /** Reads that had to ask the store. */
   cacheMisses: number
+  /** Invalidations Redis pushed to this process (keys changed by other clients); absent without them. */
+  invalidations?: number
+  /** Entries held in the local cache now (records, index entries, epoch copies); absent without one. */
+  cacheEntries?: number
 }
 
 export interface SessionStore {

@@ -144,10 +144,12 @@ export class RedisStore implements SessionStore {
   #seq = 0
   #hits = 0
   #misses = 0
+  #invalidations = 0
 
   constructor (conn: Connection, options: RedisStoreOptions) {
     const hooks: BackendHooks = {
       invalidate: (key) => {
+        this.#invalidations++
         if (key === null) this.#dropAll()
         else this.#drop(key)
         for (const watcher of this.#watchers) watcher(key)
@@ -556,7 +558,12 @@ export class RedisStore implements SessionStore {
   }
 
   stats (): StoreStats {
-    return { cacheHits: this.#hits, cacheMisses: this.#misses }
+    return {
+      cacheHits: this.#hits,
+      cacheMisses: this.#misses,
+      invalidations: this.#invalidations,
+      cacheEntries: this.#cache?.size ?? 0,
+    }
   }
 
   async close (): Promise<void> {
