@@ -61,6 +61,11 @@ export class Resolver {
   readonly #core: Core
   readonly #views = new WeakMap<SessionRecord, View>()
   /**
+   * The store key of a verified cookie (the signer memoises verified cookies): named once per
+   * cookie, not per request, so a cached read hashes no freshly built key string.
+   */
+  readonly #keys = new WeakMap<VerifiedCookie, string>()
+  /**
    * Storage hashes found dead by a fresh read (revoked, moved, older epoch): final, since a
    * lineage never returns to a hash and the epoch never goes back. A replayed dead cookie then
    * costs no store access.
@@ -107,7 +112,8 @@ export class Resolver {
       const verified = core.signer.verify(raw)
       if (verified === undefined) continue
       if (this.#dead.get(verified.hash) === true) return this.#none(state, raw)
-      const key = core.keys.session(verified.hash)
+      let key = this.#keys.get(verified)
+      if (key === undefined) this.#keys.set(verified, key = core.keys.session(verified.hash))
       const record = core.store.peek(key)
       if (record === undefined) {
         // A miss: the record and its epoch copy in one round trip.

@@ -167,6 +167,35 @@ describe('redis: layout', () => {
   })
 })
 
+describe('redis: commands per lifecycle', () => {
+  test('commands: a login + logout cycle (login without a session, the logout request after it) runs at most 15 Redis commands, counting those inside scripts (INFO commandstats)', async () => {
+    const app = await make()
+    // Scripts loaded first (a script's first EVALSHA is answered NOSCRIPT, then sent as EVAL).
+    const warm = await login(app, 'u-cycle-warm')
+    await app.inject({ method: 'POST', url: '/logout', headers: { cookie: warm } })
+    const calls = async (): Promise<Map<string, number>> => new Map([...await fx.redis.commandStats()].filter(([name]) => !['info', 'ping', 'role'].includes(name)))
+    const delta = (a: Map<string, number>, b: Map<string, number>): Record<string, number> => {
+      const out: Record<string, number> = {}
+      for (const [name, n] of b) if (n !== (a.get(name) ?? 0)) out[name] = n - (a.get(name) ?? 0)
+      return out
+    }
+    const total = (d: Record<string, number>): number => Object.values(d).reduce((x, y) => x + y, 0)
+    const before = await calls()
+    const cookie = await login(app, 'u-cycle')
+    const afterLogin = await calls()
+    assert.equal((await app.inject({ method: 'POST', url: '/logout', headers: { cookie } })).statusCode, 200)
+    const afterLogout = await calls()
+    // Login: 3 scripts (epoch copy, create, admit) and the PEXPIRE behind the create; inside them
+    // GET, HSET ×2, PEXPIRE ×2, HLEN. Logout: the index entry (HGET: not cached after a login),
+    // the dismiss script (HGET, HDEL inside) and DEL.
+    const login1 = delta(before, afterLogin)
+    const logout1 = delta(afterLogin, afterLogout)
+    assert.ok(total(login1) <= 10, `login: ${JSON.stringify(login1)}`)
+    assert.ok(total(logout1) <= 5, `logout: ${JSON.stringify(logout1)}`)
+    assert.equal((await app.inject({ url: '/me', headers: { cookie } })).json().user, null, 'the session is gone')
+  })
+})
+
 describe('redis: failure and recovery', () => {
   test('outage: Redis killed → 503 within storeTimeout + slack, /public and cookieless requests still 200, one log line; restart → recovers and serves nothing stale', async () => {
     const server = await startRedis()

@@ -9,9 +9,10 @@
  * close, stall, or a new cluster topology: backend.ts, node-link.ts, cluster.ts) everything held locally is
  * dropped and nothing is served from a link until it answers again.
  *
- * Session writes return the session as it is right after them (the scripts end with HGETALL),
- * and that snapshot is cached, so a session stays a cache hit across this process's own writes
- * (see `#write` for why Redis does not echo them). Index and epoch writes are not cached: the
+ * Session writes return the session as it is right after them, and that snapshot is cached, so a
+ * session stays a cache hit across this process's own writes (see `#write` for why Redis does
+ * not echo them): the whole hash after an update (UPDATE ends with HGETALL); a created session
+ * is what was written (CREATE on a new key returns 1, not the hash). Index and epoch writes are not cached: the
  * local entry is dropped instead. Replies can reach the
  * cache out of order (reads and writes resolve through promise chains of different depth), so
  * every snapshot carries a sequence number: per key, only a snapshot sent after the key's last
@@ -302,8 +303,9 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * Runs a session write script whose reply is the hash after the write (or 0 if the key is
-   * gone), followed in the same pipeline by `PEXPIRE key ttl` from this connection.
+   * Runs a session write script whose reply is the hash after the write, or 1 when the hash is
+   * exactly `known` (or 0 if the key is gone), followed in the same pipeline by `PEXPIRE key ttl`
+   * from this connection.
    *
    * Why the PEXPIRE: with broadcast tracking Redis sends one invalidation per key per event-loop
    * iteration, to every subscriber except (NOLOOP) the connection that modified the key last in
@@ -312,22 +314,25 @@ export class RedisStore implements SessionStore {
    * script (a connection's pipelined commands run back to back), makes this connection the last
    * modifier, so no echo comes. It cannot hide another client's write: one processed before the
    * script is in the snapshot, one after the PEXPIRE becomes the last modifier (and is pushed),
-   * and nothing runs between the two; if they do land in different iterations (a split read, a
-   * NOSCRIPT retry), the script's iteration pushes its echo and the snapshot is dropped.
+   * and nothing runs between the two (a NOSCRIPT retry sends the PEXPIRE again behind the EVAL); if
+   * they do land in different iterations (a split read), the script's iteration pushes its echo
+   * and the snapshot is dropped.
    * `ttl` is the session's remaining lifetime as this request saw it (never beyond its idle or
    * absolute deadline, which only move forward; a concurrent touch elsewhere can at worst be
    * shortened back to this request's view until the next touch; on a missing key PEXPIRE does
    * nothing).
    */
-  async #write (script: Script, key: string, args: string[], ttlMs: number): Promise<SessionRecord | undefined | typeof TOO_LARGE> {
+  async #write (
+    script: Script, key: string, args: string[], ttlMs: number, known?: SessionRecord
+  ): Promise<SessionRecord | undefined | typeof TOO_LARGE> {
     // A read sent before this write must not be joined by requests that start after it.
     this.#reads.delete(key)
     try {
       return await this.#snapshot(key, true, async () => {
-        const written = script.run(this.#redis, key, args)
         // A failed link is reported by the link itself. Without a lifetime (0) there is no PEXPIRE, and the echo comes.
-        if (ttlMs > 0) this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {})
-        const reply = await written
+        const pexpire = (): void => { this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {}) }
+        const behind = ttlMs > 0 ? pexpire : undefined
+        const reply = await script.run(this.#redis, key, args, [], behind)
         // Refused: nothing was written, but the pipelined PEXPIRE made this connection the key's
         // last modifier, which may have swallowed the invalidation of another client's write in
         // the same Redis iteration. What is held locally can no longer be trusted.
@@ -335,6 +340,8 @@ export class RedisStore implements SessionStore {
           this.#drop(key)
           return TOO_LARGE
         }
+        // 1: the hash is `known` as written (CREATE found every field new).
+        if (Number(reply) === 1 && known !== undefined) return known
         return Array.isArray(reply) ? decodeRecord(pairs(reply)) : undefined
       }, (record) => {
         if (record !== TOO_LARGE) this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record))
@@ -346,7 +353,7 @@ export class RedisStore implements SessionStore {
   }
 
   async create (key: string, record: SessionRecord, ttlMs: number): Promise<void> {
-    await this.#write(CREATE, key, [String(ttlMs), ...encodeRecord(record)], ttlMs)
+    await this.#write(CREATE, key, [String(ttlMs), ...encodeRecord(record)], ttlMs, record)
   }
 
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {

@@ -52,23 +52,32 @@ export class Script {
 
   /**
    * EVALSHA (raw, no per-command parsing layers), loading the script once if Redis lacks it.
-   * `more`: further keys, in the slot of `key` on a cluster.
+   * `more`: further keys, in the slot of `key` on a cluster. `behind`: sends what must be
+   * pipelined right behind the script (again behind a retry with EVAL).
    */
-  async run (send: Send, key: string, args: string[], more: readonly string[] = []): Promise<unknown> {
+  async run (
+    send: Send, key: string, args: string[], more: readonly string[] = [], behind?: () => void
+  ): Promise<unknown> {
     const keys = [String(1 + more.length), key, ...more]
     try {
-      return await send(key, ['EVALSHA', this.sha, ...keys, ...args])
+      const sent = send(key, ['EVALSHA', this.sha, ...keys, ...args])
+      behind?.()
+      return await sent
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await send(key, ['EVAL', this.source, ...keys, ...args])
-      throw err
+      if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err
+      const sent = send(key, ['EVAL', this.source, ...keys, ...args])
+      behind?.()
+      return await sent
     }
   }
 }
 
-// ARGV: ttl, field, value, … Returns the new hash.
+// ARGV: ttl, field, value, … Returns 1 when every field was new (the hash is exactly what the
+// caller wrote: it needs no copy of it back), else the whole hash.
 export const CREATE = new Script(`
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+local added = redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if added == (#ARGV - 1) / 2 then return 1 end
 return redis.call('HGETALL', KEYS[1])`)
 
 // ARGV: ttl (0: keep the TTL), max bytes, n, c, n field/value pairs, c field/expected/new
@@ -158,9 +167,14 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local now = tonumber(ARGV[4])
 local max = tonumber(ARGV[5])
-local mark = tonumber(redis.call('HGET', KEYS[1], '#scan'))
-local marks = (mark and 1 or 0) + redis.call('HEXISTS', KEYS[1], '#gen')
-local n = redis.call('HLEN', KEYS[1]) - marks
+local held = redis.call('HLEN', KEYS[1])
+local mark, marks = nil, 0
+-- An index holding only this entry has no marks: nothing more to read.
+if held > 1 then
+  mark = tonumber(redis.call('HGET', KEYS[1], '#scan'))
+  marks = (mark and 1 or 0) + redis.call('HEXISTS', KEYS[1], '#gen')
+end
+local n = held - marks
 local threshold = mark or ${SCAN_FLOOR}
 local out = {1, 0}
 if n > threshold or n > max then
@@ -206,7 +220,8 @@ if n > ${SAMPLE_FLOOR} then
     end
   end
 end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
+-- An index holding only this entry was made by it (or held only this lineage): its TTL is set as it is.
+if held == 1 or redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
 return out`)
 
 // ARGV: ref, hash ('' = whatever it points at), ref, hash, … Returns {ref, entry, …} of the entries removed.
