@@ -1,6 +1,8 @@
 /**
- * The lifecycle service: the only code that creates, updates, moves and ends sessions in the
- * store, and keeps user indexes and the epoch in step with them.
+ * The lifecycle service: the moves of a session — `login`, `regenerate`, the device binding
+ * (`bind`), `logout`/`destroy` and `revokeOthers` — the only code that creates sessions under a
+ * new id and ends them, keeping user indexes and the epoch in step. A request's ordinary writes
+ * go back at `onSend` through write-back.ts; both build records with record-making.ts.
  *
  * Invariants it keeps (each with the store step that makes it hold, see store/scripts.ts):
  *   - Fixation: `login` always moves the session to a fresh id (OWASP Session Management Cheat
@@ -10,29 +12,18 @@
  *     lineage moves only by compare-and-set on its index entry (ADMIT with `expect`), so a
  *     regenerate or same-user re-login racing a revoke fails with FST_SESSION_ENDED instead of
  *     resurrecting the session under a new id.
- *   - A session is announced (cookie set) only after every store step succeeded; a request whose
- *     session ended meanwhile never sends a cookie (it would overwrite a newer one) and never
- *     loses a write silently (409 FST_SESSION_ENDED).
- *   - Only changed fields are written; the idle deadline, key TTL and cookie slide at most once
- *     per `touchInterval`.
+ *   - A move that fails leaves nothing listed that no cookie can reach.
  */
-import type { FastifyReply } from 'fastify'
 import { cleanIp, cleanUserAgent } from './client-info.ts'
-import { toJson, type MetaName } from './field-codec.ts'
-import { storedBytes } from './store/record-encoding.ts'
+import { toJson } from './field-codec.ts'
 import { discard, dismissUser, durable, ttlOf, type Core } from './services.ts'
-import { epochTag } from './crypto/epoch.ts'
 import { generateId, generateRef, storageHash } from './crypto/ids.ts'
 import { SessionError, sessionError } from './errors.ts'
-import type { ResponseHeaders } from './headers.ts'
-import { loginWithPassword, type PasswordLoginArgs, type PasswordLoginDeps, type PasswordLoginResult } from './defences/password-login.ts'
 import type { IndexPruner } from './prune.ts'
-import type { SessionOps } from './session.ts'
+import type { RecordMaker } from './record-making.ts'
 import type { SessionState } from './state.ts'
 import type { RecordUpdate, SessionRecord } from './store/contract.ts'
 import { isPlainObject, userIdArgument } from './option-checks.ts'
-
-type Unsealed = Omit<SessionRecord, 'seal' | 'sealed'>
 
 /** A move of a session to a new id (login, regenerate). */
 interface Move {
@@ -62,58 +53,21 @@ export interface Registrar {
   registration (hash: string): Promise<string>
 }
 
-export class Lifecycle implements SessionOps {
+export class Lifecycle {
   readonly #core: Core
-  readonly #headers: ResponseHeaders
-  readonly #passwordLogin: PasswordLoginDeps
+  readonly #records: RecordMaker
   readonly #pruner: IndexPruner
   readonly #registrar: Registrar | undefined
 
-  constructor (
-    core: Core, headers: ResponseHeaders, passwordLogin: Omit<PasswordLoginDeps, 'login' | 'generation' | 'tally'>,
-    pruner: IndexPruner, registrar?: Registrar
-  ) {
+  constructor (core: Core, records: RecordMaker, pruner: IndexPruner, registrar?: Registrar) {
     this.#core = core
-    this.#headers = headers
+    this.#records = records
     this.#registrar = registrar
-    this.#passwordLogin = {
-      ...passwordLogin,
-      tally: core.tally,
-      generation: (userId) => core.guard.run(core.store.generation(core.keys.index(core.keys.userKey(userId)))),
-      login: (state, userId, data, generation) => this.login(state, userId, data, undefined, generation),
-    }
     this.#pruner = pruner
-  }
-
-  loginWithPassword (state: SessionState, args: PasswordLoginArgs): Promise<PasswordLoginResult> {
-    return loginWithPassword(this.#passwordLogin, state, args)
-  }
-
-  get codec (): Core['codec'] { return this.#core.codec }
-  get idleTimeout (): number { return this.#core.config.idleTimeout }
-  now (): number { return this.#core.config.clock() }
-
-  #sized<R extends SessionRecord> (record: R): R {
-    // maxSessionBytes counts UTF-8 bytes as stored, not UTF-16 code units.
-    if (storedBytes(record) > this.#core.config.maxSessionBytes) throw sessionError('FST_SESSION_TOO_LARGE')
-    return record
-  }
-
-  /** Seals a record: its encrypted fields become required (a store writer's removal is detected). */
-  #seal (hash: string, record: Unsealed): SessionRecord {
-    const sealed = { ...record, sealed: this.#core.codec.sealedNames(record.fields) }
-    return this.#sized({ ...sealed, seal: this.#core.sealer.seal(hash, sealed) })
   }
 
   #run<T> (call: Promise<T>): Promise<T> {
     return this.#core.guard.run(call)
-  }
-
-  /** The session ended while this request ran: no cookie is sent (a newer one may exist). */
-  #ended (state: SessionState): never {
-    state.rebind(undefined, undefined, undefined, undefined)
-    state.cookie = 'none'
-    throw sessionError('FST_SESSION_ENDED')
   }
 
   /**
@@ -139,7 +93,7 @@ export class Lifecycle implements SessionOps {
       const result = await this.#run(store.admit(indexKey, entry, { expect: index.expect, max: config.maxSessionsPerUser, now, ttlMs: config.absoluteTimeout, generation: index.generation }))
       if (!result.admitted) {
         await discard(this.#core, [hash])
-        this.#ended(state)
+        this.#records.ended(state)
       }
       for (const e of result.evicted) events.emit('revoked', move.userId, e.ref)
       if (result.evicted.length > 0) {
@@ -155,7 +109,7 @@ export class Lifecycle implements SessionOps {
       if (!move.continues) return
       if (index !== undefined) await this.#run(store.dismiss(keys.index(index.userKey), [{ ref: record.ref, hash }]))
       await discard(this.#core, [hash])
-      this.#ended(state)
+      this.#records.ended(state)
     }
     const delta = this.#delta(old, taken, oldHash, hash, move)
     if (delta === undefined) return
@@ -166,7 +120,7 @@ export class Lifecycle implements SessionOps {
       // session ends here, leaving nothing listed that no cookie can reach.
       if (index !== undefined) await this.#run(store.dismiss(keys.index(index.userKey), [{ ref: record.ref, hash }])).catch(() => [])
       await discard(this.#core, [hash])
-      if (err instanceof SessionError && err.code === 'FST_SESSION_TOO_LARGE') this.#ended(state)
+      if (err instanceof SessionError && err.code === 'FST_SESSION_TOO_LARGE') this.#records.ended(state)
       throw err
     }
   }
@@ -194,33 +148,6 @@ export class Lifecycle implements SessionOps {
     // Each carried write was accepted within maxSessionBytes on its own; together with this
     // request's changes they may go past it, up to twice.
     return set.size + del.length === 0 ? undefined : { set, del, maxBytes: 2 * config.maxSessionBytes }
-  }
-
-  /** The record's meta values (user, user agent, IP, device binding) re-encrypted for `hash` under the newest key. */
-  #meta (record: SessionRecord, from: string, hash: string): Pick<SessionRecord, 'user' | 'userAgent' | 'ip' | 'bound'> {
-    const { codec } = this.#core
-    const move = (name: MetaName, stored: string | undefined): string | undefined =>
-      codec.sealMeta(name, codec.openMeta(name, stored, from) ?? undefined, hash)
-    return { user: move('user', record.user), userAgent: move('userAgent', record.userAgent), ip: move('ip', record.ip), bound: move('bound', record.bound) }
-  }
-
-  /**
-   * The epoch tag for a new record with storage hash `hash`, from its epoch copy read fresh (a
-   * local copy may predate a `revokeAll` elsewhere by the moment its invalidation takes).
-   * `continues`: the old record of a continuing session, which must carry the epoch current
-   * now, or `revokeAll` ended it (FST_SESSION_ENDED).
-   */
-  async #epochTag (state: SessionState, hash: string, continues?: { readonly record: SessionRecord, readonly hash: string }): Promise<string> {
-    const { epochs, keys } = this.#core
-    const key = keys.epochOf(keys.session(hash))
-    let epoch: string | undefined
-    if (continues !== undefined) {
-      const oldKey = keys.epochOf(keys.session(continues.hash))
-      const current = await epochs.fresh(oldKey)
-      if (!epochs.matches(current, continues.hash, continues.record.epoch)) this.#ended(state)
-      if (oldKey === key) epoch = current
-    }
-    return epochTag(epoch ?? await epochs.fresh(key), hash)
   }
 
   #finish (state: SessionState, id: string, hash: string, record: SessionRecord, userId: string | undefined): void {
@@ -252,11 +179,11 @@ export class Lifecycle implements SessionOps {
     // anything else starts a new one under the epoch current now.
     const id = generateId()
     const hash = storageHash(id)
-    const epoch = await this.#epochTag(state, hash, sameUser ? { record: old, hash: state.hash as string } : undefined)
+    const epoch = await this.#records.epochTag(state, hash, sameUser ? { record: old, hash: state.hash as string } : undefined)
     const now = config.clock()
     const ref = sameUser ? old.ref : generateRef()
     const userKey = keys.userKey(userId)
-    const record = this.#seal(hash, {
+    const record = this.#records.seal(hash, {
       createdAt: old !== undefined && !otherUser ? old.createdAt : now,
       absoluteExpiry: now + config.absoluteTimeout,
       idleExpiry: now + config.idleTimeout,
@@ -327,11 +254,11 @@ export class Lifecycle implements SessionOps {
     const { config, codec } = this.#core
     const id = generateId()
     const hash = storageHash(id)
-    const epoch = await this.#epochTag(state, hash, { record: old, hash: oldHash })
+    const epoch = await this.#records.epochTag(state, hash, { record: old, hash: oldHash })
     const now = config.clock()
-    const record = this.#seal(hash, {
+    const record = this.#records.seal(hash, {
       ...old,
-      ...this.#meta(old, oldHash, hash),
+      ...this.#records.meta(old, oldHash, hash),
       bound: codec.sealMeta('bound', bound, hash),
       epoch,
       idleExpiry: now + config.idleTimeout,
@@ -377,131 +304,5 @@ export class Lifecycle implements SessionOps {
     const live = removed.filter((e) => e.expiresAt > now)
     for (const e of live) events.emit('revoked', userId, e.ref)
     return live.length
-  }
-
-  /**
-   * Writes this request's changes (called once, from `onSend`). Returns undefined when there is
-   * nothing to write, so the common read-only request stays synchronous.
-   */
-  commit (state: SessionState, reply: FastifyReply): Promise<void> | undefined {
-    if (state.committed) return undefined
-    state.committed = true
-    const record = state.record
-    const dirty = state.dirty !== undefined && state.dirty.size > 0
-    if (record === undefined) {
-      if (dirty && state.foreign) throw sessionError('FST_SESSION_CSRF')
-      // A device-bound session without its bound cookie: no new session replaces it (its cookie
-      // stays for the refresh to revive); only a login or regenerate starts over.
-      if (dirty && state.held !== undefined) return undefined
-      if (dirty) return this.#create(state, reply)
-      if (state.cookie === 'clear') this.#headers.clear(reply, state)
-      return undefined
-    }
-    const { config, codec } = this.#core
-    const now = config.clock()
-    // A record sealed under an older secret is resealed at once, like a cookie is re-signed, so
-    // that the old secret can be dropped once every active session has been seen.
-    // A re-signed cookie also goes through the store: if the session ended meanwhile, no cookie.
-    const touch = state.reseal || state.staleCookie || (record.idleExpiry < record.absoluteExpiry && now - (record.idleExpiry - config.idleTimeout) >= config.touchInterval)
-    if (!dirty && !touch) {
-      this.#announce(state, reply, record, now, false)
-      return undefined
-    }
-    // Fields under an older key ride along with a write that happens anyway (never a write of their own).
-    const stale = codec.stale(record, state.hash as string, state.dirty)
-    return this.#update(state, reply, record, now, dirty, touch, stale)
-  }
-
-  /** Headers of a response whose session exists: the cookie when it is new, slid or re-signed. */
-  #announce (state: SessionState, reply: FastifyReply, record: SessionRecord, now: number, slid: boolean): void {
-    if (!slid && state.cookie !== 'set' && !state.staleCookie) {
-      this.#headers.personal(reply)
-      return
-    }
-    const value = state.raw !== undefined && !state.staleCookie ? state.raw : this.#core.signer.sign(state.id as string)
-    this.#headers.set(reply, state, value, Math.min(record.idleExpiry, record.absoluteExpiry) - now)
-    // DBSC (W3C WebAppSec draft): the response that sets a logged-in session asks for a key.
-    if (state.registration !== undefined) reply.header('secure-session-registration', state.registration)
-  }
-
-  async #create (state: SessionState, reply: FastifyReply): Promise<void> {
-    const { config, codec, store, keys, events } = this.#core
-    const id = state.id ??= generateId()
-    const hash = state.hash ??= storageHash(id)
-    const epoch = await this.#epochTag(state, hash)
-    const now = config.clock()
-    const ref = state.ref ??= generateRef()
-    const record = this.#seal(hash, {
-      createdAt: now,
-      absoluteExpiry: now + config.absoluteTimeout,
-      idleExpiry: now + config.idleTimeout,
-      ref,
-      epoch,
-      user: undefined,
-      userKey: undefined,
-      authenticatedAt: undefined,
-      userAgent: undefined,
-      ip: undefined,
-      fields: codec.encodeAll(state.plain(codec), hash),
-    })
-    await this.#run(store.create(keys.session(hash), record, ttlOf(record, now)))
-    state.record = record
-    events.emit('created', undefined, ref)
-    this.#announce(state, reply, record, now, true)
-  }
-
-  /**
-   * Writes the dirty (and stale-key) fields. The idle deadline, the key's TTL and the cookie's
-   * Max-Age slide only when a touch is due; a touch also reseals the record (with `secrets[0]`).
-   */
-  async #update (state: SessionState, reply: FastifyReply, record: SessionRecord, now: number, dirty: boolean, due: boolean, stale: Map<string, string> | undefined): Promise<void> {
-    const { config, codec, store, keys } = this.#core
-    const hash = state.hash as string
-    const set = new Map<string, string>()
-    const del: string[] = []
-    const replace = new Map<string, { from: string, to: string }>()
-    for (const [key, to] of stale ?? []) replace.set(key, { from: record.fields.get(key) as string, to })
-    for (const [key, text] of state.dirty ?? []) {
-      if (text !== undefined) set.set(key, codec.encode(key, text, hash))
-      else {
-        // An encrypted field is deleted by a tombstone: the seal may require it to exist.
-        const tombstone = codec.remove(key, hash)
-        if (tombstone === undefined) del.push(key)
-        else set.set(key, tombstone)
-      }
-    }
-    // A new encrypted field is sealed with the write that adds it, so removing it is detected.
-    const touch = due || codec.widens(record, set)
-    const fields = new Map(record.fields)
-    for (const key of del) fields.delete(key)
-    for (const [key, value] of set) fields.set(key, value)
-    for (const [key, { to }] of replace) fields.set(key, to)
-    const meta = touch && codec.metaStale(record) ? this.#meta(record, hash, hash) : undefined
-    const next = touch ? this.#seal(hash, { ...record, ...meta, idleExpiry: now + config.idleTimeout, fields }) : this.#sized({ ...record, fields })
-    let applied: boolean
-    try {
-      const update: RecordUpdate = {
-        set,
-        del,
-        replace,
-        maxBytes: config.maxSessionBytes,
-        touch: touch ? { idleExpiry: next.idleExpiry, seal: next.seal, sealed: next.sealed, user: next.user, userAgent: next.userAgent, ip: next.ip, bound: next.bound } : undefined,
-      }
-      applied = await this.#run(store.update(keys.session(hash), update, ttlOf(next, now)))
-    } catch (err) {
-      // A failed touch alone does not fail a read: the session just slides later.
-      if (dirty) throw err
-      this.#headers.personal(reply)
-      return
-    }
-    if (!applied) {
-      // Ended (revoked, logged out, moved by a concurrent login) while this request ran. No
-      // cookie: a newer session cookie may already be in the browser.
-      if (dirty) this.#ended(state)
-      this.#headers.personal(reply)
-      return
-    }
-    state.record = next
-    this.#announce(state, reply, next, now, touch)
   }
 }

@@ -6,7 +6,8 @@
  * `config: { session: false }` are skipped by both: they never touch the store.
  *
  * A request travels cookie → verified id → store (or its local cache) → `request.session`
- * (resolve.ts); its changes go back through the lifecycle service (lifecycle.ts).
+ * (resolve.ts); its changes go back through the write-back (write-back.ts), its moves through
+ * the lifecycle service (lifecycle.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preHandlerHookHandler } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
@@ -23,11 +24,14 @@ import { EpochKeeper } from './epoch.ts'
 import { establishNamingKey, KeyringKeeper, type KeyringOptions } from './keyring.ts'
 import { KeyNames } from './key-names.ts'
 import { Lifecycle } from './lifecycle.ts'
+import { RecordMaker } from './record-making.ts'
+import { WriteBack } from './write-back.ts'
+import { loginWithPassword, type PasswordLoginDeps } from './defences/password-login.ts'
 import { checkRouteSession, normaliseOptions } from './config.ts'
 import { IndexPruner } from './prune.ts'
 import { createPasswordsFrom } from './password/passwords.ts'
 import { Resolver } from './resolve.ts'
-import { Session, stateOf } from './session.ts'
+import { Session, stateOf, type SessionOps } from './session.ts'
 import type { SessionState } from './state.ts'
 import { openRedisStore } from './store/connect.ts'
 import type { SessionStore } from './store/contract.ts'
@@ -123,13 +127,30 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   // A missing record counts as ended only when it is still missing well after the few store
   // calls of a move (a record is created before its index entry; the second look is a margin).
   const pruner = new IndexPruner(store, core.keys, guard, 10 * config.storeTimeout)
-  const lifecycle = new Lifecycle(core, new ResponseHeaders(config), {
+  const records = new RecordMaker(core)
+  const lifecycle = new Lifecycle(core, records, pruner, device)
+  const writeBack = new WriteBack(core, new ResponseHeaders(config), records)
+  const passwordLogin: PasswordLoginDeps = {
     passwords,
     throttle: config.loginThrottle === undefined ? undefined : new LoginThrottle(config, store, guard, keys),
     originCheck,
     events,
     log: fastify.log,
-  }, pruner, device)
+    tally: core.tally,
+    generation: (userId) => guard.run(store.generation(keys.index(keys.userKey(userId)))),
+    login: (state, userId, data, generation) => lifecycle.login(state, userId, data, undefined, generation),
+  }
+  // What `request.session` calls: the moves, and the password login built on them.
+  const ops: SessionOps = {
+    codec: core.codec,
+    idleTimeout: config.idleTimeout,
+    now: config.clock,
+    login: (state, userId, data, keep) => lifecycle.login(state, userId, data, keep),
+    regenerate: (state) => lifecycle.regenerate(state),
+    end: (state, type) => lifecycle.end(state, type),
+    revokeOthers: (state) => lifecycle.revokeOthers(state),
+    loginWithPassword: (state, args) => loginWithPassword(passwordLogin, state, args),
+  }
   const cookieName = config.cookie.name
   let warnedScheme = false
 
@@ -178,12 +199,12 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     // Without our cookie a cross-site request passes, but must not be handed a session.
     if (checked && !(begun instanceof Promise) && begun.record === undefined && originCheck(request) !== 'same') begun.foreign = true
     if (!(begun instanceof Promise)) {
-      (request as unknown as Carrier)[name] = new Session(lifecycle, begun)
+      (request as unknown as Carrier)[name] = new Session(ops, begun)
       done()
       return
     }
     begun.then((state) => {
-      (request as unknown as Carrier)[name] = new Session(lifecycle, state)
+      (request as unknown as Carrier)[name] = new Session(ops, state)
       done()
     }, done)
   }
@@ -196,7 +217,7 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     }
     let pending: Promise<void> | undefined
     try {
-      pending = lifecycle.commit(stateOf(session), reply)
+      pending = writeBack.commit(stateOf(session), reply)
     } catch (err) {
       done(err as Error)
       return

@@ -1,7 +1,7 @@
 /**
  * The parts every session operation shares, assembled once at register time (plugin.ts).
  * Pure modules (crypto, codec, stores) do not know this object; the services that orchestrate
- * them (resolve.ts, lifecycle.ts, admin.ts) take it.
+ * them (resolve.ts, lifecycle.ts, write-back.ts, record-making.ts, admin.ts) take it.
  */
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'

@@ -1,7 +1,8 @@
 /**
  * `request.session`: one request's view of a session. It holds data and what changed, nothing
- * else; everything that touches the store (login, regenerate, logout, destroy, revokeOthers,
- * and the commit at `onSend`) is the lifecycle service's (lifecycle.ts).
+ * else; everything that touches the store is elsewhere: the moves (login, regenerate, logout,
+ * destroy, revokeOthers) are the lifecycle service's (lifecycle.ts), reached through `SessionOps`
+ * (wired in plugin.ts, with `loginWithPassword`), and the commit at `onSend` is write-back.ts's.
  *
  * Reads come from the record the request began with, decoded (and decrypted) lazily, once per
  * field per request; each request parses its own copy, so a handler mutating a value can never
@@ -16,7 +17,7 @@ import type { FieldCodec } from './field-codec.ts'
 import type { SessionState } from './state.ts'
 import type { SessionKey, SessionValue } from './public-types.ts'
 
-/** The lifecycle operations `request.session` delegates to (implemented by lifecycle.ts). */
+/** The operations `request.session` delegates to (plugin.ts wires them to lifecycle.ts and defences/password-login.ts). */
 export interface SessionOps {
   readonly codec: FieldCodec
   readonly idleTimeout: number

@@ -1,7 +1,8 @@
 /**
  * One request's session state: what the store held when the request began (validated), and
  * what the request changed. `request.session` (session.ts) is a facade over it; the lifecycle
- * service (lifecycle.ts) is the only code that moves it between sessions and writes it back.
+ * service (lifecycle.ts) is the only code that moves it between sessions, and the write-back
+ * (write-back.ts) the only code that writes it back.
  */
 import type { FieldCodec } from './field-codec.ts'
 import type { OriginFacts } from './defences/csrf.ts'

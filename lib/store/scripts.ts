@@ -239,7 +239,9 @@ return out`)
 
 // ARGV: ref to keep ('' = none), a new random '#gen' token, the TTL (ms) the index keeps at least.
 // Removes every lineage but that one and replaces '#gen', so a login that read the old value
-// before this revocation cannot be admitted after it. Returns {ref, entry, …} of the entries removed.
+// before this revocation cannot be admitted after it. The TTL is set whenever it is not longer
+// (also when a second pass runs in the same millisecond: one command count whatever the timing).
+// Returns {ref, entry, …} of the entries removed.
 export const DISMISS_ALL = new Script(`
 local out = {}
 local all = redis.call('HGETALL', KEYS[1])
@@ -251,7 +253,7 @@ for i = 1, #all, 2 do
   end
 end
 redis.call('HSET', KEYS[1], '#gen', ARGV[2])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if redis.call('PTTL', KEYS[1]) <= tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return out`)
 
 /** Fields of a throttle bucket looked at per call, whose expired ones are removed. */
