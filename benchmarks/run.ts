@@ -116,6 +116,9 @@ async function main (): Promise<number> {
     against = { dir, revision: rev, label: opts.againstLabel ?? `before ${rev}` }
   }
   const variants = selectVariants(opts, against)
+  // The arguments as given (without the `--node current` a re-run on the wanted Node adds).
+  const shownArgs = process.argv.slice(2)
+  if (process.env['HARDENED_BENCH_REEXEC'] === '1' && shownArgs.at(-2) === '--node' && shownArgs.at(-1) === 'current') shownArgs.splice(-2)
   if (opts.list) {
     for (const v of variants) console.log(`${v.name.padEnd(26)} ${v.label}${v.baseline === undefined ? '' : `  (vs ${v.baseline})`}`)
     return 0
@@ -142,7 +145,7 @@ async function main (): Promise<number> {
     warmupS: opts.warmupS,
     rounds: opts.rounds,
     smoke: opts.smoke,
-    command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
+    command: ['npm run bench', ...(shownArgs.length > 0 ? ['--', ...shownArgs] : [])].join(' '),
   }
   console.log(`bench: Node ${process.version} (${process.execPath}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
   if (against !== undefined) console.log(`bench: against ${against.dir} (commit ${against.revision}) as "${against.label}"`)

@@ -55,7 +55,7 @@ export function resolveNode (wanted: string, root: string, log: (line: string) =
  */
 export function reexecOn (node: string, script: string, argv: readonly string[]): number | undefined {
   if (node === process.execPath) return undefined
-  const child = spawnSync(node, ['--import', 'tsx', script, ...argv, '--node', 'current'], { stdio: 'inherit' })
+  const child = spawnSync(node, ['--import', 'tsx', script, ...argv, '--node', 'current'], { stdio: 'inherit', env: { ...process.env, HARDENED_BENCH_REEXEC: '1' } })
   if (child.error !== undefined) throw child.error
   return child.status ?? 1
 }
