@@ -17,9 +17,12 @@
  *     expiry, eviction, flush) is pushed to every connection subscribed to it. Redis memory per
  *     session does not grow with tracking, and nothing is tracked for a lookup.
  * The price of BCAST: every instance hears about every change under the prefix (cheap, see
- * docs/scaling.md), and NOLOOP does not cover writes made inside scripts, so the store's own
- * session write scripts come back as an invalidation of the snapshot they returned (the next
- * read of that session is one HGETALL). Plain commands of this connection (DEL) are not echoed.
+ * docs/scaling.md), and NOLOOP does not cover writes made inside scripts: a key written by a
+ * script would come back as an invalidation of the snapshot the script returned. The store
+ * sends a PEXPIRE of the same key right behind each session write script, in the same Redis
+ * iteration, which makes this connection the key's last modifier, so no echo comes
+ * (store/redis.ts, `#write`); a foreign write in between still comes through. Plain commands of
+ * this connection (DEL) are not echoed.
  */
 import { BasicClientSideCache, BasicPooledClientSideCache } from 'redis'
 
