@@ -147,6 +147,26 @@ describe('attack dbsc: a thief with both cookies but not the key', () => {
     assert.equal((await onB.refresh()).statusCode, 401)
   })
 
+  test('attack dbsc: logout on one instance and revokeSession end a bound session on every instance, even for the device\'s key; refresh gets 401', async () => {
+    const { apps: made, clock } = await make({}, 2)
+    const [a, b] = two(made)
+    const d = await bound(a, 'out-everywhere')
+    const onB = on(b, d)
+    assert.equal(await onB.user(), 'out-everywhere', 'B caches the bound record')
+    await d.request({ method: 'POST', url: '/logout' })
+    await eventually(async () => await onB.user() === null, 100, 'logged-out bound session still works on B')
+    clock.advance(MAX_AGE)
+    assert.equal((await onB.refresh()).statusCode, 401, 'the device\'s own key cannot revive it on B')
+    const e = await bound(a, 'revoked-everywhere')
+    const eOnB = on(b, e)
+    assert.equal(await eOnB.user(), 'revoked-everywhere')
+    const [info] = await b.session.listUserSessions('revoked-everywhere')
+    assert.equal(await b.session.revokeSession('revoked-everywhere', info?.ref as string), true)
+    await eventually(async () => await e.user() === null, 100, 'revoked bound session still works on A')
+    clock.advance(MAX_AGE)
+    assert.equal((await e.refresh()).statusCode, 401)
+  })
+
   test('attack dbsc: a refresh proof signed with alg none, HS256 over the public key, or a key in the header other than the bound one renews nothing', async () => {
     const { app, clock } = await make()
     const b = await bound(app, 'confused')
