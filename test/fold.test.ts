@@ -49,3 +49,11 @@ test('fold: idempotent, and blind to case, NFKC/NFD form, invisible characters, 
     return foldAccount(head.join('') + s + tail.join('')) === foldAccount(s)
   }))
 })
+
+// Fixed defect (found by the property test above): ẞ folded to ß, and ß to ss, so STRAẞE and
+// STRASSE were two accounts for the throttle, and folding a folded name changed it.
+test('fold: the capital sharp S (ẞ), ß and ss fold alike, and folding a folded name changes nothing', () => {
+  const forms = ['STRAẞE', 'straße', 'STRASSE', 'strasse', 'Straße']
+  assert.deepEqual(new Set(forms.map(foldAccount)).size, 1, forms.map(foldAccount).join(' / '))
+  for (const form of forms) assert.equal(foldAccount(foldAccount(form)), foldAccount(form))
+})

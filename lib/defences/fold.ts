@@ -33,6 +33,8 @@ export function foldAccount (name: string): string {
     // Whitespace first: tab, line feed and NEL are both White_Space and Cc.
     .replace(WHITESPACE, ' ')
     .replace(INVISIBLE, '')
+    // Lower, upper, lower: one pass either way is not stable (ẞ lowers to ß, which uppers to SS).
+    .toLowerCase()
     .toUpperCase()
     .toLowerCase()
     .normalize('NFKC')
