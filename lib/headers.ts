@@ -46,6 +46,7 @@ export class ResponseHeaders {
   set (reply: FastifyReply, state: SessionState, value: string, maxAgeMs: number): void {
     const seconds = Math.max(0, Math.round(maxAgeMs / 1000))
     reply.setCookie(this.#name, value, { ...this.#attributes, maxAge: seconds, expires: new Date(Date.now() + seconds * 1000) })
+    if (state.expireBound && this.#bound !== undefined) reply.clearCookie(this.#bound, this.#attributes)
     this.personal(reply)
     if (state.clearSite && this.#clearSiteWithCookie !== undefined) reply.header('clear-site-data', this.#clearSiteWithCookie)
   }

@@ -232,10 +232,14 @@ export class Lifecycle {
       state.held = undefined
       return
     }
-    // A device binding does not survive a new id: the browser is asked to register again.
-    const hash = await this.#renew(state, old, state.hash, undefined)
+    // A device binding moves with the session: a new registration would let whoever holds the
+    // cookies (a copied jar, within the bound cookie's minutes) bind a key of their own. The
+    // bound cookie of the old id is expired instead, so only the device's refresh revives it.
+    const bound = old.bound === undefined ? undefined : this.#core.codec.openMeta('bound', old.bound, state.hash) ?? undefined
+    const hash = await this.#renew(state, old, state.hash, bound)
     this.#core.events.emit('regenerated', state.userId, old.ref)
-    await this.#askRegistration(state, hash)
+    if (bound !== undefined) state.expireBound = true
+    else await this.#askRegistration(state, hash)
   }
 
   /**

@@ -53,8 +53,13 @@ export class SessionState {
    * this request (nothing of it is read or written), only the refresh endpoint's to renew.
    */
   held: HeldSession | undefined
-  /** The `Secure-Session-Registration` value a login or regenerate asks the browser with. */
+  /** The `Secure-Session-Registration` value a login asks the browser with. */
   registration: string | undefined
+  /**
+   * A bound session moved to a new id by `regenerate`: the bound cookie of the old id is expired
+   * with the response, so the device refreshes with its key (nobody else can).
+   */
+  expireBound = false
 
   constructor (readonly client: ClientInfo) {}
 

@@ -85,7 +85,7 @@ function rsaProof (privateKey: Parameters<typeof sign>[2], jwk: Record<string, u
 }
 
 describe('attack dbsc: a thief with both cookies but not the key', () => {
-  // Defect: regenerate drops the binding and issues an unbound session (and a registration
+  // Fixed defect: regenerate drops the binding and issues an unbound session (and a registration
   // challenge) to whoever holds the jar, so a copied jar outlives its bound cookie.
   test('attack dbsc: a copied jar cannot outlive the bound cookie by calling a route that regenerates the session', async () => {
     const { app, clock } = await make()
@@ -96,7 +96,7 @@ describe('attack dbsc: a thief with both cookies but not the key', () => {
     assert.equal(await thief.user(), null, 'past the bound cookie\'s deadline the thief holds no session')
   })
 
-  // Defect: same move, second half: the regenerate hands the thief a registration challenge, so
+  // Fixed defect: same move, second half: the regenerate hands the thief a registration challenge, so
   // the thief binds the victim's session to the thief's own key.
   test('attack dbsc: after a regenerate by the holder of a copied jar, no key but the device\'s is bound to the victim\'s session', async () => {
     const { app } = await make()
@@ -189,7 +189,7 @@ describe('attack dbsc: a thief with both cookies but not the key', () => {
 })
 
 describe('attack dbsc: the registrant\'s key', () => {
-  // Defect: the RSA size check counts the bytes of `n`, so leading zero bytes pass a 512-bit modulus as 2048.
+  // Fixed defect: the RSA size check counts the bytes of `n`, so leading zero bytes pass a 512-bit modulus as 2048.
   test('attack dbsc: an RSA key whose modulus is under 2048 bits is refused at registration, zero-padded or not', async () => {
     const { app } = await make()
     const b = await Browser.open(app, 'RS256')
@@ -202,7 +202,7 @@ describe('attack dbsc: the registrant\'s key', () => {
     assert.equal(res.statusCode, 400, 'a 512-bit RSA key was bound to the session')
   })
 
-  // Defect: e = 1 makes RS256 forgeable by anyone (the signature is the padded digest itself).
+  // Fixed defect: e = 1 makes RS256 forgeable by anyone (the signature is the padded digest itself).
   test('attack dbsc: an RSA key with public exponent 1 is refused (its proofs can be forged without a private key)', async () => {
     const { app } = await make()
     const b = await Browser.open(app, 'RS256')

@@ -225,10 +225,18 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.equal(third.statusCode, 400, 'a bound session takes no second key')
     })
 
-    test(`dbsc ${backend}: login and regenerate drop the binding and ask again; logout, revokeSession and revokeUser end a bound session (refresh: 401)`, async () => {
+    test(`dbsc ${backend}: regenerate keeps the binding and expires the bound cookie (the device refreshes with its key); login drops it and asks again; logout, revokeSession and revokeUser end a bound session (refresh: 401)`, async () => {
       const { app } = await make(backend)
       const b = await bound(app, 'dave')
+      b.registration = undefined
       await b.request({ method: 'POST', url: '/regenerate' })
+      assert.equal((await app.session.listUserSessions('dave'))[0]?.deviceBound, true, 'still bound after regenerate')
+      assert.equal(b.registration, undefined, 'no new registration is offered')
+      assert.equal(b.jar.has(BOUND), false, 'the bound cookie of the old id is expired')
+      assert.equal(await b.user(), null, 'no session without a bound cookie')
+      assert.equal((await b.refresh()).statusCode, 200, 'the device refreshes with its key')
+      assert.equal(await b.user(), 'dave')
+      await b.login('dave')
       assert.equal((await app.session.listUserSessions('dave'))[0]?.deviceBound, false)
       assert.ok(b.registration !== undefined)
       b.jar.delete(BOUND)

@@ -9,7 +9,8 @@
  *     key's type must fit the algorithm); `none` and every HMAC algorithm are refused;
  *   - a proof made for another purpose: `typ` must be `dbsc+jwt` (RFC 8725 §3.11);
  *   - a "public" key that is a private one, or a weak one: a JWK with private members (`d`, `p`…)
- *     is refused, P-256 only for ES256, RSA moduli of 2048–8192 bits for RS256;
+ *     is refused, P-256 only for ES256, RSA moduli of 2048–8192 bits (no leading zero octet) and
+ *     an odd public exponent of at least 65537 for RS256;
  *   - oversized or malformed input: length caps, strict base64url and JSON-object checks; every
  *     failure is a reason code, never an exception with the input in it.
  */
@@ -70,9 +71,16 @@ export function publicJwk (value: unknown, alg: ProofAlg): PublicJwk | undefined
     if (jwk['kty'] !== 'EC' || jwk['crv'] !== 'P-256' || base64urlBytes(jwk['x']) !== 32 || base64urlBytes(jwk['y']) !== 32) return undefined
     return { kty: 'EC', crv: 'P-256', x: jwk['x'] as string, y: jwk['y'] as string }
   }
-  const bits = (base64urlBytes(jwk['n']) ?? 0) * 8
-  const e = base64urlBytes(jwk['e'])
-  if (jwk['kty'] !== 'RSA' || bits < 2048 || bits > 8192 || e === undefined || e > 8) return undefined
+  if (jwk['kty'] !== 'RSA' || base64urlBytes(jwk['n']) === undefined || base64urlBytes(jwk['e']) === undefined) return undefined
+  const n = Buffer.from(jwk['n'] as string, 'base64url')
+  const e = Buffer.from(jwk['e'] as string, 'base64url')
+  // RFC 7518 §6.3.1: unsigned big-endian, no leading zero octet (a padded modulus must not pass
+  // for a longer one, nor give one key two thumbprints).
+  if (n.length === 0 || e.length === 0 || e.length > 8 || n[0] === 0 || e[0] === 0) return undefined
+  const bits = n.length * 8 - Math.clz32(n[0] as number) + 24
+  const exponent = BigInt('0x' + e.toString('hex'))
+  // An exponent of 1 (or any even one) makes signatures forgeable or keys invalid: 65537 and up, odd.
+  if (bits < 2048 || bits > 8192 || exponent < 65537n || exponent % 2n === 0n) return undefined
   return { kty: 'RSA', e: jwk['e'] as string, n: jwk['n'] as string }
 }
 
