@@ -248,24 +248,32 @@ export const TOP_LEVEL = [
 /** An absolute URL path a route can have: no query, fragment, quote or backslash (it goes into a structured header). */
 const ENDPOINT_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]{0,255}$/
 
-function deviceBoundOf (value: unknown, cookie: CookieConfig, idleTimeout: number, allowShort: boolean): Config['deviceBound'] {
+function deviceBoundOf (
+  value: unknown, cookie: CookieConfig, idleTimeout: number, allowShort: boolean
+): Config['deviceBound'] {
   if (value === undefined || value === false) return undefined
   const options = objectOption(value, 'deviceBound', ['registrationPath', 'refreshPath', 'cookieMaxAge'])
   const path = (name: string, fallback: string): string => {
     const text = options[name] ?? fallback
     if (typeof text !== 'string' || !ENDPOINT_PATH.test(text) || text.includes('//')) {
-      fail('FST_SESSION_INVALID_OPTION', `deviceBound.${name} must be a URL path starting with / (no query, quotes or backslashes)`)
+      fail('FST_SESSION_INVALID_OPTION',
+        `deviceBound.${name} must be a URL path starting with / (no query, quotes or backslashes)`)
     }
     return text
   }
   const registrationPath = path('registrationPath', '/.well-known/device-bound-sessions/register')
   const refreshPath = path('refreshPath', '/.well-known/device-bound-sessions/refresh')
-  if (registrationPath === refreshPath) fail('FST_SESSION_INVALID_OPTION', 'deviceBound.registrationPath and deviceBound.refreshPath must differ')
+  if (registrationPath === refreshPath) {
+    fail('FST_SESSION_INVALID_OPTION', 'deviceBound.registrationPath and deviceBound.refreshPath must differ')
+  }
   const cookieMaxAge = duration(options['cookieMaxAge'], 'deviceBound.cookieMaxAge', 10 * MINUTE, SECOND, allowShort)
   // A bound cookie outliving the idle timeout would protect nothing the session cookie does not.
   if (cookieMaxAge > idleTimeout) fail('FST_SESSION_INVALID_OPTION', 'deviceBound.cookieMaxAge must be ≤ idleTimeout')
   // A browser only sends the bound cookie where it sends the session cookie.
-  if (!cookie.secure) fail('FST_SESSION_INVALID_OPTION', 'deviceBound needs a secure cookie (browsers run DBSC on HTTPS and localhost only)')
+  if (!cookie.secure) {
+    fail('FST_SESSION_INVALID_OPTION',
+      'deviceBound needs a secure cookie (browsers run DBSC on HTTPS and localhost only)')
+  }
   return Object.freeze({ registrationPath, refreshPath, cookieMaxAge, cookieName: cookie.name + '-bound' })
 }
 

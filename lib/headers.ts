@@ -45,10 +45,14 @@ export class ResponseHeaders {
   /** Sets the session cookie to `value` for `maxAgeMs` (Max-Age and Expires follow the session). */
   set (reply: FastifyReply, state: SessionState, value: string, maxAgeMs: number): void {
     const seconds = Math.max(0, Math.round(maxAgeMs / 1000))
-    reply.setCookie(this.#name, value, { ...this.#attributes, maxAge: seconds, expires: new Date(Date.now() + seconds * 1000) })
+    reply.setCookie(this.#name, value, {
+      ...this.#attributes, maxAge: seconds, expires: new Date(Date.now() + seconds * 1000),
+    })
     if (state.expireBound && this.#bound !== undefined) reply.clearCookie(this.#bound, this.#attributes)
     this.personal(reply)
-    if (state.clearSite && this.#clearSiteWithCookie !== undefined) reply.header('clear-site-data', this.#clearSiteWithCookie)
+    if (state.clearSite && this.#clearSiteWithCookie !== undefined) {
+      reply.header('clear-site-data', this.#clearSiteWithCookie)
+    }
   }
 
   /** Expires the session cookie (destroy, logout). */

@@ -27,7 +27,10 @@ export function keyringKey (prefix: string): string {
   return prefix + 'keyring'
 }
 
-/** Login-throttle counters: per folded account, per user, a user's share of an account's count, per client; 'n' is never written. */
+/**
+ * Login-throttle counters: per folded account, per user, a user's share of an account's count,
+ * per client; 'n' is never written.
+ */
 export type ThrottleKind = 'a' | 'u' | 's' | 'i' | 'n'
 
 export class KeyNames {

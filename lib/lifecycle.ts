@@ -34,7 +34,9 @@ interface Move {
    * The user index step; `expect`: the old storage hash the lineage must still point at;
    * `generation`: the index's revocation generation a password login read when it began.
    */
-  readonly index: { readonly userKey: string, readonly expect: string | undefined, readonly generation?: string | undefined } | undefined
+  readonly index: {
+    readonly userKey: string, readonly expect: string | undefined, readonly generation?: string | undefined
+  } | undefined
   /** The old session continues (regenerate, same-user re-login): it must still exist. */
   readonly continues: boolean
   /** Which data keys carry over from the old session. */
@@ -90,7 +92,13 @@ export class Lifecycle {
     if (index !== undefined) {
       const indexKey = keys.index(index.userKey)
       const entry = { ref: record.ref, hash, expiresAt: record.absoluteExpiry, loginAt: record.authenticatedAt ?? now }
-      const result = await this.#run(store.admit(indexKey, entry, { expect: index.expect, max: config.maxSessionsPerUser, now, ttlMs: config.absoluteTimeout, generation: index.generation }))
+      const result = await this.#run(store.admit(indexKey, entry, {
+        expect: index.expect,
+        max: config.maxSessionsPerUser,
+        now,
+        ttlMs: config.absoluteTimeout,
+        generation: index.generation,
+      }))
       if (!result.admitted) {
         await discard(this.#core, [hash])
         this.#records.ended(state)
@@ -101,7 +109,9 @@ export class Lifecycle {
         await discard(this.#core, result.evicted.map((e) => e.hash))
       }
       // Entries of sessions that idled out, pruned in the background (prune.ts).
-      if (result.sample !== undefined && result.sample.length > 0) this.#pruner.prune(indexKey, result.sample).catch(() => {})
+      if (result.sample !== undefined && result.sample.length > 0) {
+        this.#pruner.prune(indexKey, result.sample).catch(() => {})
+      }
     }
     if (old === undefined || oldHash === undefined) return
     const taken = await this.#run(store.take(keys.session(oldHash)))
@@ -118,7 +128,9 @@ export class Lifecycle {
     } catch (err) {
       // The old id is gone and the new one cannot take what was written to it meanwhile: the
       // session ends here, leaving nothing listed that no cookie can reach.
-      if (index !== undefined) await this.#run(store.dismiss(keys.index(index.userKey), [{ ref: record.ref, hash }])).catch(() => [])
+      if (index !== undefined) {
+        await this.#run(store.dismiss(keys.index(index.userKey), [{ ref: record.ref, hash }])).catch(() => [])
+      }
       await discard(this.#core, [hash])
       if (err instanceof SessionError && err.code === 'FST_SESSION_TOO_LARGE') this.#records.ended(state)
       throw err
@@ -159,7 +171,9 @@ export class Lifecycle {
   async login (state: SessionState, userId: unknown, data: unknown, keep: unknown, generation?: string): Promise<void> {
     userIdArgument(userId, 'login: userId')
     if (data !== undefined && !isPlainObject(data)) invalid('login: data must be a plain object')
-    if (keep !== undefined && (!Array.isArray(keep) || !keep.every((k) => typeof k === 'string'))) invalid('login: keep must be an array of strings')
+    if (keep !== undefined && (!Array.isArray(keep) || !keep.every((k) => typeof k === 'string'))) {
+      invalid('login: keep must be an array of strings')
+    }
     if (state.foreign) throw sessionError('FST_SESSION_CSRF')
     const { config, keys, codec, store, events } = this.#core
     const old = state.record
@@ -179,7 +193,8 @@ export class Lifecycle {
     // anything else starts a new one under the epoch current now.
     const id = generateId()
     const hash = storageHash(id)
-    const epoch = await this.#records.epochTag(state, hash, sameUser ? { record: old, hash: state.hash as string } : undefined)
+    const epoch = await this.#records.epochTag(
+      state, hash, sameUser ? { record: old, hash: state.hash as string } : undefined)
     const now = config.clock()
     const ref = sameUser ? old.ref : generateRef()
     const userKey = keys.userKey(userId)
@@ -192,12 +207,22 @@ export class Lifecycle {
       user: codec.sealMeta('user', userId, hash),
       userKey,
       authenticatedAt: now,
-      userAgent: config.sessionInfo.userAgent ? codec.sealMeta('userAgent', cleanUserAgent(state.client.headers['user-agent']), hash) : undefined,
+      userAgent: config.sessionInfo.userAgent
+        ? codec.sealMeta('userAgent', cleanUserAgent(state.client.headers['user-agent']), hash)
+        : undefined,
       ip: config.sessionInfo.ip ? codec.sealMeta('ip', cleanIp(state.client.ip), hash) : undefined,
       fields: codec.encodeAll(plain, hash),
     })
     const oldUserId = state.userId
-    await this.#move(state, { record, hash, userId, index: { userKey, expect: sameUser ? state.hash : undefined, generation }, continues: sameUser, carries, ours })
+    await this.#move(state, {
+      record,
+      hash,
+      userId,
+      index: { userKey, expect: sameUser ? state.hash : undefined, generation },
+      continues: sameUser,
+      carries,
+      ours,
+    })
     if (otherUser && old.userKey !== undefined) {
       // The previous user's lineage ends with it, whatever id it holds by now.
       await this.#run(store.dismiss(keys.index(old.userKey), [{ ref: old.ref, hash: undefined }]))
@@ -235,7 +260,9 @@ export class Lifecycle {
     // A device binding moves with the session: a new registration would let whoever holds the
     // cookies (a copied jar, within the bound cookie's minutes) bind a key of their own. The
     // bound cookie of the old id is expired instead, so only the device's refresh revives it.
-    const bound = old.bound === undefined ? undefined : this.#core.codec.openMeta('bound', old.bound, state.hash) ?? undefined
+    const bound = old.bound === undefined
+      ? undefined
+      : this.#core.codec.openMeta('bound', old.bound, state.hash) ?? undefined
     const hash = await this.#renew(state, old, state.hash, bound)
     this.#core.events.emit('regenerated', state.userId, old.ref)
     if (bound !== undefined) state.expireBound = true
@@ -270,7 +297,9 @@ export class Lifecycle {
     })
     const userId = state.userId
     const index = old.userKey === undefined ? undefined : { userKey: old.userKey, expect: oldHash }
-    await this.#move(state, { record, hash, userId, index, continues: true, carries: () => true, ours: new Set(state.dirty?.keys()) })
+    await this.#move(state, {
+      record, hash, userId, index, continues: true, carries: () => true, ours: new Set(state.dirty?.keys()),
+    })
     this.#finish(state, id, hash, record, userId)
     return hash
   }

@@ -9,7 +9,10 @@
  * (resolve.ts); its changes go back through the write-back (write-back.ts), its moves through
  * the lifecycle service (lifecycle.ts).
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preHandlerHookHandler } from 'fastify'
+import type {
+  FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler,
+  preHandlerHookHandler,
+} from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fp from 'fastify-plugin'
 import { createAdmin, type SessionDecorator } from './admin.ts'
@@ -65,7 +68,8 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     store = config.store
     closeStore = async () => {}
   } else {
-    const opened = await openRedisStore(config.redis as NonNullable<typeof config.redis>, config, fastify.log, (up, err, node) => {
+    const redis = config.redis as NonNullable<typeof config.redis>
+    const opened = await openRedisStore(redis, config, fastify.log, (up, err, node) => {
       if (up) guard.up(node)
       else guard.down(err, node)
     }, fastify.initialConfig.pluginTimeout)
@@ -161,7 +165,8 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     if (verdict === 'same') return false
     if (verdict === 'scheme' && !warnedScheme) {
       warnedScheme = true
-      fastify.log.warn('session CSRF check: Origin differs from the request only by http/https; behind a TLS-terminating proxy, set Fastify\'s trustProxy')
+      fastify.log.warn('session CSRF check: Origin differs from the request only by http/https; ' +
+        'behind a TLS-terminating proxy, set Fastify\'s trustProxy')
     }
     events.emit('csrf')
     return true
@@ -197,7 +202,9 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
       return
     }
     // Without our cookie a cross-site request passes, but must not be handed a session.
-    if (checked && !(begun instanceof Promise) && begun.record === undefined && originCheck(request) !== 'same') begun.foreign = true
+    if (checked && !(begun instanceof Promise) && begun.record === undefined && originCheck(request) !== 'same') {
+      begun.foreign = true
+    }
     if (!(begun instanceof Promise)) {
       (request as unknown as Carrier)[name] = new Session(ops, begun)
       done()
@@ -230,13 +237,17 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   fastify.decorate('session', createAdmin(core, resolver) satisfies SessionDecorator)
   fastify.decorate('passwords', passwords)
 
-  const requireLogin: preHandlerHookHandler = function (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
+  const requireLogin: preHandlerHookHandler = function (
+    request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction
+  ) {
     if ((request as unknown as Carrier)[name]?.userId === undefined) done(sessionError('FST_SESSION_UNAUTHENTICATED'))
     else done()
   }
   fastify.decorate('requireLogin', requireLogin)
   fastify.decorate('requireFreshLogin', (maxAgeMs: number): preHandlerHookHandler => {
-    if (!Number.isSafeInteger(maxAgeMs) || maxAgeMs < 0) throw sessionError('FST_SESSION_INVALID_ARGUMENT', 'requireFreshLogin: maxAgeMs must be a non-negative integer')
+    if (!Number.isSafeInteger(maxAgeMs) || maxAgeMs < 0) {
+      throw sessionError('FST_SESSION_INVALID_ARGUMENT', 'requireFreshLogin: maxAgeMs must be a non-negative integer')
+    }
     return function (request, _reply, done) {
       const session = (request as unknown as Carrier)[name]
       if (session?.userId === undefined) {
@@ -244,8 +255,11 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
         return
       }
       const at = session.authenticatedAt
-      if (at === undefined || config.clock() - at.getTime() > maxAgeMs) done(sessionError('FST_SESSION_REAUTH_REQUIRED'))
-      else done()
+      if (at === undefined || config.clock() - at.getTime() > maxAgeMs) {
+        done(sessionError('FST_SESSION_REAUTH_REQUIRED'))
+      } else {
+        done()
+      }
     }
   })
 
@@ -259,14 +273,18 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
     // The DBSC endpoints (dbsc/service.ts), in a scope of their own that accepts any request
     // body (browsers send none that matters) and inherits the session hooks above.
     fastify.register(async (scope) => {
-      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 4096 }, (_request, _body, done) => { done(null, undefined) })
+      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 4096 }, (_request, _body, done) => {
+        done(null, undefined)
+      })
       const state = (request: FastifyRequest): SessionState => {
         const session = (request as unknown as Carrier)[name]
         if (session === null || session === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
         return stateOf(session)
       }
-      scope.post(device.config.registrationPath, async (request, reply) => await device.register(state(request), request, reply, lifecycle))
-      scope.post(device.config.refreshPath, async (request, reply) => await device.refresh(state(request), request, reply))
+      scope.post(device.config.registrationPath,
+        async (request, reply) => await device.register(state(request), request, reply, lifecycle))
+      scope.post(device.config.refreshPath,
+        async (request, reply) => await device.refresh(state(request), request, reply))
     })
   }
   fastify.addHook('onClose', async () => {
@@ -279,8 +297,8 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
 
 /**
  * The plugin: `await app.register(hardenedSession, { secrets, redis })`. Decorates
- * `request.session` (or the name given as `decorator`), `fastify.session`, `fastify.passwords`, `fastify.requireLogin` and
- * `fastify.requireFreshLogin`. Options: {@link HardenedSessionOptions}.
+ * `request.session` (or the name given as `decorator`), `fastify.session`, `fastify.passwords`,
+ * `fastify.requireLogin` and `fastify.requireFreshLogin`. Options: {@link HardenedSessionOptions}.
  */
 export default fp(hardenedSession, { fastify: '5.x', name: 'fastify-hardened-session' })
 

@@ -38,7 +38,9 @@ export class RecordMaker {
    * `continues`: the old record of a continuing session, which must carry the epoch current
    * now, or `revokeAll` ended it (FST_SESSION_ENDED).
    */
-  async epochTag (state: SessionState, hash: string, continues?: { readonly record: SessionRecord, readonly hash: string }): Promise<string> {
+  async epochTag (
+    state: SessionState, hash: string, continues?: { readonly record: SessionRecord, readonly hash: string }
+  ): Promise<string> {
     const { epochs, keys } = this.#core
     const key = keys.epochOf(keys.session(hash))
     let epoch: string | undefined
@@ -56,7 +58,12 @@ export class RecordMaker {
     const { codec } = this.#core
     const move = (name: MetaName, stored: string | undefined): string | undefined =>
       codec.sealMeta(name, codec.openMeta(name, stored, from) ?? undefined, hash)
-    return { user: move('user', record.user), userAgent: move('userAgent', record.userAgent), ip: move('ip', record.ip), bound: move('bound', record.bound) }
+    return {
+      user: move('user', record.user),
+      userAgent: move('userAgent', record.userAgent),
+      ip: move('ip', record.ip),
+      bound: move('bound', record.bound),
+    }
   }
 
   /** The session ended while this request ran: no cookie is sent (a newer one may exist). */

@@ -83,14 +83,18 @@ export class Resolver {
    * `cookies`: the request's cookies as `@fastify/cookie` parsed them (one value per name), or
    * `null` when they were not parsed (then the header is scanned here).
    */
-  begin (header: string | undefined, cookies: Record<string, string | undefined> | null, client: ClientInfo): SessionState | Promise<SessionState> {
+  begin (
+    header: string | undefined, cookies: Record<string, string | undefined> | null, client: ClientInfo
+  ): SessionState | Promise<SessionState> {
     const state = new SessionState(client)
     if (header === undefined) return state
     const name = this.#core.config.cookie.name
     const first = cookies?.[name]
     if (cookies !== null && first === undefined) return state
     const bound = this.#bound
-    if (bound !== undefined) state.boundCookie = cookies !== null ? cookies[bound.cookieName] : cookieValues(header, bound.cookieName, 1)[0]
+    if (bound !== undefined) {
+      state.boundCookie = cookies !== null ? cookies[bound.cookieName] : cookieValues(header, bound.cookieName, 1)[0]
+    }
     const begun = this.#first(state, first === undefined ? cookieValues(header, name, MAX_CANDIDATES) : [first])
     if (begun !== undefined) return begun
     // A parser keeps one value per name; a shadowed cookie of the same name may be the real one.
@@ -164,7 +168,13 @@ export class Resolver {
     return state
   }
 
-  #check (state: SessionState, raw: string, verified: VerifiedCookie, record: SessionRecord | null, fetched: string | undefined): SessionState | Promise<SessionState> {
+  #check (
+    state: SessionState,
+    raw: string,
+    verified: VerifiedCookie,
+    record: SessionRecord | null,
+    fetched: string | undefined
+  ): SessionState | Promise<SessionState> {
     if (record === null) return this.#none(state, raw)
     const core = this.#core
     const view = this.view(record, verified.hash)
@@ -180,7 +190,9 @@ export class Resolver {
     }
     const found: Found = { state, raw, verified, record, view }
     const epoch = fetched ?? core.epochs.current(view.epochKey)
-    return typeof epoch === 'string' ? this.#epochChecked(found, epoch, fetched !== undefined) : epoch.then((e) => this.#epochChecked(found, e, true))
+    return typeof epoch === 'string'
+      ? this.#epochChecked(found, epoch, fetched !== undefined)
+      : epoch.then((e) => this.#epochChecked(found, e, true))
   }
 
   /** Whether the record's tag was made under `epoch` (memoised per record and epoch value). */
@@ -228,7 +240,8 @@ export class Resolver {
   }
 
   #bind ({ state, raw, verified, record, view }: Found): SessionState {
-    if (record.bound !== undefined && this.#bound !== undefined && !this.#bound.verified(state.boundCookie, verified.hash, record)) {
+    if (record.bound !== undefined && this.#bound !== undefined &&
+      !this.#bound.verified(state.boundCookie, verified.hash, record)) {
       state.held = { hash: verified.hash, record, userId: view.userId }
       return state
     }

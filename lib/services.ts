@@ -95,7 +95,8 @@ export async function dismissUser (core: Core, indexKey: string, keepRef: string
 
 /** Deletes records of sessions already revoked (their index entries are gone): cleanup only, never fails the caller. */
 export function discard (core: Core, hashes: readonly string[]): Promise<void> {
-  return Promise.all(hashes.map((hash) => core.guard.run(core.store.destroy(core.keys.session(hash))).catch(() => false))).then(() => {})
+  return Promise.all(hashes.map((hash) =>
+    core.guard.run(core.store.destroy(core.keys.session(hash))).catch(() => false))).then(() => {})
 }
 
 /**
@@ -108,7 +109,8 @@ export async function durable (core: Core, keys: readonly string[]): Promise<voi
       await core.guard.run(core.store.durable(keys))
     } catch (err) {
       // Written on the master, not known to be on a replica: the caller gets 503 (it may not hold).
-      core.log.warn('session revocation not acknowledged by any replica within storeTimeout: it may not survive a failover of its master')
+      core.log.warn('session revocation not acknowledged by any replica within storeTimeout: ' +
+        'it may not survive a failover of its master')
       core.events.emit('store_error', undefined, undefined, 'FST_SESSION_STORE_UNAVAILABLE')
       throw err
     }

@@ -17,7 +17,10 @@ import type { FieldCodec } from './field-codec.ts'
 import type { SessionState } from './state.ts'
 import type { SessionKey, SessionValue } from './public-types.ts'
 
-/** The operations `request.session` delegates to (plugin.ts wires them to lifecycle.ts and defences/password-login.ts). */
+/**
+ * The operations `request.session` delegates to (plugin.ts wires them to lifecycle.ts and
+ * defences/password-login.ts).
+ */
 export interface SessionOps {
   readonly codec: FieldCodec
   readonly idleTimeout: number
@@ -38,7 +41,9 @@ export interface LoginOptions {
 export let stateOf: (session: Session) => SessionState
 
 function checkKey (key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key === '') throw sessionError('FST_SESSION_INVALID_ARGUMENT', 'session data keys must be non-empty strings')
+  if (typeof key !== 'string' || key === '') {
+    throw sessionError('FST_SESSION_INVALID_ARGUMENT', 'session data keys must be non-empty strings')
+  }
 }
 
 export class Session {
@@ -84,7 +89,10 @@ export class Session {
     return new Date(Math.min(r.idleExpiry, r.absoluteExpiry))
   }
 
-  /** This request's own copy of a value (mutating it saves nothing: call `set`); `undefined` when absent or unreadable. */
+  /**
+   * This request's own copy of a value (mutating it saves nothing: call `set`); `undefined` when
+   * absent or unreadable.
+   */
   get<K extends SessionKey> (key: K): SessionValue<K> | undefined {
     const s = this.#s
     const values = s.values

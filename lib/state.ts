@@ -11,7 +11,10 @@ import type { SessionRecord } from './store/contract.ts'
 /** What the response should do with the session cookie. */
 export type CookieIntent = 'none' | 'set' | 'clear'
 
-/** The request facts a session may need: `sessionInfo` at login, the origin check of `loginWithPassword` (a Fastify request satisfies it). */
+/**
+ * The request facts a session may need: `sessionInfo` at login, the origin check of
+ * `loginWithPassword` (a Fastify request satisfies it).
+ */
 export interface ClientInfo extends OriginFacts {
   readonly headers: OriginFacts['headers'] & { readonly 'user-agent'?: string | undefined }
   /** `request.ip`: undefined when there is no client address (a unix socket listener). */
@@ -66,7 +69,9 @@ export class SessionState {
   /** Every current field as JSON text: stored (decrypted), then this request's changes. */
   plain (codec: FieldCodec): Map<string, string> {
     const record = this.record
-    const out = record === undefined || this.hash === undefined ? new Map<string, string>() : codec.plain(record, this.hash)
+    const out = record === undefined || this.hash === undefined
+      ? new Map<string, string>()
+      : codec.plain(record, this.hash)
     for (const [key, text] of this.dirty ?? []) {
       if (text === undefined) out.delete(key)
       else out.set(key, text)
@@ -75,7 +80,9 @@ export class SessionState {
   }
 
   /** Points this state at another session (or none), forgetting what this request changed. */
-  rebind (id: string | undefined, hash: string | undefined, record: SessionRecord | undefined, userId: string | undefined): void {
+  rebind (
+    id: string | undefined, hash: string | undefined, record: SessionRecord | undefined, userId: string | undefined
+  ): void {
     this.raw = undefined
     this.staleCookie = false
     this.reseal = false

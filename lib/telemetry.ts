@@ -150,7 +150,8 @@ class Registry {
       description: 'Store round trips by operation',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     })
-    const outcome = Object.fromEntries(OUTCOMES.map((o) => [o, { outcome: o }])) as Record<LoginOutcome, { outcome: string }>
+    const outcome = Object.fromEntries(OUTCOMES.map((o) => [o, { outcome: o }])) as
+      Record<LoginOutcome, { outcome: string }>
     const kind = Object.fromEntries(KINDS.map((k) => [k, { kind: k }])) as Record<RevocationKind, { kind: string }>
     meter.addBatchObservableCallback((result) => {
       const total = structuredClone(this.#retired)

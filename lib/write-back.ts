@@ -57,7 +57,8 @@ export class WriteBack {
     // A record sealed under an older secret is resealed at once, like a cookie is re-signed, so
     // that the old secret can be dropped once every active session has been seen.
     // A re-signed cookie also goes through the store: if the session ended meanwhile, no cookie.
-    const touch = state.reseal || state.staleCookie || (record.idleExpiry < record.absoluteExpiry && now - (record.idleExpiry - config.idleTimeout) >= config.touchInterval)
+    const touch = state.reseal || state.staleCookie || (record.idleExpiry < record.absoluteExpiry &&
+      now - (record.idleExpiry - config.idleTimeout) >= config.touchInterval)
     if (!dirty && !touch) {
       this.#announce(state, reply, record, now, false)
       return undefined
@@ -109,7 +110,15 @@ export class WriteBack {
    * Writes the dirty (and stale-key) fields. The idle deadline, the key's TTL and the cookie's
    * Max-Age slide only when a touch is due; a touch also reseals the record (with `secrets[0]`).
    */
-  async #update (state: SessionState, reply: FastifyReply, record: SessionRecord, now: number, dirty: boolean, due: boolean, stale: Map<string, string> | undefined): Promise<void> {
+  async #update (
+    state: SessionState,
+    reply: FastifyReply,
+    record: SessionRecord,
+    now: number,
+    dirty: boolean,
+    due: boolean,
+    stale: Map<string, string> | undefined
+  ): Promise<void> {
     const { config, codec, store, keys } = this.#core
     const hash = state.hash as string
     const set = new Map<string, string>()
@@ -132,7 +141,9 @@ export class WriteBack {
     for (const [key, value] of set) fields.set(key, value)
     for (const [key, { to }] of replace) fields.set(key, to)
     const meta = touch && codec.metaStale(record) ? this.#records.meta(record, hash, hash) : undefined
-    const next = touch ? this.#records.seal(hash, { ...record, ...meta, idleExpiry: now + config.idleTimeout, fields }) : this.#records.sized({ ...record, fields })
+    const next = touch
+      ? this.#records.seal(hash, { ...record, ...meta, idleExpiry: now + config.idleTimeout, fields })
+      : this.#records.sized({ ...record, fields })
     let applied: boolean
     try {
       const update: RecordUpdate = {
@@ -140,7 +151,17 @@ export class WriteBack {
         del,
         replace,
         maxBytes: config.maxSessionBytes,
-        touch: touch ? { idleExpiry: next.idleExpiry, seal: next.seal, sealed: next.sealed, user: next.user, userAgent: next.userAgent, ip: next.ip, bound: next.bound } : undefined,
+        touch: touch
+          ? {
+              idleExpiry: next.idleExpiry,
+              seal: next.seal,
+              sealed: next.sealed,
+              user: next.user,
+              userAgent: next.userAgent,
+              ip: next.ip,
+              bound: next.bound,
+            }
+          : undefined,
       }
       applied = await this.#run(store.update(keys.session(hash), update, ttlOf(next, now)))
     } catch (err) {

@@ -41,7 +41,8 @@ export function decodeBinding (text: string): OpenBinding | undefined {
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined
   const { v, id, alg, jwk } = parsed as Record<string, unknown>
-  if (v !== 1 || typeof id !== 'string' || !/^[A-Za-z0-9_-]{22}$/.test(id) || (alg !== 'ES256' && alg !== 'RS256')) return undefined
+  if (v !== 1 || typeof id !== 'string' || !/^[A-Za-z0-9_-]{22}$/.test(id)) return undefined
+  if (alg !== 'ES256' && alg !== 'RS256') return undefined
   const pub = publicJwk(jwk, alg)
   const key = pub === undefined ? undefined : keyOf(pub)
   if (pub === undefined || key === undefined) return undefined

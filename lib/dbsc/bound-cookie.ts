@@ -40,14 +40,17 @@ export class BoundCookies {
 
   /** A cookie value for session `hash` bound by `binding`, valid until `expiresAt` (ms). */
   issue (hash: string, binding: Pick<Binding, 'thumb' | 'id'>, expiresAt: number): string {
-    return `${expiresAt.toString(36)}.${this.#mac(this.#keys[0] as KeyObject, hash, expiresAt, binding).toString('base64url')}`
+    const mac = this.#mac(this.#keys[0] as KeyObject, hash, expiresAt, binding).toString('base64url')
+    return `${expiresAt.toString(36)}.${mac}`
   }
 
   /** Whether `value` is a live bound cookie of session `hash` under `binding` at `now`. */
   check (value: string | undefined, hash: string, binding: Pick<Binding, 'thumb' | 'id'>, now: number): boolean {
     if (value === undefined) return false
     const memo = this.#memo.get(value)
-    if (memo !== undefined) return memo.hash === hash && memo.thumb === binding.thumb && memo.id === binding.id && now < memo.expiresAt
+    if (memo !== undefined) {
+      return memo.hash === hash && memo.thumb === binding.thumb && memo.id === binding.id && now < memo.expiresAt
+    }
     const m = VALUE.exec(value)
     if (m === null) return false
     const expiresAt = parseInt(m[1] as string, 36)

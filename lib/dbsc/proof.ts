@@ -38,7 +38,9 @@ export interface DecodedProof {
 /** Why a proof was refused (for logs at debug and events' absence of detail: no input in it). */
 export type ProofFailure = 'malformed' | 'typ' | 'alg' | 'jwk' | 'signature'
 
-export type Decoded = { readonly ok: true, readonly proof: DecodedProof } | { readonly ok: false, readonly reason: ProofFailure }
+export type Decoded =
+  | { readonly ok: true, readonly proof: DecodedProof }
+  | { readonly ok: false, readonly reason: ProofFailure }
 
 const MAX_PROOF = 8 * 1024
 const SEGMENT = /^[A-Za-z0-9_-]*$/
@@ -68,10 +70,13 @@ export function publicJwk (value: unknown, alg: ProofAlg): PublicJwk | undefined
   // RFC 7518 §6.2.2 / §6.3.2: private members; a proof carries the public key only.
   for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']) if (member in jwk) return undefined
   if (alg === 'ES256') {
-    if (jwk['kty'] !== 'EC' || jwk['crv'] !== 'P-256' || base64urlBytes(jwk['x']) !== 32 || base64urlBytes(jwk['y']) !== 32) return undefined
+    if (jwk['kty'] !== 'EC' || jwk['crv'] !== 'P-256' ||
+      base64urlBytes(jwk['x']) !== 32 || base64urlBytes(jwk['y']) !== 32) return undefined
     return { kty: 'EC', crv: 'P-256', x: jwk['x'] as string, y: jwk['y'] as string }
   }
-  if (jwk['kty'] !== 'RSA' || base64urlBytes(jwk['n']) === undefined || base64urlBytes(jwk['e']) === undefined) return undefined
+  if (jwk['kty'] !== 'RSA' || base64urlBytes(jwk['n']) === undefined || base64urlBytes(jwk['e']) === undefined) {
+    return undefined
+  }
   const n = Buffer.from(jwk['n'] as string, 'base64url')
   const e = Buffer.from(jwk['e'] as string, 'base64url')
   // RFC 7518 §6.3.1: unsigned big-endian, no leading zero octet (a padded modulus must not pass
@@ -132,7 +137,10 @@ export function decodeProof (jwt: string, needsKey: boolean): Decoded {
   const authorization = payload['authorization']
   if (typeof jti !== 'string' || jti === '' || jti.length > 256) return { ok: false, reason: 'malformed' }
   if (authorization !== undefined && typeof authorization !== 'string') return { ok: false, reason: 'malformed' }
-  return { ok: true, proof: { alg, jwk, jti, authorization, signingInput: h + '.' + p, signature: Buffer.from(s, 'base64url') } }
+  return {
+    ok: true,
+    proof: { alg, jwk, jti, authorization, signingInput: h + '.' + p, signature: Buffer.from(s, 'base64url') },
+  }
 }
 
 /** Whether `proof` is signed by `key` under its algorithm (ES256: IEEE P1363 r||s, RFC 7518 §3.4). */
@@ -140,7 +148,8 @@ export function verifyProof (proof: DecodedProof, key: KeyObject): boolean {
   const data = Buffer.from(proof.signingInput, 'ascii')
   try {
     if (proof.alg === 'ES256') {
-      if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1' || proof.signature.length !== 64) return false
+      if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1' ||
+        proof.signature.length !== 64) return false
       return verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, proof.signature)
     }
     if (key.asymmetricKeyType !== 'rsa') return false

@@ -14,7 +14,10 @@ const NONE = new Map<string, never>()
  * member is an inner list of algorithm tokens, the endpoint path and the challenge as sf-strings.
  */
 export function registrationHeader (path: string, challenge: string): string {
-  return serializeList([{ items: ALGORITHMS.map((alg) => ({ value: new Token(alg), params: NONE })), params: new Map([['path', path], ['challenge', challenge]]) }])
+  return serializeList([{
+    items: ALGORITHMS.map((alg) => ({ value: new Token(alg), params: NONE })),
+    params: new Map([['path', path], ['challenge', challenge]]),
+  }])
 }
 
 /** `Secure-Session-Challenge: "…";id="…"`: the challenge for the session the browser knows by `id`. */
@@ -43,7 +46,10 @@ export interface SessionInstructions {
   readonly session_identifier: string
   readonly refresh_url: string
   readonly continue: boolean
-  readonly scope: { readonly include_site: boolean, readonly scope_specification: ReadonlyArray<{ readonly type: 'include' | 'exclude', readonly path: string }> }
+  readonly scope: {
+    readonly include_site: boolean,
+    readonly scope_specification: ReadonlyArray<{ readonly type: 'include' | 'exclude', readonly path: string }>
+  }
   readonly credentials: ReadonlyArray<{ readonly type: 'cookie', readonly name: string, readonly attributes: string }>
   readonly allowed_refresh_initiators: readonly string[]
 }
@@ -54,7 +60,11 @@ export interface SessionInstructions {
  * themselves are excluded from the scope (every host of the origin: no `domain`, which means
  * `*`), so a browser never defers them behind a refresh.
  */
-export function instructions (binding: Pick<Binding, 'id'>, paths: { readonly registrationPath: string, readonly refreshPath: string }, cookie: CookieShape): SessionInstructions {
+export function instructions (
+  binding: Pick<Binding, 'id'>,
+  paths: { readonly registrationPath: string, readonly refreshPath: string },
+  cookie: CookieShape
+): SessionInstructions {
   return {
     session_identifier: binding.id,
     refresh_url: paths.refreshPath,

@@ -30,7 +30,9 @@ import { decodeBinding, encodeBinding, newBinding, type OpenBinding } from './bi
 import { BoundCookies } from './bound-cookie.ts'
 import { Challenges } from './challenge.ts'
 import { decodeProof, keyOf, thumbprint, verifyProof, type ProofFailure } from './proof.ts'
-import { challengeHeader, instructions, registrationHeader, type CookieShape, type SessionInstructions } from './protocol.ts'
+import {
+  challengeHeader, instructions, registrationHeader, type CookieShape, type SessionInstructions,
+} from './protocol.ts'
 import { parseIdHeader, parseProofHeader } from './sf.ts'
 
 /** How long a challenge may be answered: long enough for a TPM signature and a round trip. */
@@ -87,7 +89,8 @@ export class DeviceBinding implements BoundCheck {
   }
 
   registration (hash: string): Promise<string> {
-    return this.#challenges.issue(hash, 'register').then((challenge) => registrationHeader(this.config.registrationPath, challenge))
+    return this.#challenges.issue(hash, 'register')
+      .then((challenge) => registrationHeader(this.config.registrationPath, challenge))
   }
 
   #setCookie (reply: FastifyReply, hash: string, binding: OpenBinding | Pick<OpenBinding, 'id' | 'thumb'>): void {
@@ -110,7 +113,12 @@ export class DeviceBinding implements BoundCheck {
     return instructions(binding, this.config, this.#cookie)
   }
 
-  #refuse (code: SessionErrorCode, reason: ProofFailure | 'challenge' | 'session', event: boolean, state: { userId: string | undefined, ref: string | undefined }): never {
+  #refuse (
+    code: SessionErrorCode,
+    reason: ProofFailure | 'challenge' | 'session',
+    event: boolean,
+    state: { userId: string | undefined, ref: string | undefined }
+  ): never {
     // The reason is a fixed word; the proof, challenge and key never reach a log or event.
     this.#core.log.debug({ reason }, 'device-bound session proof refused')
     if (event) this.#core.events.emit('device_bound_refresh_failed', state.userId, state.ref, code)
@@ -118,11 +126,15 @@ export class DeviceBinding implements BoundCheck {
   }
 
   /** POST registrationPath: a logged-in, unbound session proves a key over its challenge. */
-  async register (state: SessionState, request: FastifyRequest, reply: FastifyReply, lifecycle: Lifecycle): Promise<SessionInstructions> {
+  async register (
+    state: SessionState, request: FastifyRequest, reply: FastifyReply, lifecycle: Lifecycle
+  ): Promise<SessionInstructions> {
     const record = state.record
     const hash = state.hash
     const who = { userId: state.userId, ref: record?.ref }
-    if (record === undefined || hash === undefined || state.userId === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
+    if (record === undefined || hash === undefined || state.userId === undefined) {
+      throw sessionError('FST_SESSION_UNAUTHENTICATED')
+    }
     // A bound session takes a new key only through a new login (which drops the old binding).
     if (record.bound !== undefined) this.#refuse('FST_SESSION_DEVICE_PROOF', 'session', false, who)
     const jwt = parseProofHeader(request.headers['secure-session-response'])
@@ -134,7 +146,9 @@ export class DeviceBinding implements BoundCheck {
     const key = keyOf(jwk)
     if (key === undefined || !verifyProof(proof, key)) this.#refuse('FST_SESSION_DEVICE_PROOF', 'signature', false, who)
     // Consumed whatever follows: a registration proof is never accepted twice.
-    if (!await this.#challenges.take(proof.jti, hash, 'register')) this.#refuse('FST_SESSION_DEVICE_CHALLENGE', 'challenge', false, who)
+    if (!await this.#challenges.take(proof.jti, hash, 'register')) {
+      this.#refuse('FST_SESSION_DEVICE_CHALLENGE', 'challenge', false, who)
+    }
     const binding = newBinding(proof.alg, jwk)
     await lifecycle.bind(state, encodeBinding(binding))
     this.#setCookie(reply, state.hash as string, binding)
@@ -145,7 +159,9 @@ export class DeviceBinding implements BoundCheck {
 
   /** POST refreshPath: the bound key signs a fresh challenge; a new bound cookie. */
   async refresh (state: SessionState, request: FastifyRequest, reply: FastifyReply): Promise<SessionInstructions> {
-    const held = state.held ?? (state.record !== undefined && state.hash !== undefined ? { hash: state.hash, record: state.record, userId: state.userId } : undefined)
+    const held = state.held ?? (state.record !== undefined && state.hash !== undefined
+      ? { hash: state.hash, record: state.record, userId: state.userId }
+      : undefined)
     reply.header('cache-control', 'no-store')
     // No session (ended, revoked, never bound): a 4xx other than 403 ends the browser's DBSC session.
     if (held === undefined) throw sessionError('FST_SESSION_UNAUTHENTICATED')
@@ -163,7 +179,9 @@ export class DeviceBinding implements BoundCheck {
     if (!decoded.ok) this.#refuse('FST_SESSION_DEVICE_PROOF', decoded.reason, true, who)
     const { proof } = decoded
     // The session's algorithm and key only; a key in the header must be that key.
-    if (proof.alg !== binding.alg || (proof.jwk !== undefined && !same(thumbprint(proof.jwk), binding.thumb))) this.#refuse('FST_SESSION_DEVICE_PROOF', 'jwk', true, who)
+    if (proof.alg !== binding.alg || (proof.jwk !== undefined && !same(thumbprint(proof.jwk), binding.thumb))) {
+      this.#refuse('FST_SESSION_DEVICE_PROOF', 'jwk', true, who)
+    }
     if (!verifyProof(proof, binding.key)) this.#refuse('FST_SESSION_DEVICE_PROOF', 'signature', true, who)
     if (!await this.#challenges.take(proof.jti, held.hash, 'refresh')) {
       this.#core.events.emit('device_bound_refresh_failed', who.userId, who.ref, 'FST_SESSION_DEVICE_CHALLENGE')

@@ -79,7 +79,8 @@ function serializeParams (params: Params): string {
  */
 export function serializeList (members: readonly Member[]): string {
   return members.map((m) => isInnerList(m)
-    ? '(' + m.items.map((i) => serializeBare(i.value) + serializeParams(i.params)).join(' ') + ')' + serializeParams(m.params)
+    ? '(' + m.items.map((i) => serializeBare(i.value) + serializeParams(i.params)).join(' ') + ')' +
+      serializeParams(m.params)
     : serializeBare(m.value) + serializeParams(m.params)).join(', ')
 }
 

@@ -25,7 +25,10 @@ export interface OriginFacts {
   readonly host: string
 }
 
-/** `same`: allowed; `foreign`: refused; `scheme`: refused, differs from ours only by http/https (a proxy without `trustProxy`). */
+/**
+ * `same`: allowed; `foreign`: refused; `scheme`: refused, differs from ours only by http/https
+ * (a proxy without `trustProxy`).
+ */
 export type OriginVerdict = 'same' | 'foreign' | 'scheme'
 
 export function isUnsafe (method: string): boolean {
@@ -36,7 +39,9 @@ export function isUnsafe (method: string): boolean {
  * A protocol upgrade (any `Upgrade` header, whatever its case, list or spacing: no browser API
  * sets one except a WebSocket handshake) or what the browser itself calls a WebSocket request.
  */
-export function isUpgrade (headers: { readonly upgrade?: string | undefined, readonly 'sec-fetch-mode'?: string | string[] | undefined }): boolean {
+export function isUpgrade (
+  headers: { readonly upgrade?: string | undefined, readonly 'sec-fetch-mode'?: string | string[] | undefined }
+): boolean {
   return headers.upgrade !== undefined || headers['sec-fetch-mode'] === 'websocket'
 }
 

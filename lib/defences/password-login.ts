@@ -67,11 +67,17 @@ function failed (deps: PasswordLoginDeps, userId: string | undefined): void {
   deps.events.emit('login_failed', userId)
 }
 
-export async function loginWithPassword (deps: PasswordLoginDeps, state: SessionState, args: PasswordLoginArgs): Promise<PasswordLoginResult> {
-  if (typeof args !== 'object' || args === null) invalid('loginWithPassword: expects { account, hash, password, userId?, data? }')
+export async function loginWithPassword (
+  deps: PasswordLoginDeps, state: SessionState, args: PasswordLoginArgs
+): Promise<PasswordLoginResult> {
+  if (typeof args !== 'object' || args === null) {
+    invalid('loginWithPassword: expects { account, hash, password, userId?, data? }')
+  }
   const { account, hash, password, userId, data } = args
   userIdArgument(account, 'loginWithPassword: account')
-  if (hash !== null && hash !== undefined && typeof hash !== 'string') invalid('loginWithPassword: hash must be a string, null or undefined')
+  if (hash !== null && hash !== undefined && typeof hash !== 'string') {
+    invalid('loginWithPassword: hash must be a string, null or undefined')
+  }
   if (userId !== undefined && typeof userId !== 'string') invalid('loginWithPassword: userId must be a string')
   const client = state.client
   if (deps.originCheck !== undefined && deps.originCheck(client) !== 'same') {

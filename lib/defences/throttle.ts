@@ -60,7 +60,9 @@ export function clientPrefix (ip: string): string {
   const [head = '', tail = ''] = bare.split('::')
   const left = head === '' ? [] : head.split(':')
   const right = tail === '' ? [] : tail.split(':')
-  const groups = ip.includes('::') ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left
+  const groups = ip.includes('::')
+    ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+    : left
   return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':') + '::/64'
 }
 
@@ -101,7 +103,9 @@ export class LoginThrottle {
     const perUser = mine === undefined ? keys.throttle('n', folded) : mine.counter
     const [a, u] = await Promise.all([
       guard.run(store.hit(byAccount.key, byAccount.field, perAccount.windowMs, mine?.share.field)),
-      guard.run(mine === undefined ? store.readHits(perUser.key, perUser.field) : store.hit(perUser.key, perUser.field, perAccount.windowMs)),
+      guard.run(mine === undefined
+        ? store.readHits(perUser.key, perUser.field)
+        : store.hit(perUser.key, perUser.field, perAccount.windowMs)),
     ])
     const waits: number[] = []
     if (a.count > perAccount.max) waits.push(a.ttlMs)

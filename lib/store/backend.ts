@@ -58,13 +58,17 @@ export interface ClientConnection {
 }
 
 /** Subscribes `listener` to `event` and returns how to unsubscribe. */
-export function listen (emitter: Pick<ClientConnection, 'on' | 'off'>, event: string, listener: (...args: any[]) => void): () => void {
+export function listen (
+  emitter: Pick<ClientConnection, 'on' | 'off'>, event: string, listener: (...args: any[]) => void
+): () => void {
   emitter.on(event, listener)
   return () => { emitter.off(event, listener) }
 }
 
 /** Invalidation pushes as node-redis reports them (keys as Buffers, `null` for a flush). */
-export function invalidations (cache: ClientConnection['clientSideCache'], hooks: BackendHooks): (() => void) | undefined {
+export function invalidations (
+  cache: ClientConnection['clientSideCache'], hooks: BackendHooks
+): (() => void) | undefined {
   if (cache === undefined) return undefined
   const onInvalidate = (key: Buffer | string | null): void => {
     hooks.invalidate(key === null ? null : typeof key === 'string' ? key : key.toString())
@@ -132,7 +136,9 @@ export class ClientBackend implements Backend {
       if (!denied(err)) throw err
       this.#roleRefused = true
       this.#replicas = undefined
-      this.#hooks.notice?.('session store: ROLE is not permitted to this Redis user, so revocations cannot wait for a replica (durability \'replica\' acts as \'primary\'); add +role to its ACL line (docs/redis-hardening.md)')
+      this.#hooks.notice?.('session store: ROLE is not permitted to this Redis user, so revocations cannot wait ' +
+        'for a replica (durability \'replica\' acts as \'primary\'); add +role to its ACL line ' +
+        '(docs/redis-hardening.md)')
       return await this.#conn.sendCommand(['PING'])
     }
   }

@@ -36,7 +36,9 @@ const CRC16_TABLE = ((): Uint16Array => {
 /** CRC16 as Redis Cluster uses it (XMODEM: poly 0x1021, init 0, no reflection), of `bytes[from, to)`. */
 export function crc16 (bytes: Uint8Array, from = 0, to = bytes.length): number {
   let crc = 0
-  for (let i = from; i < to; i++) crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ (bytes[i] as number)) & 0xff] as number)
+  for (let i = from; i < to; i++) {
+    crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ (bytes[i] as number)) & 0xff] as number)
+  }
   return crc
 }
 
@@ -159,7 +161,8 @@ export class ClusterBackend implements Backend {
     if (link === undefined) {
       const client = (): ShardNode['client'] => this.#conn.nodeByAddress.get(address)?.client
       // No client yet (node-redis connects lazily): nothing to probe, and nothing cached from it.
-      link = new NodeLink(address, client()?.isReady !== false, this.#timing, () => client()?.sendCommand(['PING']) ?? Promise.resolve(), this.#hooks)
+      const ping = (): Promise<unknown> => client()?.sendCommand(['PING']) ?? Promise.resolve()
+      link = new NodeLink(address, client()?.isReady !== false, this.#timing, ping, this.#hooks)
       this.#links.set(address, link)
     }
     return link

@@ -172,7 +172,9 @@ export interface SessionStore {
    * Removes the listed lineages that still point at the given hash (any hash when it is
    * `undefined`); returns the removed entries.
    */
-  dismiss (indexKey: string, members: ReadonlyArray<{ readonly ref: string, readonly hash: string | undefined }>): Promise<IndexEntry[]>
+  dismiss (
+    indexKey: string, members: ReadonlyArray<{ readonly ref: string, readonly hash: string | undefined }>
+  ): Promise<IndexEntry[]>
   /**
    * Removes every lineage except `keepRef`, atomically, and replaces the index's revocation
    * generation by `generation` (kept at least `ttlMs`); returns the removed entries.
@@ -189,8 +191,13 @@ export interface SessionStore {
    */
   getEpoch (epochKey: string, known: string): Promise<string>
   /** A session and its epoch copy (as `getEpoch`) in one round trip: a cache miss. */
-  getWithEpoch (key: string, epochKey: string, known: string): Promise<{ record: SessionRecord | undefined, epoch: string }>
-  /** Sets an epoch copy to `next` only if it still holds `expected` (one that did not verify); returns its value after. */
+  getWithEpoch (
+    key: string, epochKey: string, known: string
+  ): Promise<{ record: SessionRecord | undefined, epoch: string }>
+  /**
+   * Sets an epoch copy to `next` only if it still holds `expected` (one that did not verify);
+   * returns its value after.
+   */
   replaceEpoch (epochKey: string, expected: string, next: string): Promise<string>
   /** Raises every epoch copy to `next` (`revokeAll`): every record tagged under another epoch is no session. */
   bumpEpoch (epochKeys: readonly string[], next: string): Promise<void>

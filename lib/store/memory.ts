@@ -6,12 +6,15 @@
  *
  * Protects against unbounded growth: at most `maxEntries` sessions; beyond that the least
  * recently used session is evicted (its user must log in again). Throttle counters are never
- * evicted (a dropped counter would read as a fresh one), only removed once their window ended. Expired entries are removed
- * lazily on access and by a periodic sweep that does not keep the process alive.
+ * evicted (a dropped counter would read as a fresh one), only removed once their window ended.
+ * Expired entries are removed lazily on access and by a periodic sweep that does not keep the process alive.
  */
 import { sessionError } from '../errors.ts'
 import { applyUpdate, storedBytes } from './record-encoding.ts'
-import type { AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './contract.ts'
+import type {
+  AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord,
+  SessionStore, StoreStats,
+} from './contract.ts'
 
 export interface MemoryStoreOptions {
   /** Most sessions held; the least recently used is evicted beyond it (default 10 000). */
@@ -49,13 +52,21 @@ export class MemoryStore implements SessionStore {
   constructor (options: MemoryStoreOptions = {}) {
     const known = new Set(['maxEntries', 'sweepInterval', 'clock'])
     for (const name of Object.keys(options)) {
-      if (!known.has(name)) throw sessionError('FST_SESSION_INVALID_OPTION', `createMemoryStore: unknown option '${name}'`)
+      if (!known.has(name)) {
+        throw sessionError('FST_SESSION_INVALID_OPTION', `createMemoryStore: unknown option '${name}'`)
+      }
     }
     const maxEntries = options.maxEntries ?? 10_000
     const sweepInterval = options.sweepInterval ?? 60_000
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw sessionError('FST_SESSION_INVALID_OPTION', 'createMemoryStore: maxEntries must be a positive integer')
-    if (!Number.isFinite(sweepInterval) || sweepInterval < 10) throw sessionError('FST_SESSION_INVALID_OPTION', 'createMemoryStore: sweepInterval must be at least 10 ms')
-    if (options.clock !== undefined && typeof options.clock !== 'function') throw sessionError('FST_SESSION_INVALID_OPTION', 'createMemoryStore: clock must be a function')
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+      throw sessionError('FST_SESSION_INVALID_OPTION', 'createMemoryStore: maxEntries must be a positive integer')
+    }
+    if (!Number.isFinite(sweepInterval) || sweepInterval < 10) {
+      throw sessionError('FST_SESSION_INVALID_OPTION', 'createMemoryStore: sweepInterval must be at least 10 ms')
+    }
+    if (options.clock !== undefined && typeof options.clock !== 'function') {
+      throw sessionError('FST_SESSION_INVALID_OPTION', 'createMemoryStore: clock must be a function')
+    }
     this.#maxEntries = maxEntries
     this.#now = options.clock ?? Date.now
     this.#sweeper = setInterval(() => this.sweep(), sweepInterval)
@@ -85,7 +96,9 @@ export class MemoryStore implements SessionStore {
     return record
   }
 
-  async getWithEpoch (key: string, epochKey: string, known: string): Promise<{ record: SessionRecord | undefined, epoch: string }> {
+  async getWithEpoch (
+    key: string, epochKey: string, known: string
+  ): Promise<{ record: SessionRecord | undefined, epoch: string }> {
     return { record: this.peek(key) ?? undefined, epoch: this.#raise(epochKey, known) }
   }
 
@@ -157,8 +170,12 @@ export class MemoryStore implements SessionStore {
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
     const index = this.#index(indexKey) ?? { members: new Map<string, IndexEntry>(), generation: '' }
     const members = index.members
-    if (options.generation !== undefined && index.generation !== options.generation) return { admitted: false, evicted: [] }
-    if (options.expect !== undefined && members.get(entry.ref)?.hash !== options.expect) return { admitted: false, evicted: [] }
+    if (options.generation !== undefined && index.generation !== options.generation) {
+      return { admitted: false, evicted: [] }
+    }
+    if (options.expect !== undefined && members.get(entry.ref)?.hash !== options.expect) {
+      return { admitted: false, evicted: [] }
+    }
     members.set(entry.ref, entry)
     for (const [ref, e] of members) if (e.expiresAt <= options.now) members.delete(ref)
     const evicted: IndexEntry[] = []
@@ -173,7 +190,9 @@ export class MemoryStore implements SessionStore {
     return { admitted: true, evicted }
   }
 
-  async dismiss (indexKey: string, members: ReadonlyArray<{ ref: string, hash: string | undefined }>): Promise<IndexEntry[]> {
+  async dismiss (
+    indexKey: string, members: ReadonlyArray<{ ref: string, hash: string | undefined }>
+  ): Promise<IndexEntry[]> {
     const index = this.#index(indexKey)
     if (index === undefined) return []
     const removed: IndexEntry[] = []
@@ -188,7 +207,9 @@ export class MemoryStore implements SessionStore {
     return removed
   }
 
-  async dismissAll (indexKey: string, keepRef: string | undefined, generation: string, ttlMs: number): Promise<IndexEntry[]> {
+  async dismissAll (
+    indexKey: string, keepRef: string | undefined, generation: string, ttlMs: number
+  ): Promise<IndexEntry[]> {
     const index = this.#index(indexKey) ?? { members: new Map<string, IndexEntry>(), generation: '' }
     const removed = [...index.members.values()].filter((e) => e.ref !== keepRef)
     for (const e of removed) index.members.delete(e.ref)
@@ -229,7 +250,8 @@ export class MemoryStore implements SessionStore {
   }
 
   async exists (key: string): Promise<boolean> {
-    return this.#epochs.has(key) || this.#rings.has(key) || (await this.read(key)) !== undefined || this.#index(key) !== undefined
+    return this.#epochs.has(key) || this.#rings.has(key) ||
+      (await this.read(key)) !== undefined || this.#index(key) !== undefined
   }
 
   /** A throttle counter in its window, or undefined (absent, or its window ended). */
@@ -272,10 +294,14 @@ export class MemoryStore implements SessionStore {
     this.#counters.delete(key + '\n' + field)
   }
 
-  async keyring (key: string, changes: readonly KeyringChange[], mode: KeyringMode = 'set'): Promise<Record<string, string>> {
+  async keyring (
+    key: string, changes: readonly KeyringChange[], mode: KeyringMode = 'set'
+  ): Promise<Record<string, string>> {
     const ring = this.#rings.get(key)
     if (mode !== 'set') {
-      if ((ring === undefined || mode === 'reset') && changes.length > 0) this.#rings.set(key, Object.fromEntries(changes.map((c) => [c.field, c.value])))
+      if ((ring === undefined || mode === 'reset') && changes.length > 0) {
+        this.#rings.set(key, Object.fromEntries(changes.map((c) => [c.field, c.value])))
+      }
     } else if (ring !== undefined || changes.length > 0) {
       const next = { ...ring }
       for (const c of changes) if ((next[c.field] ?? '') === (c.expect ?? '')) next[c.field] = c.value

@@ -46,7 +46,9 @@ export class NodeLink {
   /** When the link last answered, or went from idle to busy (performance.now()). */
   #progressAt = 0
 
-  constructor (label: string | undefined, up: boolean, timing: LinkTiming, ping: () => Promise<unknown>, hooks: LinkReports) {
+  constructor (
+    label: string | undefined, up: boolean, timing: LinkTiming, ping: () => Promise<unknown>, hooks: LinkReports
+  ) {
     this.label = label
     this.#up = up
     this.#hooks = hooks

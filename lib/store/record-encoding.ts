@@ -147,7 +147,8 @@ export function decodeEntry (ref: string, value: string): IndexEntry | undefined
  * meta. The UPDATE script computes exactly this in Lua (`#` is a byte length there).
  */
 export function storedBytes (record: Pick<SessionRecord, 'fields' | 'user' | 'userAgent' | 'ip'>): number {
-  let bytes = 160 + Buffer.byteLength(record.user ?? '') + Buffer.byteLength(record.userAgent ?? '') + Buffer.byteLength(record.ip ?? '')
+  let bytes = 160 + Buffer.byteLength(record.user ?? '') + Buffer.byteLength(record.userAgent ?? '') +
+    Buffer.byteLength(record.ip ?? '')
   for (const [key, value] of record.fields) bytes += Buffer.byteLength(key) + Buffer.byteLength(value) + 4
   return bytes
 }
@@ -155,7 +156,8 @@ export function storedBytes (record: Pick<SessionRecord, 'fields' | 'user' | 'us
 /** Approximate heap bytes of a record held in a local cache (UTF-16 strings, map overhead). */
 export function heapBytes (record: SessionRecord): number {
   let bytes = 400 + 2 * (record.ref.length + record.epoch.length + record.seal.length + 16 * record.sealed.length +
-    (record.user?.length ?? 0) + (record.userKey?.length ?? 0) + (record.userAgent?.length ?? 0) + (record.ip?.length ?? 0) + (record.bound?.length ?? 0))
+    (record.user?.length ?? 0) + (record.userKey?.length ?? 0) + (record.userAgent?.length ?? 0) +
+    (record.ip?.length ?? 0) + (record.bound?.length ?? 0))
   for (const [name, value] of record.fields) bytes += 80 + 2 * (name.length + value.length)
   return bytes
 }

@@ -30,8 +30,14 @@ import { ClusterBackend, isCluster, type ClusterConnection } from './cluster.ts'
 import { decodeEntry, decodeRecord, encodeEntry, encodeRecord, encodeUpdate, heapBytes } from './record-encoding.ts'
 import { ClientBackend, type Backend, type BackendHooks, type ClientConnection } from './backend.ts'
 import { SessionError, sessionError } from '../errors.ts'
-import { ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, RAISE_MANY, READ, RELEASE, REPLACE_EPOCH, TAKE, UNHIT, UPDATE, type Script, type Send } from './scripts.ts'
-import type { AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord, SessionStore, StoreStats } from './contract.ts'
+import {
+  ADMIT, CREATE, DISMISS, DISMISS_ALL, EPOCH, HIT, KEYRING, RAISE_MANY, READ, RELEASE, REPLACE_EPOCH, TAKE, UNHIT,
+  UPDATE, type Script, type Send,
+} from './scripts.ts'
+import type {
+  AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord,
+  SessionStore, StoreStats,
+} from './contract.ts'
 
 /** Other entries of a large index returned by each login, for the caller to prune (lifecycle). */
 const SAMPLE = 8
@@ -163,7 +169,9 @@ export class RedisStore implements SessionStore {
     }
     this.#notice = (message) => { options.onNotice?.(message) }
     const timing = { interval: options.probeInterval, timeout: options.storeTimeout }
-    this.#backend = isCluster(conn) ? new ClusterBackend(conn, timing, hooks) : new ClientBackend(conn, timing, hooks, options.durable !== undefined)
+    this.#backend = isCluster(conn)
+      ? new ClusterBackend(conn, timing, hooks)
+      : new ClientBackend(conn, timing, hooks, options.durable !== undefined)
     // Without client-side caching there are no invalidations, so nothing may be cached locally.
     this.#cache = this.#backend.tracking ? new BoundedCache(options.cacheSize, options.cacheBytes) : undefined
     const durable = options.durable
@@ -196,7 +204,8 @@ export class RedisStore implements SessionStore {
   }
 
   /** A raw command routed by `key` (scripts take it as their `Send`). */
-  readonly #redis = (key: string, args: string[]): Promise<unknown> => this.#fenced === undefined ? this.#backend.send(key, args) : Promise.reject(this.#fenced)
+  readonly #redis = (key: string, args: string[]): Promise<unknown> =>
+    this.#fenced === undefined ? this.#backend.send(key, args) : Promise.reject(this.#fenced)
 
   #command (key: string, args: string[]): Promise<unknown> {
     return this.#redis(key, args)
@@ -240,7 +249,8 @@ export class RedisStore implements SessionStore {
    * invalidation and, with `newest`, newer than every snapshot settled before it.
    */
   #settle (key: string, flight: Flight, seq: number, ok: boolean, newest: boolean): boolean {
-    const fresh = ok && this.#cache !== undefined && this.#serving && seq > flight.staleBefore && (!newest || seq > flight.newest)
+    const fresh = ok && this.#cache !== undefined && this.#serving && seq > flight.staleBefore &&
+      (!newest || seq > flight.newest)
     if (seq > flight.newest) flight.newest = seq
     if (--flight.pending === 0) this.#flights.delete(key)
     return fresh
@@ -268,7 +278,9 @@ export class RedisStore implements SessionStore {
     return record === ABSENT ? null : record as SessionRecord
   }
 
-  getWithEpoch (key: string, epochKey: string, known: string): Promise<{ record: SessionRecord | undefined, epoch: string }> {
+  getWithEpoch (
+    key: string, epochKey: string, known: string
+  ): Promise<{ record: SessionRecord | undefined, epoch: string }> {
     this.#misses++
     const joined = this.#reads.get(key)
     if (joined !== undefined) return joined
@@ -283,7 +295,9 @@ export class RedisStore implements SessionStore {
       this.#cache?.set(key, r ?? ABSENT, r === undefined ? 64 : heapBytes(r))
     })
     const settle = (): void => {
-      if (this.#settle(epochKey, epochFlight, epochSeq, epoch !== undefined, false)) this.#cache?.set(epochKey, epoch as string, 64)
+      if (this.#settle(epochKey, epochFlight, epochSeq, epoch !== undefined, false)) {
+        this.#cache?.set(epochKey, epoch as string, 64)
+      }
     }
     const read = record.then((r) => {
       settle()
@@ -359,7 +373,9 @@ export class RedisStore implements SessionStore {
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {
     const { set, cas, del } = encodeUpdate(update)
     const ttl = update.touch === undefined ? '0' : String(ttlMs)
-    const written = await this.#write(UPDATE, key, [ttl, String(update.maxBytes), String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del], ttlMs)
+    const written = await this.#write(UPDATE, key, [
+      ttl, String(update.maxBytes), String(set.length / 2), String(cas.length / 3), ...set, ...cas, ...del,
+    ], ttlMs)
     if (written === TOO_LARGE) throw sessionError('FST_SESSION_TOO_LARGE')
     return written !== undefined
   }
@@ -412,7 +428,8 @@ export class RedisStore implements SessionStore {
 
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
     const reply = await this.#own(indexKey, () => ADMIT.run(this.#redis, indexKey, [
-      entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max), String(options.ttlMs), String(SAMPLE),
+      entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max),
+      String(options.ttlMs), String(SAMPLE),
       options.generation ?? '-',
     ]))
     const flat = reply as unknown[]
@@ -421,14 +438,19 @@ export class RedisStore implements SessionStore {
     return { admitted: true, evicted: entries(flat.slice(0, split), 2), sample: entries(flat, split) }
   }
 
-  async dismiss (indexKey: string, members: ReadonlyArray<{ ref: string, hash: string | undefined }>): Promise<IndexEntry[]> {
+  async dismiss (
+    indexKey: string, members: ReadonlyArray<{ ref: string, hash: string | undefined }>
+  ): Promise<IndexEntry[]> {
     if (members.length === 0) return []
     const args = members.flatMap((m) => [m.ref, m.hash ?? ''])
     return entries(await this.#own(indexKey, () => DISMISS.run(this.#revoke, indexKey, args)))
   }
 
-  async dismissAll (indexKey: string, keepRef: string | undefined, generation: string, ttlMs: number): Promise<IndexEntry[]> {
-    return entries(await this.#own(indexKey, () => DISMISS_ALL.run(this.#revoke, indexKey, [keepRef ?? '', generation, String(ttlMs)])))
+  async dismissAll (
+    indexKey: string, keepRef: string | undefined, generation: string, ttlMs: number
+  ): Promise<IndexEntry[]> {
+    return entries(await this.#own(indexKey,
+      () => DISMISS_ALL.run(this.#revoke, indexKey, [keepRef ?? '', generation, String(ttlMs)])))
   }
 
   async generation (indexKey: string): Promise<string> {
@@ -446,7 +468,8 @@ export class RedisStore implements SessionStore {
   }
 
   getEpoch (epochKey: string, known: string): Promise<string> {
-    return this.#snapshot(epochKey, false, async () => String(await EPOCH.run(this.#redis, epochKey, [known])), (epoch) => {
+    const call = async (): Promise<string> => String(await EPOCH.run(this.#redis, epochKey, [known]))
+    return this.#snapshot(epochKey, false, call, (epoch) => {
       this.#cache?.set(epochKey, epoch, 64)
     })
   }
@@ -476,7 +499,9 @@ export class RedisStore implements SessionStore {
           await RAISE_MANY.run(this.#revoke, keys[0] as string, [next, ...keys.slice(1)])
         } catch (err) {
           if (!slotMoved(err)) throw err
-          for (const part of chunks(keys, 64)) await Promise.all(part.map((key) => EPOCH.run(this.#revoke, key, [next])))
+          for (const part of chunks(keys, 64)) {
+            await Promise.all(part.map((key) => EPOCH.run(this.#revoke, key, [next])))
+          }
         }
       })))
     } finally {
@@ -508,7 +533,9 @@ export class RedisStore implements SessionStore {
     await this.#command(key, ['HDEL', key, field])
   }
 
-  async keyring (key: string, changes: readonly KeyringChange[], mode: KeyringMode = 'set'): Promise<Record<string, string>> {
+  async keyring (
+    key: string, changes: readonly KeyringChange[], mode: KeyringMode = 'set'
+  ): Promise<Record<string, string>> {
     const args = changes.flatMap((c) => [c.field, c.expect ?? '', c.value])
     return pairs(await this.#own(key, () => KEYRING.run(this.#redis, key, [mode, ...args])) as unknown[])
   }
@@ -535,13 +562,16 @@ export class RedisStore implements SessionStore {
           if (!(cause instanceof Error && /^NOPERM|no permissions/i.test(cause.message))) throw err
           // The ACL refuses WAIT: say so once, and act as 'primary' rather than fail every revocation.
           this.#waitRefused = true
-          this.#notice('session store: WAIT is not permitted to this Redis user, so revocations cannot wait for a replica (durability \'replica\' acts as \'primary\'); add +wait to its ACL line (docs/redis-hardening.md)')
+          this.#notice('session store: WAIT is not permitted to this Redis user, so revocations cannot wait ' +
+            'for a replica (durability \'replica\' acts as \'primary\'); add +wait to its ACL line ' +
+            '(docs/redis-hardening.md)')
           return
         }
         // No acknowledgement: unless the master has no replica any more (one that died since the
         // last probe), the revocation may not hold.
         if (acknowledged(reply) < 1 && ((await this.#backend.replicasOf(key, true)) ?? 0) > 0) {
-          throw sessionError('FST_SESSION_STORE_UNAVAILABLE', 'a revocation was not acknowledged by any replica within storeTimeout')
+          throw sessionError('FST_SESSION_STORE_UNAVAILABLE',
+            'a revocation was not acknowledged by any replica within storeTimeout')
         }
       }))
     }

@@ -154,10 +154,10 @@ return all`)
 // size above which the next login scans the index: scans are amortised O(1) per login.
 // ARGV: ref, entry, expected hash ('' = none), now, max, ttl, sample size, expected '#gen'
 // ('-' = any; '' = none yet). Returns {0} when the expected hash or generation does not match,
-// else {1, e, e evicted ref/entry pairs, then sampled ref/entry pairs}. A scan (when the index outgrew twice its size after the last scan,
-// or the cap) prunes entries past their absolute deadline and evicts the oldest beyond the cap;
-// an index above the sample floor also returns a few random other entries, whose sessions the
-// caller checks (their records live on other keys, possibly other cluster slots).
+// else {1, e, e evicted ref/entry pairs, then sampled ref/entry pairs}. A scan (when the index
+// outgrew twice its size after the last scan, or the cap) prunes entries past their absolute deadline
+// and evicts the oldest beyond the cap; an index above the sample floor also returns a few random
+// other entries, whose sessions the caller checks (their records live on other keys, possibly other cluster slots).
 export const ADMIT = new Script(`
 if ARGV[8] ~= '-' and (redis.call('HGET', KEYS[1], '#gen') or '') ~= ARGV[8] then return {0} end
 if ARGV[3] ~= '' then
