@@ -19,18 +19,19 @@
  * difference from `none` paired by round (the two measured back to back).
  */
 import { once } from 'node:events'
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { cpuTimeUs } from './harness/cpu.ts'
+import { median as medianOf } from './harness/stats.ts'
 
 const VARIANTS = ['none', 'meter', 'meter+tracer'] as const
 type Variant = typeof VARIANTS[number]
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnop'
 /** Clock ticks per second of /proc's CPU times. */
-const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
 function arg (name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`)
@@ -103,24 +104,9 @@ async function load (server: Server, seconds: number, connections: number): Prom
   return { requests: result.requests.total, cpuUs: after - before }
 }
 
-/** CPU time (utime + stime, all threads) of a process in µs, from /proc/<pid>/stat (Linux). */
-function cpuTimeUs (pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined
-  let stat: string
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  } catch {
-    return undefined
-  }
-  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return ((Number(fields[11]) + Number(fields[12])) / TICKS) * 1e6
-}
-
+/** The median of samples that are never empty here. */
 function median (values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+  return medianOf(values) ?? Number.NaN
 }
 
 function signed (n: number): string {
