@@ -7,11 +7,9 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { createClient } from 'redis'
 import { hashPassword, type HardenedSessionOptions, type SessionEvent } from '../lib/index.ts'
@@ -19,11 +17,12 @@ import { deriveKey, keyedName } from '../lib/crypto/derive.ts'
 import { storageHash } from '../lib/crypto/ids.ts'
 import { EpochAuthority } from '../lib/crypto/epoch.ts'
 import { openRing } from '../lib/crypto/naming.ts'
-import { buildApp, captureLogs, eventually, gone, idOf, login, SECRET, sessionCookie, sleep, works } from './helpers/app.ts'
+import { buildApp, captureLogs, eventually, gone, idOf, recordKey, login, SECRET, sessionCookie, sleep, works } from './helpers/app.ts'
 import { startRedis, type RedisServer } from './helpers/redis-server.ts'
 import { startProxy } from './helpers/tcp-proxy.ts'
 import { startCluster, type RedisCluster } from './helpers/redis-cluster.ts'
 import { slotTag as slotTagOf } from '../lib/store/cluster.ts'
+import { cli } from './helpers/cli.ts'
 
 const NEXT = 'next-secret-0123456789-abcdefghijklmnop'
 const LEAKED = 'leaked-secret-0123456789-abcdefghijklm'
@@ -60,23 +59,6 @@ async function app (options: Partial<HardenedSessionOptions>, server: FastifySer
   const made = await buildApp({ redis: { url: redis.url }, ...options }, server, routes)
   apps.push(made)
   return made
-}
-
-function recordKey (prefix: string, cookie: string): string {
-  return prefix + storageHash(idOf(cookie))
-}
-
-interface CliResult { code: number | null, stdout: string, stderr: string }
-
-/** The operations CLI, as an operator runs it. */
-function cli (args: string[], env: Record<string, string>): Promise<CliResult> {
-  const bin = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url))
-  const child = spawn(process.execPath, ['--import', 'tsx', bin, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, cwd: fileURLToPath(new URL('..', import.meta.url)) })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })))
 }
 
 /** Whether `check` turns true within `ms` (polled); never throws. */

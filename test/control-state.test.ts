@@ -8,19 +8,17 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { createClient } from 'redis'
 import { generateEncryptionKey, hashPassword, type HardenedSessionOptions, type SessionEvent } from '../lib/index.ts'
 import { POLL_UNWATCHED_MS } from '../lib/keyring.ts'
-import { storageHash } from '../lib/crypto/ids.ts'
-import { buildApp, eventually, gone, idOf, login, SECRET, works } from './helpers/app.ts'
+import { buildApp, eventually, gone, recordKey, login, SECRET, works } from './helpers/app.ts'
 import { rawCommand, startRedis, type RedisServer } from './helpers/redis-server.ts'
 import { useRedis } from './helpers/redis-fixture.ts'
+import { cli } from './helpers/cli.ts'
 
 const fx = useRedis('ctl')
 const apps = fx.apps
@@ -52,23 +50,6 @@ async function hgetall (port: number, key: string): Promise<Map<string, string>>
   const out = new Map<string, string>()
   for (let i = 0; i + 1 < values.length; i += 2) out.set(values[i] as string, values[i + 1] as string)
   return out
-}
-
-function recordKey (prefix: string, cookie: string): string {
-  return prefix + storageHash(idOf(cookie))
-}
-
-interface CliResult { code: number | null, stdout: string, stderr: string }
-
-/** The operations CLI, as a user runs it. */
-function cli (args: string[], env: Record<string, string>): Promise<CliResult> {
-  const bin = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url))
-  const child = spawn(process.execPath, ['--import', 'tsx', bin, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, cwd: fileURLToPath(new URL('..', import.meta.url)) })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })))
 }
 
 /** Two instances agree on one naming key: each accepts the other's session, revokeUser on either ends both, the CLI sees both. */

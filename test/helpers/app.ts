@@ -2,6 +2,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
 import { Writable } from 'node:stream'
 import hardenedSession, { type HardenedSessionOptions } from '../../lib/index.ts'
+import { storageHash } from '../../lib/crypto/ids.ts'
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop'
 
@@ -90,6 +91,11 @@ export async function eventually (check: () => Promise<boolean>, ms: number, wha
 /** The session id in a `name=<id>.<mac>` cookie pair. */
 export function idOf (cookie: string): string {
   return cookie.split('=')[1]?.split('.')[0] ?? ''
+}
+
+/** The store key of the session a cookie names, under `prefix`. */
+export function recordKey (prefix: string, cookie: string): string {
+  return prefix + storageHash(idOf(cookie))
 }
 
 /** Whether `cookie` is a logged-in session on `app` (any user); the app has buildApp's routes. */
