@@ -29,7 +29,9 @@ async function startSentinel (masterPort: number): Promise<Sentinel> {
   await writeFile(conf, [
     `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
     `sentinel monitor mymaster 127.0.0.1 ${masterPort} 1`,
-    'sentinel down-after-milliseconds mymaster 1000',
+    // The failover test asks for its failover (SENTINEL FAILOVER); a master that is merely slow on
+    // a loaded machine must never be failed over in the middle of another test.
+    'sentinel down-after-milliseconds mymaster 60000',
     'sentinel failover-timeout mymaster 5000', '',
   ].join('\n'))
   const child: ChildProcess = spawn(redisServerBinary(), [conf, '--sentinel'], { stdio: 'ignore' })
@@ -60,7 +62,9 @@ function sentinelClient (): object {
   return client
 }
 
-const options = (): Partial<HardenedSessionOptions> => ({ redis: sentinelClient() as never, storeTimeout: 500 })
+// Revocations wait for the replica's acknowledgement (durability 'replica'): on a loaded machine
+// that can take longer than a short storeTimeout, and the plugin then rightly answers 503.
+const options = (): Partial<HardenedSessionOptions> => ({ redis: sentinelClient() as never, storeTimeout: 3000 })
 
 let dataDir: string
 before(async () => {
@@ -71,6 +75,8 @@ before(async () => {
   master = await startRedis(['--dir', join(dataDir, 'master')])
   replica = await startRedis(['--dir', join(dataDir, 'replica'), '--replicaof', '127.0.0.1', String(master.port)])
   sentinel = await startSentinel(master.port)
+  // The replica must be in sync before the first revocation waits for its acknowledgement.
+  await eventually(async () => /slave0:.*state=online/.test(await master.command('INFO', 'replication')), 10_000, 'the replica is online')
 })
 after(async () => {
   await Promise.all(clients.map((c) => c.isOpen ? c.destroy() : undefined))
