@@ -12,7 +12,8 @@
  *      (`revokeUser`, `revokeSession`, `revokeOthers`, logout, a regenerate elsewhere);
  *   5. when a device is bound to it (DBSC): the request carries a live bound cookie for it
  *      (dbsc/bound-cookie.ts; checked without the store). Without one the session is held
- *      aside for the refresh endpoint, and the request has no session.
+ *      aside for the refresh endpoint, and the request has no session. With `deviceBound`
+ *      switched off, a bound session is no session at all.
  */
 import { cookieValues } from './cookie.ts'
 import { BoundedCache } from './lru.ts'
@@ -240,10 +241,14 @@ export class Resolver {
   }
 
   #bind ({ state, raw, verified, record, view }: Found): SessionState {
-    if (record.bound !== undefined && this.#bound !== undefined &&
-      !this.#bound.verified(state.boundCookie, verified.hash, record)) {
-      state.held = { hash: verified.hash, record, userId: view.userId }
-      return state
+    if (record.bound !== undefined) {
+      // A session bound to a device is never served as a bearer session: with deviceBound
+      // switched off there is no bound cookie to check, so it is no session (a fresh login is).
+      if (this.#bound === undefined) return this.#none(state, raw)
+      if (!this.#bound.verified(state.boundCookie, verified.hash, record)) {
+        state.held = { hash: verified.hash, record, userId: view.userId }
+        return state
+      }
     }
     state.raw = raw
     state.staleCookie = verified.stale

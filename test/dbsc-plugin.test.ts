@@ -110,6 +110,25 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.equal((await a.request({ url: '/get/theme' })).json().value, null, 'and nothing was written to it')
     })
 
+    // Fixed defect: with deviceBound switched off, a bound session was served on its session cookie alone (a copied cookie worked again).
+    test(`dbsc ${backend}: with deviceBound switched off, a session bound earlier is no session, with or without its bound cookie; a fresh login works`, async () => {
+      const clock = manualClock()
+      const shared = backend === 'memory' ? { store: createMemoryStore({ clock: clock.now }) } : { redis: { url: redis.url }, keyPrefix: `dbsc-off${apps.length}:` }
+      const on = await buildApp({ ...shared, clock: clock.now, deviceBound: { cookieMaxAge: MAX_AGE } })
+      apps.push(on)
+      const b = await bound(on, 'erin')
+      assert.equal(await b.user(), 'erin')
+      const off = await buildApp({ ...shared, clock: clock.now })
+      apps.push(off)
+      const sid = b.jar.get('__Host-sid') as string
+      for (const cookie of [`__Host-sid=${sid}`, b.cookie]) {
+        assert.deepEqual((await off.inject({ url: '/me', headers: { cookie } })).json(), { user: null, theme: null, isNew: true }, cookie === b.cookie ? 'with the bound cookie' : 'session cookie alone')
+      }
+      const again = await off.inject({ method: 'POST', url: '/login', payload: { user: 'erin' }, headers: { cookie: b.cookie } })
+      const fresh = ([] as string[]).concat(again.headers['set-cookie'] ?? []).find((c) => c.startsWith('__Host-sid='))?.split(';')[0] as string
+      assert.equal((await off.inject({ url: '/me', headers: { cookie: fresh } })).json().user, 'erin')
+    })
+
     test(`dbsc ${backend}: refresh — 403 with a challenge for the DBSC session id, then a proof by the bound key sets a new bound cookie`, async () => {
       const { app, clock } = await make(backend)
       const b = await bound(app)
