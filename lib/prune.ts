@@ -4,9 +4,10 @@
  * their entries would pile up: a user who logs in often would get an index of thousands of
  * entries, each costing Redis memory and a read in `listUserSessions`. The index and the
  * records live on different keys (different cluster slots), so no script can see both; instead
- * each login into a large index gets a few random other entries back (`AdmitResult.sample`),
- * and this reads their records outside the local cache and dismisses the entries whose session
- * is gone. O(sample) per login, nothing at all for an index below the sample floor.
+ * every fourth login (per process) into a large index gets a few random other entries back
+ * (`AdmitResult.sample`), and this asks whether their records exist (EXISTS, outside the local
+ * cache) and dismisses the entries whose session is gone. O(sample) per sampled login, about two
+ * EXISTS per login on average, nothing at all for an index below the sample floor.
  *
  * Protects against pruning a session that is moving: a login creates the record before its
  * index entry, but a move (regenerate, a same-user login) creates the new record, points the
@@ -39,11 +40,11 @@ export class IndexPruner {
     this.#grace = grace
   }
 
-  /** Entries whose record does not exist now (a read that fails counts as existing). */
+  /** Entries whose record does not exist now (a call that fails counts as existing). */
   async #missing (entries: readonly IndexEntry[]): Promise<IndexEntry[]> {
-    const records = await Promise.all(entries.map((e) =>
-      this.#guard.run(this.#store.read(this.#keys.session(e.hash))).catch(() => null)))
-    return entries.filter((_e, i) => records[i] === undefined)
+    const exist = await Promise.all(entries.map((e) =>
+      this.#guard.run(this.#store.exists(this.#keys.session(e.hash))).catch(() => true)))
+    return entries.filter((_e, i) => !exist[i])
   }
 
   /** Checks a sample from a login; never throws (housekeeping must not fail a login). */

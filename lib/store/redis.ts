@@ -39,8 +39,14 @@ import type {
   SessionStore, StoreStats,
 } from './contract.ts'
 
-/** Other entries of a large index returned by each login, for the caller to prune (lifecycle). */
+/** Other entries of a large index returned to a login, for the caller to prune (prune.ts). */
 const SAMPLE = 8
+/**
+ * Only every this many logins (of this process) ask for a sample: 8 entries looked at per 4
+ * logins remove about 2 dead entries per login when half the index is dead, more than the one
+ * entry a login adds, so an index stays within about twice its live sessions (plus the floor).
+ */
+const SAMPLE_EVERY = 4
 
 /** A node-redis client or cluster client. */
 export type Connection = ClientConnection | ClusterConnection
@@ -148,6 +154,7 @@ export class RedisStore implements SessionStore {
   #waitRefused = false
   readonly #notice: (message: string) => void
   #seq = 0
+  #admits = 0
   #hits = 0
   #misses = 0
   #invalidations = 0
@@ -429,7 +436,7 @@ export class RedisStore implements SessionStore {
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
     const reply = await this.#own(indexKey, () => ADMIT.run(this.#redis, indexKey, [
       entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max),
-      String(options.ttlMs), String(SAMPLE),
+      String(options.ttlMs), String(++this.#admits % SAMPLE_EVERY === 0 ? SAMPLE : 0),
       options.generation ?? '-',
     ]))
     const flat = reply as unknown[]

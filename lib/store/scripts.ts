@@ -152,7 +152,7 @@ return all`)
 
 // Index entries are '<hash> <expiresAt> <loginAt>'. The field '#scan' (never a ref) holds the
 // size above which the next login scans the index: scans are amortised O(1) per login.
-// ARGV: ref, entry, expected hash ('' = none), now, max, ttl, sample size, expected '#gen'
+// ARGV: ref, entry, expected hash ('' = none), now, max, ttl, sample size (0: none), expected '#gen'
 // ('-' = any; '' = none yet). Returns {0} when the expected hash or generation does not match,
 // else {1, e, e evicted ref/entry pairs, then sampled ref/entry pairs}. A scan (when the index
 // outgrew twice its size after the last scan, or the cap) prunes entries past their absolute deadline
@@ -207,7 +207,7 @@ if n > threshold or n > max then
 elseif 4 * n < threshold and mark then
   redis.call('HSET', KEYS[1], '#scan', math.max(${SCAN_FLOOR}, 2 * n))
 end
-if n > ${SAMPLE_FLOOR} then
+if n > ${SAMPLE_FLOOR} and tonumber(ARGV[7]) > 0 then
   -- HRANDFIELD needs Redis 6.2; before it, no sample (indexes are then pruned by deadline only).
   local picked = redis.pcall('HRANDFIELD', KEYS[1], tonumber(ARGV[7]) + 3, 'WITHVALUES')
   if type(picked) ~= 'table' or picked.err then picked = {} end
