@@ -56,6 +56,8 @@ interface Found {
   readonly verified: VerifiedCookie
   readonly record: SessionRecord
   readonly view: View
+  /** The record's index entry as read with it on a miss (`null`: none); undefined: not read. */
+  readonly member: IndexEntry | null | undefined
 }
 
 export class Resolver {
@@ -73,10 +75,13 @@ export class Resolver {
    */
   readonly #dead: BoundedCache<string, true>
   readonly #bound: BoundCheck | undefined
+  /** User index keys' prefix, for a miss to read the index entry with the record (one Redis, not a cluster). */
+  readonly #indexPrefix: string | undefined
 
   constructor (core: Core, bound?: BoundCheck) {
     this.#core = core
     this.#bound = bound
+    this.#indexPrefix = core.keys.sharded ? undefined : core.keys.index('')
     this.#dead = new BoundedCache(Math.max(64, core.config.cacheSize >> 2))
   }
 
@@ -124,10 +129,11 @@ export class Resolver {
         // A miss: the record and its epoch copy in one round trip.
         const { epochs } = core
         const epochKey = core.keys.epochOf(key)
-        return core.guard.run(core.store.getWithEpoch(key, epochKey, epochs.known)).then(async ({ record: r, epoch }) =>
-          await this.#check(state, raw, verified, r ?? null, await epochs.accept(epochKey, epoch)))
+        const read = core.store.getWithEpoch(key, epochKey, epochs.known, this.#indexPrefix)
+        return core.guard.run(read).then(async ({ record: r, epoch, member }) =>
+          await this.#check(state, raw, verified, r ?? null, await epochs.accept(epochKey, epoch), member))
       }
-      return this.#check(state, raw, verified, record, undefined)
+      return this.#check(state, raw, verified, record, undefined, undefined)
     }
     return undefined
   }
@@ -174,7 +180,8 @@ export class Resolver {
     raw: string,
     verified: VerifiedCookie,
     record: SessionRecord | null,
-    fetched: string | undefined
+    fetched: string | undefined,
+    member: IndexEntry | null | undefined
   ): SessionState | Promise<SessionState> {
     if (record === null) return this.#none(state, raw)
     const core = this.#core
@@ -189,7 +196,7 @@ export class Resolver {
       core.events.emit('expired', view.userId, record.ref)
       return this.#none(state, raw)
     }
-    const found: Found = { state, raw, verified, record, view }
+    const found: Found = { state, raw, verified, record, view, member }
     const epoch = fetched ?? core.epochs.current(view.epochKey)
     return typeof epoch === 'string'
       ? this.#epochChecked(found, epoch, fetched !== undefined)
@@ -225,6 +232,8 @@ export class Resolver {
     }
     const indexKey = found.view.indexKey
     if (indexKey === undefined) return this.#bind(found)
+    // Read with the record (a miss on one Redis): as fresh as the record itself.
+    if (found.member !== undefined) return this.#indexed(found, found.member, true)
     const entry = store.peekMember(indexKey, record.ref)
     if (entry === undefined) return this.#fetchMember(found, indexKey)
     return this.#indexed(found, entry, false)

@@ -67,6 +67,50 @@ describe('coherence: BCAST echo suppression', () => {
     t.diagnostic(`dropped ${outcomes.dropped}, fresh ${outcomes.fresh}, stale ${stale}`)
     assert.equal(stale, 0, `a snapshot without the foreign write stayed cached in ${stale} of 12 tries`)
   })
+
+  test('coherence: a miss reads the index entry with the record in one script and caches it; an index write landing right after that script, in the same Redis iteration, never leaves the entry cached', async () => {
+    const own = await storeWithClient()
+    const other = createClient({ url: fx.redis.url })
+    await other.connect()
+    fx.closers.push(() => other.close())
+    const prefix = fx.freshPrefix()
+    const indexPrefix = `${prefix}u:`
+    const indexKey = `${indexPrefix}user-key`
+    const epochKey = `${prefix}epoch`
+    const E0 = '1.' + 'a'.repeat(22) + '.' + 'b'.repeat(22)
+    const live = (i: number): string => `${i}hash ${Date.now() + 60_000} ${Date.now()}`
+    await other.set(epochKey, E0) // READ finds the epoch as known: it writes nothing (no echo of its own)
+    const outcomes = { cached: 0, dropped: 0 }
+    for (let i = 0; i < 10; i++) {
+      const key = `${prefix}s${i}`
+      const ref = `ref${String(i).padStart(9, '0')}`
+      await other.hSet(indexKey, ref, live(i))
+      await own.store.create(key, { ...record({}), ref, userKey: 'user-key', user: 'u' }, 60_000)
+      // The store drops its own snapshot of the record on purpose: the next read is a miss.
+      await other.hSet(key, 'd:x', '"1"')
+      await own.client.ping() // its invalidation arrived before this reply
+      assert.equal(own.store.peek(key), undefined, 'the foreign write dropped the cached record')
+      if (i % 2 === 0) {
+        // Quiet: nothing else happens, the entry read with the record is returned and cached.
+        const read = await own.store.getWithEpoch(key, epochKey, E0, indexPrefix)
+        assert.equal(read.member?.hash, `${i}hash`)
+        if (own.store.peekMember(indexKey, ref)?.hash === `${i}hash`) outcomes.cached++
+        continue
+      }
+      // The index entry is removed right after the READ script, in the same Redis iteration.
+      const sleeping = await putToSleep(fx.redis.port, 0.3)
+      const read = own.store.getWithEpoch(key, epochKey, E0, indexPrefix)
+      await new Promise((resolve) => setTimeout(resolve, 20)) // the READ reaches Redis first
+      const foreign = other.hDel(indexKey, ref)
+      const [result] = await Promise.all([read, foreign])
+      await sleeping.awake
+      assert.equal(result.member?.hash, `${i}hash`, 'the READ ran before the removal')
+      await own.client.ping() // any invalidation pushed for the removal arrived before this reply
+      assert.equal(own.store.peekMember(indexKey, ref), undefined, 'the removed entry is not held locally')
+      outcomes.dropped++
+    }
+    assert.deepEqual(outcomes, { cached: 5, dropped: 5 })
+  })
 })
 
 describe('coherence: two instances', () => {

@@ -190,10 +190,15 @@ export interface SessionStore {
    * epoch, crypto/epoch.ts) when it is missing, malformed or older: an epoch never goes back.
    */
   getEpoch (epochKey: string, known: string): Promise<string>
-  /** A session and its epoch copy (as `getEpoch`) in one round trip: a cache miss. */
+  /**
+   * A session and its epoch copy (as `getEpoch`) in one round trip: a cache miss. With
+   * `indexPrefix` (the prefix of user index keys), a store that can read the logged-in record's
+   * index entry in the same step returns it as `member` (`null`: no entry for its lineage);
+   * `member` undefined: not read, ask `getMember`.
+   */
   getWithEpoch (
-    key: string, epochKey: string, known: string
-  ): Promise<{ record: SessionRecord | undefined, epoch: string }>
+    key: string, epochKey: string, known: string, indexPrefix?: string
+  ): Promise<{ record: SessionRecord | undefined, epoch: string, member?: IndexEntry | null }>
   /**
    * Sets an epoch copy to `next` only if it still holds `expected` (one that did not verify);
    * returns its value after.

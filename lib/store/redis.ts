@@ -57,6 +57,9 @@ export type Connection = ClientConnection | ClusterConnection
  */
 interface Flight { pending: number, newest: number, staleBefore: number }
 
+/** What a cache miss read: the record, its epoch copy, and its index entry when read with it. */
+interface Fetched { record: SessionRecord | undefined, epoch: string, member?: IndexEntry | null }
+
 /** A user index as far as this process has read it: ref → entry, or null when known absent. */
 type Members = Map<string, IndexEntry | null>
 
@@ -118,6 +121,9 @@ export interface RedisStoreOptions {
   durable?: Connection | undefined
 }
 
+/** Drops remembered by key (see `#droppedSince`). */
+const DROP_LOG = 64
+
 /** Epoch copies raised by one script call (`revokeAll` on a cluster). */
 const RAISE_CHUNK = 2048
 
@@ -144,7 +150,7 @@ export class RedisStore implements SessionStore {
   readonly #cache: BoundedCache<string, Cached> | undefined
   readonly #flights = new Map<string, Flight>()
   /** Reads in flight, joined by concurrent misses of the same key until it is invalidated. */
-  readonly #reads = new Map<string, Promise<{ record: SessionRecord | undefined, epoch: string }>>()
+  readonly #reads = new Map<string, Promise<Fetched>>()
   /** Revocations are written here (the durable connection, or the main one). */
   readonly #revoke: Send
   readonly #durable: boolean
@@ -154,6 +160,14 @@ export class RedisStore implements SessionStore {
   #waitRefused = false
   readonly #notice: (message: string) => void
   #seq = 0
+  /** Counts local drops (invalidations, own writes, resets). */
+  #drops = 0
+  /**
+   * The keys of the last DROP_LOG drops (null: everything), by drop count: a read that learns a
+   * key only from its reply (a miss's index entry) caches it only if that key was not dropped
+   * while the read was out.
+   */
+  readonly #dropLog: Array<string | null> = new Array<string | null>(DROP_LOG).fill(null)
   #admits = 0
   #hits = 0
   #misses = 0
@@ -228,6 +242,7 @@ export class RedisStore implements SessionStore {
   }
 
   #drop (key: string): void {
+    this.#dropLog[this.#drops++ % DROP_LOG] = key
     this.#cache?.delete(key)
     this.#reads.delete(key)
     const flight = this.#flights.get(key)
@@ -235,9 +250,20 @@ export class RedisStore implements SessionStore {
   }
 
   #dropAll (): void {
+    this.#dropLog[this.#drops++ % DROP_LOG] = null
     this.#cache?.clear()
     this.#reads.clear()
     for (const flight of this.#flights.values()) flight.staleBefore = this.#seq
+  }
+
+  /** Whether `key` (or everything) was dropped since the drop count was `since` (true if too long ago to tell). */
+  #droppedSince (key: string, since: number): boolean {
+    if (this.#drops - since > DROP_LOG) return true
+    for (let i = since; i < this.#drops; i++) {
+      const dropped = this.#dropLog[i % DROP_LOG]
+      if (dropped === null || dropped === key) return true
+    }
+    return false
   }
 
   /** A snapshot of `key` is about to be requested: its sequence number and the key's flight. */
@@ -286,31 +312,47 @@ export class RedisStore implements SessionStore {
   }
 
   getWithEpoch (
-    key: string, epochKey: string, known: string
-  ): Promise<{ record: SessionRecord | undefined, epoch: string }> {
+    key: string, epochKey: string, known: string, indexPrefix?: string
+  ): Promise<Fetched> {
     this.#misses++
     const joined = this.#reads.get(key)
     if (joined !== undefined) return joined
     // The epoch copy is a snapshot of its own key: cached only if no invalidation of it came meanwhile.
     const [epochFlight, epochSeq] = this.#send(epochKey)
+    // The index key is known only from the record: its entry is cached only if that key was not
+    // dropped locally while the read was out (no invalidation of it came meanwhile).
+    const drops = this.#drops
     let epoch: string | undefined
+    let member: { indexKey: string, entry: IndexEntry | null } | undefined
     const record = this.#snapshot(key, true, async () => {
-      const reply = await READ.run(this.#redis, key, [known], [epochKey]) as unknown[]
+      const reply = await READ.run(this.#redis, key, [known, indexPrefix ?? ''], [epochKey]) as unknown[]
       epoch = String(reply[0])
-      return decodeRecord(pairs(reply, 1))
+      const r = decodeRecord(pairs(reply, 2))
+      if (indexPrefix !== undefined && r?.userKey !== undefined) {
+        const value = reply[1]
+        const entry = typeof value === 'string' && value !== '' ? decodeEntry(r.ref, value) ?? null : null
+        member = { indexKey: indexPrefix + r.userKey, entry }
+      }
+      return r
     }, (r) => {
       this.#cache?.set(key, r ?? ABSENT, r === undefined ? 64 : heapBytes(r))
     })
-    const settle = (): void => {
+    const settle = (r: SessionRecord | undefined): void => {
       if (this.#settle(epochKey, epochFlight, epochSeq, epoch !== undefined, false)) {
         this.#cache?.set(epochKey, epoch as string, 64)
       }
+      const learnt = member
+      if (learnt !== undefined && r !== undefined && this.#serving && !this.#droppedSince(learnt.indexKey, drops)) {
+        this.#cacheMember(learnt.indexKey, r.ref, learnt.entry)
+      }
     }
     const read = record.then((r) => {
-      settle()
-      return { record: r, epoch: epoch as string }
+      settle(r)
+      const fetched: Fetched = { record: r, epoch: epoch as string }
+      if (member !== undefined) fetched.member = member.entry
+      return fetched
     }, (err: unknown) => {
-      settle()
+      settle(undefined)
       throw err
     })
     this.#reads.set(key, read)
@@ -423,14 +465,17 @@ export class RedisStore implements SessionStore {
     return this.#snapshot(indexKey, false, async () => {
       const value = await this.#command(indexKey, ['HGET', indexKey, ref])
       return typeof value === 'string' ? decodeEntry(ref, value) ?? null : null
-    }, (entry) => {
-      const cache = this.#cache as BoundedCache<string, Cached>
-      const members = (cache.get(indexKey) as Members | undefined) ?? new Map()
-      members.set(ref, entry)
-      // Re-set with its size, so that a user with very many sessions cannot grow the cache past
-      // cacheBytes (a map too large for the cache is simply not kept: its reads go to Redis).
-      cache.set(indexKey, members, 128 + members.size * 2 * (ref.length + 60 + 48))
-    })
+    }, (entry) => { this.#cacheMember(indexKey, ref, entry) })
+  }
+
+  #cacheMember (indexKey: string, ref: string, entry: IndexEntry | null): void {
+    const cache = this.#cache
+    if (cache === undefined) return
+    const members = (cache.get(indexKey) as Members | undefined) ?? new Map()
+    members.set(ref, entry)
+    // Re-set with its size, so that a user with very many sessions cannot grow the cache past
+    // cacheBytes (a map too large for the cache is simply not kept: its reads go to Redis).
+    cache.set(indexKey, members, 128 + members.size * 2 * (ref.length + 60 + 48))
   }
 
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {

@@ -28,8 +28,9 @@
  *                forward, and a deleted or rolled-back copy is restored by the first process that
  *                reads it. `revokeAll` raises every copy to a new value the same way.
  *   REPLACE_EPOCH  replaces an epoch copy that does not verify (a writer's), compare-and-set.
- *   READ         a session and its epoch copy in one step (one round trip for a cache miss); on a
- *                cluster the copy lives in the record's own slot.
+ *   READ         a session, its epoch copy and (on one Redis, not a cluster) its user-index entry
+ *                in one step: one round trip for a cache miss; on a cluster the copy lives in the
+ *                record's own slot, and the index entry is read apart.
  *   The user index's `#gen` field is replaced at random by `revokeUser`/`revokeOthers`: ADMIT
  *   refuses a login that read it before the latest one (a password login still running when the
  *   revocation resolved).
@@ -375,11 +376,26 @@ raise(KEYS[1], ARGV[1])
 for i = 2, #ARGV do raise(ARGV[i], ARGV[1]) end
 return #ARGV`)
 
-// KEYS: the session, its epoch copy. ARGV: the caller's newest known epoch. Returns {epoch, the
-// session's fields and values…} (no fields: no session).
+// KEYS: the session, its epoch copy. ARGV: the caller's newest known epoch, the prefix of user
+// index keys ('' = do not read the index: on a cluster it lives in another slot). Returns {epoch,
+// the session's index entry ('' when none or not read), the session's fields and values…} (no
+// fields: no session). The index key is named by the record's own 'm:k' under the given prefix;
+// the caller trusts the entry only for a record whose seal and user key verify.
 export const READ = new Script(`${RAISE}
 local out = redis.pcall('HGETALL', KEYS[1])
 -- A key of another type (a writer's) is no session.
 if out.err then out = {} end
+local entry = ''
+if ARGV[2] ~= '' then
+  local user, ref
+  for i = 1, #out, 2 do
+    if out[i] == 'm:k' then user = out[i + 1] elseif out[i] == 'm:r' then ref = out[i + 1] end
+  end
+  if user and ref then
+    local e = redis.pcall('HGET', ARGV[2] .. user, ref)
+    if type(e) == 'string' then entry = e end
+  end
+end
+table.insert(out, 1, entry)
 table.insert(out, 1, raise(KEYS[2], ARGV[1]))
 return out`)
