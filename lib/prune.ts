@@ -4,7 +4,7 @@
  * their entries would pile up: a user who logs in often would get an index of thousands of
  * entries, each costing Redis memory and a read in `listUserSessions`. The index and the
  * records live on different keys (different cluster slots), so no script can see both; instead
- * every fourth login (per process) into a large index gets a few random other entries back
+ * one login in four (chosen at random) into a large index gets a few random other entries back
  * (`AdmitResult.sample`), and this asks whether their records exist (EXISTS, outside the local
  * cache) and dismisses the entries whose session is gone. O(sample) per sampled login, about two
  * EXISTS per login on average, nothing at all for an index below the sample floor.

@@ -42,11 +42,12 @@ import type {
 /** Other entries of a large index returned to a login, for the caller to prune (prune.ts). */
 const SAMPLE = 8
 /**
- * Only every this many logins (of this process) ask for a sample: 8 entries looked at per 4
- * logins remove about 2 dead entries per login when half the index is dead, more than the one
- * entry a login adds, so an index stays within about twice its live sessions (plus the floor).
+ * A login asks for a sample with this probability (chosen at random per login, so that no
+ * regular pattern of logins leaves one user's index unsampled): 8 entries looked at per 4 logins
+ * remove about 2 dead entries per login when half the index is dead, more than the one entry a
+ * login adds, so an index stays within about twice its live sessions (plus the floor).
  */
-const SAMPLE_EVERY = 4
+const SAMPLE_CHANCE = 0.25
 
 /** A node-redis client or cluster client. */
 export type Connection = ClientConnection | ClusterConnection
@@ -168,7 +169,6 @@ export class RedisStore implements SessionStore {
    * while the read was out.
    */
   readonly #dropLog: Array<string | null> = new Array<string | null>(DROP_LOG).fill(null)
-  #admits = 0
   #hits = 0
   #misses = 0
   #invalidations = 0
@@ -315,8 +315,11 @@ export class RedisStore implements SessionStore {
     key: string, epochKey: string, known: string, indexPrefix?: string
   ): Promise<Fetched> {
     this.#misses++
+    // A joiner gets the record and epoch only: the index entry read with them may predate a
+    // revocation that resolved before the joiner began (its reply can be held on the link),
+    // so the joiner asks for the entry itself (a cached one is current: invalidations drop it).
     const joined = this.#reads.get(key)
-    if (joined !== undefined) return joined
+    if (joined !== undefined) return joined.then(({ record, epoch }) => ({ record, epoch }))
     // The epoch copy is a snapshot of its own key: cached only if no invalidation of it came meanwhile.
     const [epochFlight, epochSeq] = this.#send(epochKey)
     // The index key is known only from the record: its entry is cached only if that key was not
@@ -481,7 +484,7 @@ export class RedisStore implements SessionStore {
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
     const reply = await this.#own(indexKey, () => ADMIT.run(this.#redis, indexKey, [
       entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max),
-      String(options.ttlMs), String(++this.#admits % SAMPLE_EVERY === 0 ? SAMPLE : 0),
+      String(options.ttlMs), String(Math.random() < SAMPLE_CHANCE ? SAMPLE : 0),
       options.generation ?? '-',
     ]))
     const flat = reply as unknown[]
