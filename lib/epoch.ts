@@ -94,6 +94,13 @@ export class EpochKeeper {
       'the revocation epoch in the store keeps changing to values that do not verify')
   }
 
+  /** The epoch copy held locally (and verified): its stored value and id; undefined when not held. */
+  held (epochKey: string): { readonly value: string, readonly id: string } | undefined {
+    const value = this.#store.peekEpoch(epochKey)
+    const epoch = value === undefined ? undefined : this.#verify(value)
+    return value === undefined || epoch === undefined ? undefined : { value, id: epoch.id }
+  }
+
   /** The id of the epoch copy for a record key: from the copy held locally, or read. */
   current (epochKey: string): string | Promise<string> {
     const held = this.#store.peekEpoch(epochKey)

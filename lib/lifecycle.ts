@@ -16,18 +16,20 @@
  */
 import { cleanIp, cleanUserAgent } from './client-info.ts'
 import { toJson } from './field-codec.ts'
-import { discard, dismissUser, durable, ttlOf, type Core } from './services.ts'
+import { discard, dismissUser, durable, type Core } from './services.ts'
 import { generateId, generateRef, storageHash } from './crypto/ids.ts'
 import { SessionError, sessionError } from './errors.ts'
 import type { IndexPruner } from './prune.ts'
-import type { RecordMaker } from './record-making.ts'
+import type { Continued, RecordMaker, Tagged } from './record-making.ts'
 import type { SessionState } from './state.ts'
 import type { RecordUpdate, SessionRecord } from './store/contract.ts'
 import { isPlainObject, userIdArgument } from './option-checks.ts'
 
 /** A move of a session to a new id (login, regenerate). */
 interface Move {
-  readonly record: SessionRecord
+  /** The new record under an epoch tag (made again if the store's epoch moved meanwhile). */
+  readonly make: (tag: string) => SessionRecord
+  readonly tagged: Tagged
   readonly hash: string
   readonly userId: string | undefined
   /**
@@ -38,7 +40,7 @@ interface Move {
     readonly userKey: string, readonly expect: string | undefined, readonly generation?: string | undefined
   } | undefined
   /** The old session continues (regenerate, same-user re-login): it must still exist. */
-  readonly continues: boolean
+  readonly continues: Continued | undefined
   /** Which data keys carry over from the old session. */
   readonly carries: (key: string) => boolean
   /** Keys this request set itself: never overwritten by what others wrote meanwhile. */
@@ -81,13 +83,13 @@ export class Lifecycle {
    *      request began are carried over, and later writes to it fail loudly. A continuing
    *      session whose old id is gone (logged out meanwhile) ends here.
    */
-  async #move (state: SessionState, move: Move): Promise<void> {
+  async #move (state: SessionState, move: Move): Promise<SessionRecord> {
     const { config, store, keys, events, tally } = this.#core
     const old = state.record
     const oldHash = state.hash
-    const { record, hash } = move
+    const { hash } = move
+    const record = await this.#records.create(state, hash, move.tagged, move.make, move.continues)
     const now = config.clock()
-    await this.#run(store.create(keys.session(hash), record, ttlOf(record, now)))
     const index = move.index
     if (index !== undefined) {
       const indexKey = keys.index(index.userKey)
@@ -113,16 +115,16 @@ export class Lifecycle {
         this.#pruner.prune(indexKey, result.sample).catch(() => {})
       }
     }
-    if (old === undefined || oldHash === undefined) return
+    if (old === undefined || oldHash === undefined) return record
     const taken = await this.#run(store.take(keys.session(oldHash)))
     if (taken === undefined) {
-      if (!move.continues) return
+      if (move.continues === undefined) return record
       if (index !== undefined) await this.#run(store.dismiss(keys.index(index.userKey), [{ ref: record.ref, hash }]))
       await discard(this.#core, [hash])
       this.#records.ended(state)
     }
     const delta = this.#delta(old, taken, oldHash, hash, move)
-    if (delta === undefined) return
+    if (delta === undefined) return record
     try {
       await this.#run(store.update(keys.session(hash), delta, 0))
     } catch (err) {
@@ -135,6 +137,7 @@ export class Lifecycle {
       if (err instanceof SessionError && err.code === 'FST_SESSION_TOO_LARGE') this.#records.ended(state)
       throw err
     }
+    return record
   }
 
   /** Fields another request changed on the old id after this one loaded it (and not changed here). */
@@ -193,12 +196,12 @@ export class Lifecycle {
     // anything else starts a new one under the epoch current now.
     const id = generateId()
     const hash = storageHash(id)
-    const epoch = await this.#records.epochTag(
-      state, hash, sameUser ? { record: old, hash: state.hash as string } : undefined)
+    const continues = sameUser ? { record: old, hash: state.hash as string } : undefined
+    const tagged = await this.#records.epochTag(state, hash, continues)
     const now = config.clock()
     const ref = sameUser ? old.ref : generateRef()
     const userKey = keys.userKey(userId)
-    const record = this.#records.seal(hash, {
+    const make = (epoch: string): SessionRecord => this.#records.seal(hash, {
       createdAt: old !== undefined && !otherUser ? old.createdAt : now,
       absoluteExpiry: now + config.absoluteTimeout,
       idleExpiry: now + config.idleTimeout,
@@ -214,12 +217,13 @@ export class Lifecycle {
       fields: codec.encodeAll(plain, hash),
     })
     const oldUserId = state.userId
-    await this.#move(state, {
-      record,
+    const record = await this.#move(state, {
+      make,
+      tagged,
       hash,
       userId,
       index: { userKey, expect: sameUser ? state.hash : undefined, generation },
-      continues: sameUser,
+      continues,
       carries,
       ours,
     })
@@ -285,9 +289,10 @@ export class Lifecycle {
     const { config, codec } = this.#core
     const id = generateId()
     const hash = storageHash(id)
-    const epoch = await this.#records.epochTag(state, hash, { record: old, hash: oldHash })
+    const continues = { record: old, hash: oldHash }
+    const tagged = await this.#records.epochTag(state, hash, continues)
     const now = config.clock()
-    const record = this.#records.seal(hash, {
+    const make = (epoch: string): SessionRecord => this.#records.seal(hash, {
       ...old,
       ...this.#records.meta(old, oldHash, hash),
       bound: codec.sealMeta('bound', bound, hash),
@@ -297,8 +302,8 @@ export class Lifecycle {
     })
     const userId = state.userId
     const index = old.userKey === undefined ? undefined : { userKey: old.userKey, expect: oldHash }
-    await this.#move(state, {
-      record, hash, userId, index, continues: true, carries: () => true, ours: new Set(state.dirty?.keys()),
+    const record = await this.#move(state, {
+      make, tagged, hash, userId, index, continues, carries: () => true, ours: new Set(state.dirty?.keys()),
     })
     this.#finish(state, id, hash, record, userId)
     return hash

@@ -81,13 +81,13 @@ export class WriteBack {
   }
 
   async #create (state: SessionState, reply: FastifyReply): Promise<void> {
-    const { config, codec, store, keys, events } = this.#core
+    const { config, codec, events } = this.#core
     const id = state.id ??= generateId()
     const hash = state.hash ??= storageHash(id)
-    const epoch = await this.#records.epochTag(state, hash)
+    const tagged = await this.#records.epochTag(state, hash)
     const now = config.clock()
     const ref = state.ref ??= generateRef()
-    const record = this.#records.seal(hash, {
+    const make = (epoch: string): SessionRecord => this.#records.seal(hash, {
       createdAt: now,
       absoluteExpiry: now + config.absoluteTimeout,
       idleExpiry: now + config.idleTimeout,
@@ -100,7 +100,7 @@ export class WriteBack {
       ip: undefined,
       fields: codec.encodeAll(state.plain(codec), hash),
     })
-    await this.#run(store.create(keys.session(hash), record, ttlOf(record, now)))
+    const record = await this.#records.create(state, hash, tagged, make)
     state.record = record
     events.emit('created', undefined, ref)
     this.#announce(state, reply, record, now, true)

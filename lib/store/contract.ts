@@ -106,6 +106,13 @@ export interface AdmitOptions {
   readonly generation?: string | undefined
 }
 
+/** The epoch copy a new record is checked against as it is written (`create`). */
+export interface EpochCheck {
+  readonly key: string
+  /** The stored value (`<n>.<token>.<mac>`) the record's tag was made under. */
+  readonly value: string
+}
+
 export interface AdmitResult {
   /** false: `expect` did not match (the lineage was revoked or moved meanwhile); nothing written. */
   readonly admitted: boolean
@@ -151,8 +158,14 @@ export interface SessionStore {
   peek (key: string): SessionRecord | null | undefined
   /** A read that leaves no trace in any local cache (listings, operations). */
   read (key: string): Promise<SessionRecord | undefined>
-  /** Writes a whole new record with a TTL in ms. */
-  create (key: string, record: SessionRecord, ttlMs: number): Promise<void>
+  /**
+   * Writes a whole new record with a TTL in ms. With `epoch` (the record's epoch copy and the
+   * value its tag was made under), in the same step: the copy is raised to that value as
+   * `getEpoch` does, and the record is written only if the copy then holds exactly that value;
+   * otherwise nothing is written and the copy's value is returned (a `revokeAll` elsewhere that
+   * this process has not heard of yet). Resolves `undefined` when the record was written.
+   */
+  create (key: string, record: SessionRecord, ttlMs: number, epoch?: EpochCheck): Promise<string | undefined>
   /**
    * Applies an update to an existing record and, with `update.touch`, sets the TTL to `ttlMs`;
    * `false` (and no write) if the record no longer exists.

@@ -12,7 +12,7 @@
 import { sessionError } from '../errors.ts'
 import { applyUpdate, storedBytes } from './record-encoding.ts'
 import type {
-  AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord,
+  AdmitOptions, AdmitResult, EpochCheck, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord,
   SessionStore, StoreStats,
 } from './contract.ts'
 
@@ -107,7 +107,11 @@ export class MemoryStore implements SessionStore {
     return entry === undefined || entry.expiresAt <= this.#now() ? undefined : entry.value
   }
 
-  async create (key: string, record: SessionRecord, ttlMs: number): Promise<void> {
+  async create (key: string, record: SessionRecord, ttlMs: number, epoch?: EpochCheck): Promise<string | undefined> {
+    if (epoch !== undefined) {
+      const held = this.#raise(epoch.key, epoch.value)
+      if (held !== epoch.value) return held
+    }
     this.#sessions.delete(key)
     while (this.#sessions.size >= this.#maxEntries) {
       const oldest = this.#sessions.keys().next().value as string
@@ -115,6 +119,7 @@ export class MemoryStore implements SessionStore {
       this.#evictions++
     }
     this.#sessions.set(key, { value: record, expiresAt: this.#now() + ttlMs })
+    return undefined
   }
 
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {

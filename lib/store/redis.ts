@@ -35,7 +35,7 @@ import {
   UPDATE, type Script, type Send,
 } from './scripts.ts'
 import type {
-  AdmitOptions, AdmitResult, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord,
+  AdmitOptions, AdmitResult, EpochCheck, HitCount, IndexEntry, KeyringChange, KeyringMode, RecordUpdate, SessionRecord,
   SessionStore, StoreStats,
 } from './contract.ts'
 
@@ -63,6 +63,9 @@ interface Fetched { record: SessionRecord | undefined, epoch: string, member?: I
 
 /** A user index as far as this process has read it: ref → entry, or null when known absent. */
 type Members = Map<string, IndexEntry | null>
+
+/** CREATE refused: the record's epoch copy holds another value. */
+interface EpochMoved { readonly moved: string }
 
 const ABSENT = Symbol('absent')
 const TOO_LARGE = Symbol('too large')
@@ -389,8 +392,8 @@ export class RedisStore implements SessionStore {
    * nothing).
    */
   async #write (
-    script: Script, key: string, args: string[], ttlMs: number, known?: SessionRecord
-  ): Promise<SessionRecord | undefined | typeof TOO_LARGE> {
+    script: Script, key: string, args: string[], ttlMs: number, known?: SessionRecord, more: readonly string[] = []
+  ): Promise<SessionRecord | undefined | typeof TOO_LARGE | EpochMoved> {
     // A read sent before this write must not be joined by requests that start after it.
     this.#reads.delete(key)
     try {
@@ -398,7 +401,9 @@ export class RedisStore implements SessionStore {
         // A failed link is reported by the link itself. Without a lifetime (0) there is no PEXPIRE, and the echo comes.
         const pexpire = (): void => { this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {}) }
         const behind = ttlMs > 0 ? pexpire : undefined
-        const reply = await script.run(this.#redis, key, args, [], behind)
+        const reply = await script.run(this.#redis, key, args, more, behind)
+        // CREATE's epoch check failed: nothing was written (the key is still absent).
+        if (Array.isArray(reply) && reply.length === 2 && reply[0] === 0) return { moved: String(reply[1]) }
         // Refused: nothing was written, but the pipelined PEXPIRE made this connection the key's
         // last modifier, which may have swallowed the invalidation of another client's write in
         // the same Redis iteration. What is held locally can no longer be trusted.
@@ -410,7 +415,8 @@ export class RedisStore implements SessionStore {
         if (Number(reply) === 1 && known !== undefined) return known
         return Array.isArray(reply) ? decodeRecord(pairs(reply)) : undefined
       }, (record) => {
-        if (record !== TOO_LARGE) this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record))
+        if (record === TOO_LARGE || (record !== undefined && 'moved' in record)) return
+        this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record))
       })
     } catch (err) {
       this.#drop(key) // the write may or may not have happened
@@ -418,8 +424,10 @@ export class RedisStore implements SessionStore {
     }
   }
 
-  async create (key: string, record: SessionRecord, ttlMs: number): Promise<void> {
-    await this.#write(CREATE, key, [String(ttlMs), ...encodeRecord(record)], ttlMs, record)
+  async create (key: string, record: SessionRecord, ttlMs: number, epoch?: EpochCheck): Promise<string | undefined> {
+    const args = [String(ttlMs), epoch?.value ?? '', ...encodeRecord(record)]
+    const written = await this.#write(CREATE, key, args, ttlMs, record, epoch === undefined ? [] : [epoch.key])
+    return written !== undefined && written !== TOO_LARGE && 'moved' in written ? written.moved : undefined
   }
 
   async update (key: string, update: RecordUpdate, ttlMs: number): Promise<boolean> {

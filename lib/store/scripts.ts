@@ -3,7 +3,9 @@
  * copy, which share a hash slot on a cluster (key-names.ts): Cluster-safe. Each is atomic,
  * which is what makes each store operation's invariant hold under concurrency:
  *
- *   CREATE       a session exists with every field and its TTL, or not at all.
+ *   CREATE       a session exists with every field and its TTL, or not at all; with an epoch
+ *                check, only if its epoch copy holds the epoch its tag was made under (a login
+ *                needs no separate read of the copy, and none can slip between read and write).
  *   UPDATE       writes land only on a session that still exists: a logout or revoke that
  *                deleted it is never undone by a late write; re-encryption is compare-and-set;
  *                the session's size after the write is checked in the same step, so parallel
@@ -73,12 +75,45 @@ export class Script {
   }
 }
 
-// ARGV: ttl, field, value, … Returns 1 when every field was new (the hash is exactly what the
-// caller wrote: it needs no copy of it back), else the whole hash.
-export const CREATE = new Script(`
-local added = redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+// Raises the epoch copy in KEYS[i] to ARGV[1] ('<n>.<token>.<mac>') when it is missing, malformed
+// or has a smaller n; returns the value it holds after. Shared by EPOCH, READ and CREATE. (Lua cannot
+// check the MAC: a copy that does not verify is replaced by REPLACE_EPOCH, crypto/epoch.ts.)
+const RAISE = `
+local function count (v)
+  if not v then return nil end
+  local n, token, mac = string.match(v, '^([1-9]%d*)%.([%w_-]+)%.([%w_-]+)$')
+  if n == nil or #n > 15 or #token ~= 22 or #mac ~= 22 then return nil end
+  return tonumber(n)
+end
+local function raise (key, candidate)
+  local cur = redis.pcall('GET', key)
+  -- A key of another type (a writer's) is no epoch: replaced like a malformed value.
+  if type(cur) == 'table' and cur.err then
+    redis.call('DEL', key)
+    cur = false
+  end
+  local have = count(cur)
+  local want = count(candidate)
+  if have == nil or (want ~= nil and have < want) then
+    redis.call('SET', key, candidate)
+    return candidate
+  end
+  return cur
+end`
+
+// KEYS: the session, and its epoch copy when checked. ARGV: ttl, the epoch value the record's
+// tag was made under ('' = not checked), field, value, … With a check, the copy is raised to
+// that value (as EPOCH) and nothing is written unless it then holds exactly that value: returns
+// {0, the copy's value}. Else returns 1 when every field was new (the hash is exactly what the
+// caller wrote: it needs no copy of it back), or the whole hash.
+export const CREATE = new Script(`${RAISE}
+if ARGV[2] ~= '' then
+  local held = raise(KEYS[2], ARGV[2])
+  if held ~= ARGV[2] then return {0, held} end
+end
+local added = redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-if added == (#ARGV - 1) / 2 then return 1 end
+if added == (#ARGV - 2) / 2 then return 1 end
 return redis.call('HGETALL', KEYS[1])`)
 
 // ARGV: ttl (0: keep the TTL), max bytes, n, c, n field/value pairs, c field/expected/new
@@ -328,32 +363,6 @@ if ends ~= nil and at == ends and mine > 0 then
 end
 redis.call('HDEL', KEYS[1], ARGV[2])
 return 1`)
-
-// Raises the epoch copy in KEYS[i] to ARGV[1] ('<n>.<token>.<mac>') when it is missing, malformed
-// or has a smaller n; returns the value it holds after. Shared by EPOCH and READ. (Lua cannot
-// check the MAC: a copy that does not verify is replaced by REPLACE_EPOCH, crypto/epoch.ts.)
-const RAISE = `
-local function count (v)
-  if not v then return nil end
-  local n, token, mac = string.match(v, '^([1-9]%d*)%.([%w_-]+)%.([%w_-]+)$')
-  if n == nil or #n > 15 or #token ~= 22 or #mac ~= 22 then return nil end
-  return tonumber(n)
-end
-local function raise (key, candidate)
-  local cur = redis.pcall('GET', key)
-  -- A key of another type (a writer's) is no epoch: replaced like a malformed value.
-  if type(cur) == 'table' and cur.err then
-    redis.call('DEL', key)
-    cur = false
-  end
-  local have = count(cur)
-  local want = count(candidate)
-  if have == nil or (want ~= nil and have < want) then
-    redis.call('SET', key, candidate)
-    return candidate
-  end
-  return cur
-end`
 
 // ARGV: expected, next. Sets the epoch copy to next only if it holds expected (a value that did
 // not verify, never one written meanwhile). Returns the value it holds after.

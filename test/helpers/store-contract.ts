@@ -187,6 +187,24 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
       assert.equal(epoch, e3, 'a miss returns the epoch copy with the record')
     })
 
+    test('epoch: create with an epoch check writes only while the copy holds that epoch (a missing or older copy is raised to it); otherwise it writes nothing and returns the copy', async () => {
+      const store = await open()
+      const k = key()
+      const e1 = '1.' + 'a'.repeat(22) + '.' + 'm'.repeat(22)
+      const e2 = '2.' + 'b'.repeat(22) + '.' + 'm'.repeat(22)
+      const first = key()
+      assert.equal(await store.create(first, record({ a: '"1"' }), 60_000, { key: k, value: e1 }), undefined, 'missing copy: raised, written')
+      assert.equal((await store.read(first))?.fields.get('a'), '"1"')
+      assert.equal(await store.getEpoch(k, e1), e1)
+      await store.bumpEpoch([k], e2) // a revokeAll elsewhere
+      const second = key()
+      assert.equal(await store.create(second, record({ a: '"2"' }), 60_000, { key: k, value: e1 }), e2, 'the copy moved on: its value')
+      assert.equal(await store.read(second), undefined, 'nothing written')
+      assert.equal(await store.create(second, record({ a: '"2"' }), 60_000, { key: k, value: e2 }), undefined)
+      assert.equal((await store.read(second))?.fields.get('a'), '"2"')
+      assert.equal(await store.getEpoch(k, e1), e2, 'the check never moves the copy back')
+    })
+
     test('throttle: hit counts within a window and reports the ms left; after the window a counter starts afresh', async () => {
       const store = await open()
       const k = key()
