@@ -11,6 +11,7 @@ import { createClient } from 'redis'
 import { type HardenedSessionOptions } from '../lib/index.ts'
 import { RedisStore } from '../lib/store/redis.ts'
 import { TrackingOnlyCache } from '../lib/store/tracking.ts'
+import type { IndexEntry } from '../lib/store/contract.ts'
 import { eventually, login, works } from './helpers/app.ts'
 import { putToSleep } from './helpers/redis-server.ts'
 import { record } from './helpers/store-contract.ts'
@@ -110,6 +111,33 @@ describe('coherence: BCAST echo suppression', () => {
       outcomes.dropped++
     }
     assert.deepEqual(outcomes, { cached: 5, dropped: 5 })
+  })
+
+  test('coherence: a login caches the index entry it admitted and nothing else of that index, so another client\'s removal of an entry in the same Redis iteration, just before the login\'s script, is never hidden', async () => {
+    const own = await storeWithClient()
+    const other = createClient({ url: fx.redis.url })
+    await other.connect()
+    fx.closers.push(() => other.close())
+    const indexKey = `${fx.freshPrefix()}u:index`
+    const options = { expect: undefined, max: 1000, ttlMs: 60_000 }
+    const entryOf = (ref: string): IndexEntry => ({ ref, hash: `${ref}-hash`, expiresAt: Date.now() + 60_000, loginAt: Date.now() })
+    for (let i = 0; i < 10; i++) {
+      const first = entryOf(`first${String(i).padStart(7, '0')}`)
+      await own.store.admit(indexKey, first, { ...options, now: Date.now() })
+      assert.equal(own.store.peekMember(indexKey, first.ref)?.hash, first.hash, 'the admitted entry is held: the first read after a login needs no command')
+      const sleeping = await putToSleep(fx.redis.port, 0.3)
+      const foreign = other.hDel(indexKey, first.ref) // a revocation of the first device, elsewhere
+      await new Promise((resolve) => setTimeout(resolve, 20)) // it reaches Redis first
+      const second = entryOf(`second${String(i).padStart(6, '0')}`)
+      const mine = own.store.admit(indexKey, second, { ...options, now: Date.now() })
+      await Promise.all([foreign, mine])
+      await sleeping.awake
+      await own.client.ping() // any invalidation pushed for those writes arrived before this reply
+      assert.equal(own.store.peekMember(indexKey, first.ref), undefined, `try ${i}: the removed entry is not held`)
+      // Held unless the removal was processed after the login's script (then its invalidation dropped the index).
+      const held = own.store.peekMember(indexKey, second.ref)
+      assert.ok(held === undefined || held?.hash === second.hash, `try ${i}: only what the login admitted is held`)
+    }
   })
 })
 

@@ -13,7 +13,7 @@
  * session stays a cache hit across this process's own writes (see `#write` for why Redis does
  * not echo them): the whole hash after an update (UPDATE ends with HGETALL); a created session
  * is what was written (CREATE on a new key returns 1, not the hash). Index and epoch writes are not cached: the
- * local entry is dropped instead. Replies can reach the
+ * local entry is dropped instead, except the entry a login admits (`admit`), held alone. Replies can reach the
  * cache out of order (reads and writes resolve through promise chains of different depth), so
  * every snapshot carries a sequence number: per key, only a snapshot sent after the key's last
  * invalidation, and (for sessions) newer than the newest applied, is cached.
@@ -489,14 +489,40 @@ export class RedisStore implements SessionStore {
     cache.set(indexKey, members, 128 + members.size * 2 * (ref.length + 60 + 48))
   }
 
+  /**
+   * Admits a lineage. The entry admitted is cached (the first read after a login needs no
+   * round trip for it), alone: the script may have pruned or evicted other entries. As for
+   * `#write`, a `PEXPIRE … GT` pipelined behind the script makes this connection the index
+   * key's last modifier, so the script's own echo does not drop it; one 1 ms longer than the
+   * TTL the script set, so that it does change the key (a PEXPIRE that changes nothing is no
+   * modification, and then the echo comes and the entry is simply not kept).
+   */
   async admit (indexKey: string, entry: IndexEntry, options: AdmitOptions): Promise<AdmitResult> {
-    const reply = await this.#own(indexKey, () => ADMIT.run(this.#redis, indexKey, [
+    const args = [
       entry.ref, encodeEntry(entry), options.expect ?? '', String(options.now), String(options.max),
       String(options.ttlMs), String(Math.random() < SAMPLE_CHANCE ? SAMPLE : 0),
       options.generation ?? '-',
-    ]))
-    const flat = reply as unknown[]
-    if (Number(flat[0]) !== 1) return { admitted: false, evicted: [] }
+    ]
+    const behind = (): void => {
+      this.#redis(indexKey, ['PEXPIRE', indexKey, String(options.ttlMs + 1), 'GT']).catch(() => {})
+    }
+    let flat: unknown[]
+    try {
+      const run = async (): Promise<unknown[]> => await ADMIT.run(this.#redis, indexKey, args, [], behind) as unknown[]
+      flat = await this.#snapshot(indexKey, false, run, (reply) => {
+        if (Number(reply[0]) !== 1) return
+        this.#cache?.set(indexKey, new Map([[entry.ref, entry]]), 128 + 2 * (entry.ref.length + 60 + 48))
+      })
+    } catch (err) {
+      this.#drop(indexKey) // the script may or may not have run
+      throw err
+    }
+    if (Number(flat[0]) !== 1) {
+      // Refused, nothing written; the pipelined PEXPIRE may still have hidden another client's
+      // change of the index in the same Redis iteration: what is held of it is dropped.
+      this.#drop(indexKey)
+      return { admitted: false, evicted: [] }
+    }
     const split = 2 + 2 * Number(flat[1])
     return { admitted: true, evicted: entries(flat.slice(0, split), 2), sample: entries(flat, split) }
   }
