@@ -54,7 +54,9 @@ export class RecordMaker {
     const held = oldKey === key ? epochs.held(key) : undefined
     const covered = held !== undefined &&
       (continues === undefined || epochs.matches(held.id, continues.hash, continues.record.epoch))
-    if (held !== undefined && covered) return { tag: epochTag(held.id, hash), check: { key, value: held.value } }
+    if (held !== undefined && covered) {
+      return { tag: epochTag(held.id, hash), check: { key, value: held.value, known: epochs.known } }
+    }
     let epoch: string | undefined
     if (continues !== undefined) {
       const current = await epochs.fresh(oldKey)

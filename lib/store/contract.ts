@@ -111,6 +111,8 @@ export interface EpochCheck {
   readonly key: string
   /** The stored value (`<n>.<token>.<mac>`) the record's tag was made under. */
   readonly value: string
+  /** The newest epoch the caller knows: the copy is raised to it first (as `getEpoch` does). */
+  readonly known: string
 }
 
 export interface AdmitResult {
@@ -160,7 +162,7 @@ export interface SessionStore {
   read (key: string): Promise<SessionRecord | undefined>
   /**
    * Writes a whole new record with a TTL in ms. With `epoch` (the record's epoch copy and the
-   * value its tag was made under), in the same step: the copy is raised to that value as
+   * value its tag was made under), in the same step: the copy is raised to `epoch.known` as
    * `getEpoch` does, and the record is written only if the copy then holds exactly that value;
    * otherwise nothing is written and the copy's value is returned (a `revokeAll` elsewhere that
    * this process has not heard of yet). Resolves `undefined` when the record was written.

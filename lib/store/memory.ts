@@ -109,7 +109,7 @@ export class MemoryStore implements SessionStore {
 
   async create (key: string, record: SessionRecord, ttlMs: number, epoch?: EpochCheck): Promise<string | undefined> {
     if (epoch !== undefined) {
-      const held = this.#raise(epoch.key, epoch.value)
+      const held = this.#raise(epoch.key, epoch.known)
       if (held !== epoch.value) return held
     }
     this.#sessions.delete(key)

@@ -425,7 +425,7 @@ export class RedisStore implements SessionStore {
   }
 
   async create (key: string, record: SessionRecord, ttlMs: number, epoch?: EpochCheck): Promise<string | undefined> {
-    const args = [String(ttlMs), epoch?.value ?? '', ...encodeRecord(record)]
+    const args = [String(ttlMs), epoch?.value ?? '', epoch?.known ?? '', ...encodeRecord(record)]
     const written = await this.#write(CREATE, key, args, ttlMs, record, epoch === undefined ? [] : [epoch.key])
     return written !== undefined && written !== TOO_LARGE && 'moved' in written ? written.moved : undefined
   }

@@ -102,18 +102,19 @@ local function raise (key, candidate)
 end`
 
 // KEYS: the session, and its epoch copy when checked. ARGV: ttl, the epoch value the record's
-// tag was made under ('' = not checked), field, value, … With a check, the copy is raised to
-// that value (as EPOCH) and nothing is written unless it then holds exactly that value: returns
-// {0, the copy's value}. Else returns 1 when every field was new (the hash is exactly what the
-// caller wrote: it needs no copy of it back), or the whole hash.
+// tag was made under ('' = not checked), the caller's newest known epoch, field, value, … With a
+// check, the copy is raised to the newest known epoch (as EPOCH) and nothing is written unless
+// it then holds exactly the tag's value: returns {0, the copy's value}. Else returns 1 when every
+// field was new (the hash is exactly what the caller wrote: it needs no copy of it back), or the
+// whole hash.
 export const CREATE = new Script(`${RAISE}
 if ARGV[2] ~= '' then
-  local held = raise(KEYS[2], ARGV[2])
+  local held = raise(KEYS[2], ARGV[3])
   if held ~= ARGV[2] then return {0, held} end
 end
-local added = redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+local added = redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-if added == (#ARGV - 2) / 2 then return 1 end
+if added == (#ARGV - 3) / 2 then return 1 end
 return redis.call('HGETALL', KEYS[1])`)
 
 // ARGV: ttl (0: keep the TTL), max bytes, n, c, n field/value pairs, c field/expected/new

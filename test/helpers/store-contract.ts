@@ -187,22 +187,28 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
       assert.equal(epoch, e3, 'a miss returns the epoch copy with the record')
     })
 
-    test('epoch: create with an epoch check writes only while the copy holds that epoch (a missing or older copy is raised to it); otherwise it writes nothing and returns the copy', async () => {
+    test('epoch: create with an epoch check raises the copy to the newest known epoch and writes only if it then holds the epoch the tag was made under; otherwise it writes nothing and returns the copy', async () => {
       const store = await open()
       const k = key()
       const e1 = '1.' + 'a'.repeat(22) + '.' + 'm'.repeat(22)
       const e2 = '2.' + 'b'.repeat(22) + '.' + 'm'.repeat(22)
+      const e3 = '3.' + 'c'.repeat(22) + '.' + 'm'.repeat(22)
       const first = key()
-      assert.equal(await store.create(first, record({ a: '"1"' }), 60_000, { key: k, value: e1 }), undefined, 'missing copy: raised, written')
+      assert.equal(await store.create(first, record({ a: '"1"' }), 60_000, { key: k, value: e1, known: e1 }), undefined, 'missing copy: raised, written')
       assert.equal((await store.read(first))?.fields.get('a'), '"1"')
       assert.equal(await store.getEpoch(k, e1), e1)
       await store.bumpEpoch([k], e2) // a revokeAll elsewhere
       const second = key()
-      assert.equal(await store.create(second, record({ a: '"2"' }), 60_000, { key: k, value: e1 }), e2, 'the copy moved on: its value')
+      assert.equal(await store.create(second, record({ a: '"2"' }), 60_000, { key: k, value: e1, known: e1 }), e2, 'the copy moved on: its value')
       assert.equal(await store.read(second), undefined, 'nothing written')
-      assert.equal(await store.create(second, record({ a: '"2"' }), 60_000, { key: k, value: e2 }), undefined)
+      assert.equal(await store.create(second, record({ a: '"2"' }), 60_000, { key: k, value: e2, known: e2 }), undefined)
       assert.equal((await store.read(second))?.fields.get('a'), '"2"')
       assert.equal(await store.getEpoch(k, e1), e2, 'the check never moves the copy back')
+      // The caller knows a newer epoch than the copy it holds (a copy left behind): raised first.
+      const third = key()
+      assert.equal(await store.create(third, record({ a: '"3"' }), 60_000, { key: k, value: e2, known: e3 }), e3, 'raised to the newest known: the tag is stale')
+      assert.equal(await store.read(third), undefined, 'nothing written')
+      assert.equal(await store.getEpoch(k, e1), e3)
     })
 
     test('throttle: hit counts within a window and reports the ms left; after the window a counter starts afresh', async () => {
