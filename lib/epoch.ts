@@ -95,17 +95,14 @@ export class EpochKeeper {
   }
 
   /** The epoch copy held locally (and verified): its stored value and id; undefined when not held. */
-  held (epochKey: string): { readonly value: string, readonly id: string } | undefined {
+  held (epochKey: string): Epoch | undefined {
     const value = this.#store.peekEpoch(epochKey)
-    const epoch = value === undefined ? undefined : this.#verify(value)
-    return value === undefined || epoch === undefined ? undefined : { value, id: epoch.id }
+    return value === undefined ? undefined : this.#verify(value)
   }
 
   /** The id of the epoch copy for a record key: from the copy held locally, or read. */
   current (epochKey: string): string | Promise<string> {
-    const held = this.#store.peekEpoch(epochKey)
-    const epoch = held === undefined ? undefined : this.#verify(held)
-    return epoch?.id ?? this.fresh(epochKey)
+    return this.held(epochKey)?.id ?? this.fresh(epochKey)
   }
 
   /** The id of the epoch copy read from the store now (never a local copy), raised to the newest known. */

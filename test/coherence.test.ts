@@ -38,12 +38,18 @@ describe('coherence: BCAST echo suppression', () => {
     return { client, store }
   }
 
-  // Fixed defect: an own write that UPDATE refuses as too large is still followed by our PEXPIRE, which hides a foreign write processed just before it in the same Redis iteration; the cached snapshot that predates the foreign write stays served indefinitely.
-  test('coherence: a foreign write in the same Redis iteration as an own write refused as too large never leaves a stale snapshot cached', async (t) => {
-    const own = await storeWithClient()
+  /** Another client of the same Redis, without tracking: a writer this store is not. */
+  async function plainClient () {
     const other = createClient({ url: fx.redis.url })
     await other.connect()
     fx.closers.push(() => other.close())
+    return other
+  }
+
+  // Fixed defect: an own write that UPDATE refuses as too large is still followed by our PEXPIRE, which hides a foreign write processed just before it in the same Redis iteration; the cached snapshot that predates the foreign write stays served indefinitely.
+  test('coherence: a foreign write in the same Redis iteration as an own write refused as too large never leaves a stale snapshot cached', async (t) => {
+    const own = await storeWithClient()
+    const other = await plainClient()
     let stale = 0
     const outcomes = { dropped: 0, fresh: 0 }
     await own.store.create(`${fx.freshPrefix()}warm`, record({}), 60_000) // loads the scripts (no NOSCRIPT retry below)
@@ -71,9 +77,7 @@ describe('coherence: BCAST echo suppression', () => {
 
   test('coherence: a miss reads the index entry with the record in one script and caches it; an index write landing right after that script, in the same Redis iteration, never leaves the entry cached', async () => {
     const own = await storeWithClient()
-    const other = createClient({ url: fx.redis.url })
-    await other.connect()
-    fx.closers.push(() => other.close())
+    const other = await plainClient()
     const prefix = fx.freshPrefix()
     const indexPrefix = `${prefix}u:`
     const indexKey = `${indexPrefix}user-key`
@@ -115,9 +119,7 @@ describe('coherence: BCAST echo suppression', () => {
 
   test('coherence: a login caches the index entry it admitted and nothing else of that index, so another client\'s removal of an entry in the same Redis iteration, just before the login\'s script, is never hidden', async () => {
     const own = await storeWithClient()
-    const other = createClient({ url: fx.redis.url })
-    await other.connect()
-    fx.closers.push(() => other.close())
+    const other = await plainClient()
     const indexKey = `${fx.freshPrefix()}u:index`
     const options = { expect: undefined, max: 1000, ttlMs: 60_000 }
     const entryOf = (ref: string): IndexEntry => ({ ref, hash: `${ref}-hash`, expiresAt: Date.now() + 60_000, loginAt: Date.now() })

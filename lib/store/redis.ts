@@ -479,14 +479,20 @@ export class RedisStore implements SessionStore {
     }, (entry) => { this.#cacheMember(indexKey, ref, entry) })
   }
 
+  /** Adds one entry to what is held of an index. */
   #cacheMember (indexKey: string, ref: string, entry: IndexEntry | null): void {
-    const cache = this.#cache
-    if (cache === undefined) return
-    const members = (cache.get(indexKey) as Members | undefined) ?? new Map()
+    const members = (this.#cache?.get(indexKey) as Members | undefined) ?? new Map()
     members.set(ref, entry)
-    // Re-set with its size, so that a user with very many sessions cannot grow the cache past
-    // cacheBytes (a map too large for the cache is simply not kept: its reads go to Redis).
-    cache.set(indexKey, members, 128 + members.size * 2 * (ref.length + 60 + 48))
+    this.#holdMembers(indexKey, members, ref)
+  }
+
+  /**
+   * (Re-)sets what is held of an index with its size, so that a user with very many sessions
+   * cannot grow the cache past cacheBytes (a map too large for the cache is simply not kept: its
+   * reads go to Redis).
+   */
+  #holdMembers (indexKey: string, members: Members, ref: string): void {
+    this.#cache?.set(indexKey, members, 128 + members.size * 2 * (ref.length + 60 + 48))
   }
 
   /**
@@ -511,7 +517,7 @@ export class RedisStore implements SessionStore {
       const run = async (): Promise<unknown[]> => await ADMIT.run(this.#redis, indexKey, args, [], behind) as unknown[]
       flat = await this.#snapshot(indexKey, false, run, (reply) => {
         if (Number(reply[0]) !== 1) return
-        this.#cache?.set(indexKey, new Map([[entry.ref, entry]]), 128 + 2 * (entry.ref.length + 60 + 48))
+        this.#holdMembers(indexKey, new Map([[entry.ref, entry]]), entry.ref)
       })
     } catch (err) {
       this.#drop(indexKey) // the script may or may not have run

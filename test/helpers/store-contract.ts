@@ -32,6 +32,9 @@ function entry (ref: string, hash: string, loginAt: number, expiresAt = Date.now
 
 const ADMIT = { expect: undefined, max: Number.MAX_SAFE_INTEGER, ttlMs: 60_000 }
 
+/** Well-formed epoch values with counters 1, 2 and 3 (the store never checks their MAC). */
+const [e1, e2, e3] = ['a', 'b', 'c'].map((c, i) => `${i + 1}.${c.repeat(22)}.${'m'.repeat(22)}`) as [string, string, string]
+
 export function storeContract (name: string, make: () => Promise<SessionStore>): void {
   describe(`${name}: store contract`, () => {
     const stores: SessionStore[] = []
@@ -170,9 +173,6 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
     test('epoch: a missing copy takes the known epoch, an older or malformed one is raised, a newer one is kept', async () => {
       const store = await open()
       const k = key()
-      const e1 = '1.' + 'a'.repeat(22) + '.' + 'm'.repeat(22)
-      const e2 = '2.' + 'b'.repeat(22) + '.' + 'm'.repeat(22)
-      const e3 = '3.' + 'c'.repeat(22) + '.' + 'm'.repeat(22)
       assert.equal(await store.getEpoch(k, e2), e2, 'missing: set to the known epoch')
       assert.equal(await store.getEpoch(k, e1), e2, 'a newer epoch is never replaced by an older one')
       await store.bumpEpoch([k], e3)
@@ -190,9 +190,6 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
     test('epoch: create with an epoch check raises the copy to the newest known epoch and writes only if it then holds the epoch the tag was made under; otherwise it writes nothing and returns the copy', async () => {
       const store = await open()
       const k = key()
-      const e1 = '1.' + 'a'.repeat(22) + '.' + 'm'.repeat(22)
-      const e2 = '2.' + 'b'.repeat(22) + '.' + 'm'.repeat(22)
-      const e3 = '3.' + 'c'.repeat(22) + '.' + 'm'.repeat(22)
       const first = key()
       assert.equal(await store.create(first, record({ a: '"1"' }), 60_000, { key: k, value: e1, known: e1 }), undefined, 'missing copy: raised, written')
       assert.equal((await store.read(first))?.fields.get('a'), '"1"')
