@@ -27,7 +27,7 @@ export interface RedisServer {
 
 /**
  * The oldest Redis the tests run on, and so the oldest the README may claim (`DEBUG SLEEP` needs
- * `--enable-debug-command`, a 7.0 option; the plugin's own commands need 6.2).
+ * `--enable-debug-command`, a 7.0 option; the plugin's own commands need 7.0 too: `PEXPIRE … GT` behind a login).
  */
 export const MIN_REDIS_VERSION = '7.0'
 
