@@ -157,12 +157,12 @@ describe('redis: layout', () => {
       for (const [name, calls] of b) if (name !== 'info' && name !== 'ping' && name !== 'role' && calls !== (a.get(name) ?? 0)) out[name] = calls - (a.get(name) ?? 0)
       return out
     }
-    // One round trip: EVALSHA, whose script runs EXISTS, HGET of the field it changes (kept in case
-    // the size check must undo it), HSET of the dirty fields (the deadline slides at most once per
-    // touchInterval, and the login just set it) and returns the session as written (HGETALL, also
-    // the size check), which stays in the local cache; pipelined with it, the PEXPIRE that keeps
-    // Redis from echoing the script's write back to this instance (store/redis.ts).
-    assert.deepEqual(delta(before, afterWrite), { evalsha: 1, exists: 1, hget: 1, hset: 1, hgetall: 1, pexpire: 1 })
+    // One round trip: EVALSHA, whose script reads the session once (HGETALL: existence, the size
+    // check and the reply), then writes the dirty fields (HSET; the deadline slides at most once
+    // per touchInterval, and the login just set it) and returns the session as written, which
+    // stays in the local cache; pipelined with it, the PEXPIRE that keeps Redis from echoing the
+    // script's write back to this instance (store/redis.ts).
+    assert.deepEqual(delta(before, afterWrite), { evalsha: 1, hset: 1, hgetall: 1, pexpire: 1 })
     assert.deepEqual(delta(afterWrite, afterRead), {}, 'the read after the write is a cache hit')
   })
 })

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import { Signer, COOKIE_VALUE_LENGTH } from '../lib/crypto/signer.ts'
 import { generateId, storageHash, isWellFormedId } from '../lib/crypto/ids.ts'
+import { randomToken } from '../lib/crypto/random.ts'
 
 const A = 'a'.repeat(32)
 const B = 'b'.repeat(32)
@@ -73,4 +74,18 @@ test('signer: failures are not memoised and forget() drops a memoised success', 
   const again = signer.verify(cookie)
   assert.notEqual(again, first, 'recomputed after forget')
   assert.deepEqual(again, first)
+})
+
+test('ids: ids and refs drawn in turn across many 1 KiB draws are all distinct and of their length; a token size outside 1..1024 bytes is refused', () => {
+  const seen = new Set<string>()
+  // 32 + 9 bytes a turn: 2,000 turns cross about 80 draws of the pool, at every offset.
+  for (let i = 0; i < 2000; i++) {
+    const id = generateId()
+    const ref = randomToken(9)
+    assert.equal(Buffer.from(id, 'base64url').length, 32)
+    assert.equal(Buffer.from(ref, 'base64url').length, 9)
+    seen.add(id).add(ref)
+  }
+  assert.equal(seen.size, 4000)
+  for (const bad of [0, -1, 1.5, 1025, Number.NaN]) assert.throws(() => randomToken(bad), RangeError, String(bad))
 })

@@ -5,15 +5,16 @@
  * Sheet asks for ≥ 64 bits of entropy), and replay of a leaked store (the store only ever sees a
  * SHA-256 of the id, so a copy of Redis does not contain any valid cookie).
  */
-import { randomBytes, createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
+import { randomToken } from './random.ts'
 
 /** Length of an id: 32 random bytes in base64url without padding. */
 export const ID_LENGTH = 43
 const ID_PATTERN = /^[A-Za-z0-9_-]{43}$/
 
-/** A new session id: 256 bits from `crypto.randomBytes`, base64url. */
+/** A new session id: 256 bits from `crypto.randomBytes` (random.ts), base64url. */
 export function generateId (): string {
-  return randomBytes(32).toString('base64url')
+  return randomToken(32)
 }
 
 export function isWellFormedId (id: string): boolean {
@@ -25,7 +26,7 @@ export function isWellFormedId (id: string): boolean {
  * because the id carries 256 bits of entropy (nothing to brute-force); the store never sees the id.
  */
 export function storageHash (id: string): string {
-  return createHash('sha256').update(id).digest('base64url')
+  return hash('sha256', id, 'base64url')
 }
 
 /**
@@ -33,7 +34,7 @@ export function storageHash (id: string): string {
  * unrelated to the id (knowing it grants nothing), stable across regenerate and re-login.
  */
 export function generateRef (): string {
-  return randomBytes(9).toString('base64url')
+  return randomToken(9)
 }
 
 export const REF_PATTERN = /^[A-Za-z0-9_-]{12}$/

@@ -11,7 +11,7 @@
  *
  * Session writes return the session as it is right after them, and that snapshot is cached, so a
  * session stays a cache hit across this process's own writes (see `#write` for why Redis does
- * not echo them): the whole hash after an update (UPDATE ends with HGETALL); a created session
+ * not echo them): the whole hash after an update (UPDATE returns it); a created session
  * is what was written (CREATE on a new key returns 1, not the hash). Index and epoch writes are not cached: the
  * local entry is dropped instead, except the entry a login admits (`admit`), held alone. Replies can reach the
  * cache out of order (reads and writes resolve through promise chains of different depth), so

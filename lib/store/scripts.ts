@@ -120,45 +120,54 @@ return redis.call('HGETALL', KEYS[1])`)
 // ARGV: ttl (0: keep the TTL), max bytes, n, c, n field/value pairs, c field/expected/new
 // triples, then fields to delete. Returns the updated hash, 0 when the key is gone, or -1 (and
 // nothing written) when the session would exceed max bytes (the size storedBytes() computes).
+// The hash is read once: the result is worked out here, sized, and only then written (one HSET,
+// one HDEL), so a refused write writes nothing and a write runs two or three commands in all.
 export const UPDATE = new Script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local all = redis.call('HGETALL', KEYS[1])
+if #all == 0 then return 0 end
+local at = {}
+for j = 1, #all, 2 do at[all[j]] = j end
+local sets = {}
+local function put (f, v)
+  local j = at[f]
+  if j then all[j + 1] = v else all[#all + 1] = f; all[#all + 1] = v; at[f] = #all - 1 end
+  sets[#sets + 1] = f
+  sets[#sets + 1] = v
+end
 local n = tonumber(ARGV[3])
 local c = tonumber(ARGV[4])
-local before = {}
-local touched = {}
-local function touch (f)
-  if before[f] == nil then
-    before[f] = redis.call('HGET', KEYS[1], f) or false
-    touched[#touched + 1] = f
-  end
-end
-for j = 5, 4 + 2 * n, 2 do touch(ARGV[j]) end
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + 2 * n)) end
+for j = 5, 4 + 2 * n, 2 do put(ARGV[j], ARGV[j + 1]) end
 local i = 5 + 2 * n
 for _ = 1, c do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    touch(ARGV[i])
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
-  end
+  local j = at[ARGV[i]]
+  if j and all[j + 1] == ARGV[i + 1] then put(ARGV[i], ARGV[i + 2]) end
   i = i + 3
 end
-for j = i, #ARGV do touch(ARGV[j]) end
-if #ARGV >= i then redis.call('HDEL', KEYS[1], unpack(ARGV, i)) end
-local all = redis.call('HGETALL', KEYS[1])
+local dels = {}
+for j = i, #ARGV do
+  if at[ARGV[j]] then
+    all[at[ARGV[j]]] = false
+    at[ARGV[j]] = nil
+    dels[#dels + 1] = ARGV[j]
+  end
+end
+local out = {}
 local size = 160
 for j = 1, #all, 2 do
   local f = all[j]
-  if string.sub(f, 1, 2) == 'd:' then size = size + #f - 2 + #all[j + 1] + 4
-  elseif f == 'm:u' or f == 'm:ua' or f == 'm:ip' then size = size + #all[j + 1] end
-end
-if size > tonumber(ARGV[2]) then
-  for _, f in ipairs(touched) do
-    if before[f] then redis.call('HSET', KEYS[1], f, before[f]) else redis.call('HDEL', KEYS[1], f) end
+  if f then
+    local v = all[j + 1]
+    out[#out + 1] = f
+    out[#out + 1] = v
+    if string.sub(f, 1, 2) == 'd:' then size = size + #f - 2 + #v + 4
+    elseif f == 'm:u' or f == 'm:ua' or f == 'm:ip' then size = size + #v end
   end
-  return -1
 end
+if size > tonumber(ARGV[2]) then return -1 end
+if #sets > 0 then redis.call('HSET', KEYS[1], unpack(sets)) end
+if #dels > 0 then redis.call('HDEL', KEYS[1], unpack(dels)) end
 if ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return all`)
+return out`)
 
 // ARGV: mode, then field, expected, value triples. 'create': set them all only if the ring does
 // not exist at all (a first start, or a ring lost from Redis: two processes restoring or making
