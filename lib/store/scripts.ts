@@ -124,50 +124,54 @@ return redis.call('HGETALL', KEYS[1])`)
 // one HDEL), so a refused write writes nothing and a write runs two or three commands in all.
 export const UPDATE = new Script(`
 local all = redis.call('HGETALL', KEYS[1])
-if #all == 0 then return 0 end
-local at = {}
-for j = 1, #all, 2 do at[all[j]] = j end
-local sets = {}
-local function put (f, v)
-  local j = at[f]
-  if j then all[j + 1] = v else all[#all + 1] = f; all[#all + 1] = v; at[f] = #all - 1 end
-  sets[#sets + 1] = f
-  sets[#sets + 1] = v
-end
+local m = #all
+if m == 0 then return 0 end
 local n = tonumber(ARGV[3])
 local c = tonumber(ARGV[4])
+local sets = {}
+local s = 0
+local function put (f, v)
+  local j = 1
+  while j < m and all[j] ~= f do j = j + 2 end
+  if j < m then all[j + 1] = v else all[m + 1] = f; all[m + 2] = v; m = m + 2 end
+  sets[s + 1] = f
+  sets[s + 2] = v
+  s = s + 2
+end
 for j = 5, 4 + 2 * n, 2 do put(ARGV[j], ARGV[j + 1]) end
 local i = 5 + 2 * n
 for _ = 1, c do
-  local j = at[ARGV[i]]
-  if j and all[j + 1] == ARGV[i + 1] then put(ARGV[i], ARGV[i + 2]) end
+  local j = 1
+  while j < m and all[j] ~= ARGV[i] do j = j + 2 end
+  if j < m and all[j + 1] == ARGV[i + 1] then put(ARGV[i], ARGV[i + 2]) end
   i = i + 3
 end
 local dels = {}
-for j = i, #ARGV do
-  if at[ARGV[j]] then
-    all[at[ARGV[j]]] = false
-    at[ARGV[j]] = nil
-    dels[#dels + 1] = ARGV[j]
+for k = i, #ARGV do
+  local j = 1
+  while j < m and all[j] ~= ARGV[k] do j = j + 2 end
+  if j < m then
+    dels[#dels + 1] = ARGV[k]
+    all[j] = all[m - 1]
+    all[j + 1] = all[m]
+    all[m] = nil
+    all[m - 1] = nil
+    m = m - 2
   end
 end
-local out = {}
 local size = 160
-for j = 1, #all, 2 do
+local byte = string.byte
+for j = 1, m, 2 do
   local f = all[j]
-  if f then
-    local v = all[j + 1]
-    out[#out + 1] = f
-    out[#out + 1] = v
-    if string.sub(f, 1, 2) == 'd:' then size = size + #f - 2 + #v + 4
-    elseif f == 'm:u' or f == 'm:ua' or f == 'm:ip' then size = size + #v end
-  end
+  local a, b = byte(f, 1, 2)
+  if a == 100 and b == 58 then size = size + #f - 2 + #all[j + 1] + 4
+  elseif f == 'm:u' or f == 'm:ua' or f == 'm:ip' then size = size + #all[j + 1] end
 end
 if size > tonumber(ARGV[2]) then return -1 end
-if #sets > 0 then redis.call('HSET', KEYS[1], unpack(sets)) end
+if s > 0 then redis.call('HSET', KEYS[1], unpack(sets)) end
 if #dels > 0 then redis.call('HDEL', KEYS[1], unpack(dels)) end
 if ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return out`)
+return all`)
 
 // ARGV: mode, then field, expected, value triples. 'create': set them all only if the ring does
 // not exist at all (a first start, or a ring lost from Redis: two processes restoring or making

@@ -88,6 +88,23 @@ export function storeContract (name: string, make: () => Promise<SessionStore>):
       assert.equal(await store.read(missing), undefined, 'a refused update creates nothing')
     })
 
+    test('records: what an update leaves held locally is what the store then holds (deletes of several fields, a set, a replace, a field both set and deleted, in one update)', async () => {
+      const store = await open()
+      const k = key()
+      await store.create(k, record({ a: '1', b: '2', c: '3', d: '4', e: '5' }), 60_000)
+      assert.equal(await store.update(k, {
+        maxBytes: 1 << 20,
+        set: new Map([['f', '6'], ['b', '20'], ['g', '7']]),
+        del: ['a', 'e', 'c', 'g', 'nope'],
+        replace: new Map([['d', { from: '4', to: '40' }]]),
+      }, 60_000), true)
+      const held = await store.read(k)
+      assert.deepEqual([...(held?.fields ?? [])].sort(), [['b', '20'], ['d', '40'], ['f', '6']])
+      const local = store.peek(k)
+      // A store without a local cache holds nothing here; one with a cache holds exactly the store's record.
+      if (local !== undefined) assert.deepEqual(local, held)
+    })
+
     test('records: replace is a compare-and-set (a field changed meanwhile is left alone)', async () => {
       const store = await open()
       const k = key()
