@@ -22,6 +22,7 @@ import { pinning } from './harness/pinning.ts'
 import { installCleanup, onCleanup } from './harness/processes.ts'
 import { QUIET_PCT, waitForQuiet } from './harness/quiet.ts'
 import { startBenchCluster, startBenchRedis, type BenchRedis } from './harness/redis.ts'
+import { compiledLib } from './harness/compiled-lib.ts'
 import { budgetTable, cacheTable, comparisonTable, json, markdown, summaryTable, type Meta, type Report } from './harness/report.ts'
 import { runVariant, type Run } from './harness/runner.ts'
 import { reexecOn, resolveNode } from './harness/runtime.ts'
@@ -154,6 +155,12 @@ async function main (): Promise<number> {
   console.log(`bench: pinning: ${pin.description}`)
 
   const libAtStart = libHash() + (against === undefined ? '' : libHash(against.dir))
+  // The plugin is measured compiled, as published: compiled here once, before any server starts.
+  if (variants.some((v) => v.server.command.some((part) => part.endsWith('hardened.ts')))) {
+    compiledLib(REPO_ROOT, REPO_ROOT)
+    if (against !== undefined) compiledLib(against.dir, REPO_ROOT)
+    console.log('bench: lib/ compiled (tsc -p tsconfig.build.json) for the plugin\'s servers')
+  }
   const tmpDir = mkdtempSync(join(tmpdir(), 'hardened-bench-'))
   const removeTmp = (): void => rmSync(tmpDir, { recursive: true, force: true })
   onCleanup(removeTmp)

@@ -12,16 +12,19 @@
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { compiledLib } from '../harness/compiled-lib.ts'
 import type * as Lib from '../../lib/index.ts'
 import type { HardenedSessionOptions, Session } from '../../lib/index.ts'
 import { argValue, cartFor, cartNumber, PROFILE, SECRET, serve, THEME, USER } from './common.ts'
 
-// `--lib DIR`: the plugin from another checkout (the harness's `--against`), same routes.
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+// The plugin compiled as published (harness/compiled-lib.ts): of this checkout, or with
+// `--lib DIR` of another one (the harness's `--against`), same routes.
 const libDir = argValue('lib')
-const lib = (libDir === undefined
-  ? await import('../../lib/index.ts')
-  : await import(pathToFileURL(join(resolve(libDir), 'lib', 'index.ts')).href)) as typeof Lib
+const compiled = compiledLib(libDir === undefined ? REPO_ROOT : resolve(libDir), REPO_ROOT)
+const lib = (await import(pathToFileURL(join(compiled, 'index.js')).href)) as typeof Lib
 const { default: hardenedSession, createMemoryStore, generateEncryptionKey } = lib
 
 // storeTimeout 5 s instead of 1 s: on a shared, overloaded machine a store call can stall past
