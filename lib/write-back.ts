@@ -74,7 +74,10 @@ export class WriteBack {
       this.#headers.personal(reply)
       return
     }
-    const value = state.raw !== undefined && !state.staleCookie ? state.raw : this.#core.signer.sign(state.id as string)
+    // A cookie signed here is remembered as verified: the next request brings it back.
+    const value = state.raw !== undefined && !state.staleCookie
+      ? state.raw
+      : this.#core.signer.sign(state.id as string, true)
     this.#headers.set(reply, state, value, Math.min(record.idleExpiry, record.absoluteExpiry) - now)
     // DBSC (W3C WebAppSec draft): the response that sets a logged-in session asks for a key.
     if (state.registration !== undefined) reply.header('secure-session-registration', state.registration)

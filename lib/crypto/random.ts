@@ -15,13 +15,10 @@ const POOL_BYTES = 1024
 let pool = Buffer.alloc(0)
 let offset = 0
 
-/** `bytes` fresh random bytes (at most POOL_BYTES), base64url without padding. */
+/** `bytes` fresh random bytes, base64url without padding (a token over POOL_BYTES gets a draw of its own size). */
 export function randomToken (bytes: number): string {
-  if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > POOL_BYTES) {
-    throw new RangeError(`randomToken: 1 to ${POOL_BYTES} bytes`)
-  }
   if (offset + bytes > pool.length) {
-    pool = randomBytes(POOL_BYTES)
+    pool = randomBytes(Math.max(POOL_BYTES, bytes))
     offset = 0
   }
   const end = offset + bytes

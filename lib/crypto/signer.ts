@@ -36,8 +36,15 @@ export class Signer {
     return createHmac('sha256', key).update(id).digest('base64url')
   }
 
-  sign (id: string): string {
-    return `${id}.${this.#mac(this.#keys[0] as KeyObject, id)}`
+  /**
+   * The cookie value of `id`, signed with `secrets[0]`. With `remember`, it is also kept as
+   * verified (it verifies by construction: this process just signed it), so the request that
+   * brings it back pays no HMAC.
+   */
+  sign (id: string, remember = false): string {
+    const value = `${id}.${this.#mac(this.#keys[0] as KeyObject, id)}`
+    if (remember) this.#memo.set(value, Object.freeze({ id, hash: storageHash(id), stale: false }))
+    return value
   }
 
   /** The verified cookie, or `undefined` for anything that is not a cookie we signed. */

@@ -81,13 +81,17 @@ function pairs (flat: unknown[], from = 0): Record<string, string> {
 /** Index entries from a flat script reply (`from` skips a status) or an HGETALL map reply. */
 function entries (reply: unknown, from = 0): IndexEntry[] {
   const out: IndexEntry[] = []
-  const map = Array.isArray(reply)
-    ? pairs(reply, from)
-    : reply instanceof Map ? Object.fromEntries(reply) : typeof reply === 'object' && reply !== null ? reply : {}
-  for (const [ref, value] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof value !== 'string') continue
-    const entry = decodeEntry(ref, value)
+  const add = (ref: unknown, value: unknown): void => {
+    if (typeof value !== 'string') return
+    const entry = decodeEntry(String(ref), value)
     if (entry !== undefined) out.push(entry)
+  }
+  if (Array.isArray(reply)) {
+    for (let i = from; i + 1 < reply.length; i += 2) add(reply[i], reply[i + 1])
+  } else if (reply instanceof Map) {
+    for (const [ref, value] of reply) add(ref, value)
+  } else if (typeof reply === 'object' && reply !== null) {
+    for (const [ref, value] of Object.entries(reply)) add(ref, value)
   }
   return out
 }
