@@ -406,18 +406,22 @@ export class RedisStore implements SessionStore {
         const pexpire = (): void => { this.#redis(key, ['PEXPIRE', key, String(ttlMs)]).catch(() => {}) }
         const behind = ttlMs > 0 ? pexpire : undefined
         const reply = await script.run(this.#redis, key, args, more, behind)
-        // CREATE's epoch check failed: nothing was written (the key is still absent).
-        if (Array.isArray(reply) && reply.length === 2 && reply[0] === 0) return { moved: String(reply[1]) }
+        if (Array.isArray(reply)) {
+          // CREATE's epoch check failed: nothing was written (the key is still absent).
+          if (reply.length === 2 && reply[0] === 0) return { moved: String(reply[1]) }
+          return decodeRecord(pairs(reply))
+        }
+        // (A status is a number: Number() of the hash array would join all of it into one string.)
+        const status = Number(reply)
         // Refused: nothing was written, but the pipelined PEXPIRE made this connection the key's
         // last modifier, which may have swallowed the invalidation of another client's write in
         // the same Redis iteration. What is held locally can no longer be trusted.
-        if (Number(reply) === -1) {
+        if (status === -1) {
           this.#drop(key)
           return TOO_LARGE
         }
         // 1: the hash is `known` as written (CREATE found every field new).
-        if (Number(reply) === 1 && known !== undefined) return known
-        return Array.isArray(reply) ? decodeRecord(pairs(reply)) : undefined
+        return status === 1 && known !== undefined ? known : undefined
       }, (record) => {
         if (record === TOO_LARGE || (record !== undefined && 'moved' in record)) return
         this.#cache?.set(key, record ?? ABSENT, record === undefined ? 64 : heapBytes(record))
