@@ -57,17 +57,25 @@ export interface Registrar {
   registration (hash: string): Promise<string>
 }
 
+/**
+ * Told of each record a login made and the store now holds as made (resolve.ts `issued`): the
+ * user it is for, and the naming key generation its user key was named under.
+ */
+export type Issued = (record: SessionRecord, hash: string, userId: string, generation: number) => void
+
 export class Lifecycle {
   readonly #core: Core
   readonly #records: RecordMaker
   readonly #pruner: IndexPruner
   readonly #registrar: Registrar | undefined
+  readonly #issued: Issued | undefined
 
-  constructor (core: Core, records: RecordMaker, pruner: IndexPruner, registrar?: Registrar) {
+  constructor (core: Core, records: RecordMaker, pruner: IndexPruner, registrar?: Registrar, issued?: Issued) {
     this.#core = core
     this.#records = records
     this.#registrar = registrar
     this.#pruner = pruner
+    this.#issued = issued
   }
 
   #run<T> (call: Promise<T>): Promise<T> {
@@ -200,6 +208,7 @@ export class Lifecycle {
     const tagged = await this.#records.epochTag(state, hash, continues)
     const now = config.clock()
     const ref = sameUser ? old.ref : generateRef()
+    const naming = keys.generation
     const userKey = keys.userKey(userId)
     const make = (epoch: string): SessionRecord => this.#records.seal(hash, {
       createdAt: old !== undefined && !otherUser ? old.createdAt : now,
@@ -233,6 +242,7 @@ export class Lifecycle {
       events.emit('logout', oldUserId, old.ref)
     }
     this.#finish(state, id, hash, record, userId)
+    this.#issued?.(record, hash, userId, naming)
     this.#core.tally.login('ok')
     events.emit('login', userId, ref)
     await this.#askRegistration(state, hash)

@@ -132,7 +132,9 @@ async function hardenedSession (fastify: FastifyInstance, options: HardenedSessi
   // calls of a move (a record is created before its index entry; the second look is a margin).
   const pruner = new IndexPruner(store, core.keys, guard, 10 * config.storeTimeout)
   const records = new RecordMaker(core)
-  const lifecycle = new Lifecycle(core, records, pruner, device)
+  const lifecycle = new Lifecycle(core, records, pruner, device, (record, hash, userId, generation) => {
+    resolver.issued(record, hash, userId, generation)
+  })
   const writeBack = new WriteBack(core, new ResponseHeaders(config), records)
   const passwordLogin: PasswordLoginDeps = {
     passwords,

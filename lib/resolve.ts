@@ -170,6 +170,29 @@ export class Resolver {
     return view
   }
 
+  /**
+   * A record a login of this process just made (lifecycle.ts `Issued`): its view is known without
+   * checking it (sealed here with the current secret, meta under the current key, user key named
+   * for `userId`), so the request that brings its cookie back pays no seal HMAC, no decryption of
+   * the user and no user-key HMAC. Only for that record object: a record read back from the store
+   * is a new object, checked in full. Not if a naming key was adopted since its user key was named.
+   */
+  issued (record: SessionRecord, hash: string, userId: string, generation: number): void {
+    const { keys } = this.#core
+    if (generation !== keys.generation || record.userKey === undefined) return
+    this.#views.set(record, {
+      hash,
+      generation,
+      ok: true,
+      reseal: false,
+      userId,
+      indexKey: keys.index(record.userKey),
+      epochKey: keys.epochOf(keys.session(hash)),
+      epoch: undefined,
+      epochOk: false,
+    })
+  }
+
   #none (state: SessionState, raw: string): SessionState {
     this.#core.signer.forget(raw)
     return state
