@@ -5,10 +5,8 @@
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createClient } from 'redis'
 import { generateEncryptionKey, type HardenedSessionOptions } from '../lib/index.ts'
-import { RedisStore } from '../lib/store/redis.ts'
-import { TrackingOnlyCache } from '../lib/store/tracking.ts'
+import type { RedisStore } from '../lib/store/redis.ts'
 import { decodeRecord } from '../lib/store/record-encoding.ts'
 import type { RecordUpdate, SessionRecord } from '../lib/store/contract.ts'
 import { randomToken } from '../lib/crypto/random.ts'
@@ -18,6 +16,7 @@ import { eventually, login, recordKey, works } from './helpers/app.ts'
 import { putToSleep } from './helpers/redis-server.ts'
 import { record } from './helpers/store-contract.ts'
 import { useRedis } from './helpers/redis-fixture.ts'
+import { plainClient, trackedStore } from './helpers/tracked-store.ts'
 
 const fx = useRedis('wscr', ['--enable-debug-command', 'yes'])
 
@@ -31,21 +30,6 @@ function prng (seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
-}
-
-async function storeWithClient () {
-  const client = createClient({ url: fx.redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('') })
-  await client.connect()
-  const store = new RedisStore(client as never, { cacheSize: 1000, cacheBytes: 1 << 22, storeTimeout: 2000, probeInterval: 1000 })
-  fx.closers.push(async () => { await store.close(); await client.close() })
-  return { client, store }
-}
-
-async function plainClient () {
-  const other = createClient({ url: fx.redis.url })
-  await other.connect()
-  fx.closers.push(() => other.close())
-  return other
 }
 
 type Plain = Awaited<ReturnType<typeof plainClient>>
@@ -114,8 +98,8 @@ function sorted (r: SessionRecord | undefined | null): unknown {
 describe('UPDATE script: snapshot coherence', () => {
   for (const names of [NAMES, Array.from({ length: 40 }, (_, k) => `f${k}`)]) {
     test(`UPDATE (${names.length} data field names): over 300 random updates (sets, duplicate deletes, absent deletes, fields both set and deleted, matching and stale replaces) and touches (meta and TTL), after a foreign writer edited, added and deleted fields, the result equals a model of the update applied to what Redis held, the TTL is the touch's, and the cached snapshot equals Redis`, async (t) => {
-      const own = await storeWithClient()
-      const other = await plainClient()
+      const own = await trackedStore(fx, 1000)
+      const other = await plainClient(fx)
       const prefix = fx.freshPrefix()
       let heldCount = 0
       for (let seed = 1; seed <= 300; seed++) {
@@ -147,8 +131,8 @@ describe('UPDATE script: snapshot coherence', () => {
   }
 
   test('UPDATE: deleting every data field of a record plus several absent ones, and setting then deleting the same field, leaves Redis and the cache with no data fields and the meta fields untouched', async () => {
-    const own = await storeWithClient()
-    const other = await plainClient()
+    const own = await trackedStore(fx, 1000)
+    const other = await plainClient(fx)
     const key = `${fx.freshPrefix()}all`
     await own.store.create(key, record({ a: '1', b: '2', c: '3' }), 60_000)
     const before = await other.hGetAll(key)
@@ -160,8 +144,8 @@ describe('UPDATE script: snapshot coherence', () => {
   })
 
   test('UPDATE: an update of a record a foreign writer deleted or emptied writes nothing (no partial record is created) and is reported as gone', async () => {
-    const own = await storeWithClient()
-    const other = await plainClient()
+    const own = await trackedStore(fx, 1000)
+    const other = await plainClient(fx)
     const key = `${fx.freshPrefix()}gone`
     await own.store.create(key, record({ a: '1' }), 60_000)
     await other.del(key)
@@ -172,8 +156,8 @@ describe('UPDATE script: snapshot coherence', () => {
   })
 
   test('UPDATE: a foreign write pipelined in the same Redis iteration as many own updates (sleeping Redis) never leaves a snapshot cached that differs from Redis', async (t) => {
-    const own = await storeWithClient()
-    const other = await plainClient()
+    const own = await trackedStore(fx, 1000)
+    const other = await plainClient(fx)
     const prefix = fx.freshPrefix()
     const warm = `${prefix}warm`
     await own.store.create(warm, record({}), 60_000)
@@ -202,9 +186,9 @@ describe('UPDATE script: snapshot coherence', () => {
   })
 
   test('UPDATE: two stores (two connections) updating one record concurrently in 40 rounds of random updates: each one\'s cached snapshot is dropped or equals Redis', async (t) => {
-    const a = await storeWithClient()
-    const b = await storeWithClient()
-    const other = await plainClient()
+    const a = await trackedStore(fx, 1000)
+    const b = await trackedStore(fx, 1000)
+    const other = await plainClient(fx)
     const prefix = fx.freshPrefix()
     const outcomes = { held: 0, dropped: 0 }
     for (let round = 0; round < 40; round++) {
@@ -224,8 +208,8 @@ describe('UPDATE script: snapshot coherence', () => {
 describe('UPDATE script: cost', () => {
   // Defect: the one-read UPDATE finds each set, replaced or deleted field by a linear scan of the HGETALL reply, so a write costs O(fields written x fields held): on a 3000-field record (about 30 KB, within the default maxSessionBytes of 64 KiB) a write of 3000 fields and 3000 deletes blocked Redis for about 1 s (12 ms before the change), stalling every instance sharing it.
   test('UPDATE: a write of 3000 new fields, 1500 deletes of held fields and 1500 deletes of absent ones on a 3000-field record runs under 200 ms inside Redis (SLOWLOG), and the cached snapshot equals Redis', async () => {
-    const own = await storeWithClient()
-    const other = await plainClient()
+    const own = await trackedStore(fx, 1000)
+    const other = await plainClient(fx)
     const key = `${fx.freshPrefix()}wide`
     const fields: Record<string, string> = {}
     for (let i = 0; i < 3000; i++) fields[`f${i}`] = '1'
@@ -249,8 +233,8 @@ describe('UPDATE script: cost', () => {
 
 describe('UPDATE script: size refusal', () => {
   test('UPDATE: a write refused as too large (with sets, replaces and deletes) leaves every field of Redis unchanged, drops the cached snapshot, and a read then serves what Redis holds', async () => {
-    const own = await storeWithClient()
-    const other = await plainClient()
+    const own = await trackedStore(fx, 1000)
+    const other = await plainClient(fx)
     const key = `${fx.freshPrefix()}big`
     await own.store.create(key, record({ a: '"1"', b: '"2"', c: '"3"' }), 60_000)
     assert.ok(own.store.peek(key) !== undefined)
@@ -269,8 +253,8 @@ describe('UPDATE script: size refusal', () => {
   })
 
   test('UPDATE: a write that shrinks a record already over maxBytes (deletes) is accepted and one that grows it is refused', async () => {
-    const own = await storeWithClient()
-    const other = await plainClient()
+    const own = await trackedStore(fx, 1000)
+    const other = await plainClient(fx)
     const key = `${fx.freshPrefix()}shrink`
     await own.store.create(key, record({ a: `"${'a'.repeat(300)}"`, b: `"${'b'.repeat(300)}"` }), 60_000)
     assert.equal(await own.store.update(key, { maxBytes: 500, set: new Map([['c', '"1"']]), del: ['a'] }, 60_000), true)
@@ -286,7 +270,7 @@ describe('UPDATE script: size refusal', () => {
     const options = { keyPrefix, maxSessionBytes: 1000 } as Partial<HardenedSessionOptions>
     const a = await fx.app(options)
     const b = await fx.app(options)
-    const other = await plainClient()
+    const other = await plainClient(fx)
     const warm = await login(a, fx.user())
     await a.inject({ method: 'POST', url: '/set', headers: { cookie: warm }, payload: { w: 1 } })
     let bad = 0
@@ -327,7 +311,7 @@ describe('UPDATE script: re-encryption compare-and-set racing a write', () => {
     const old = await fx.app({ keyPrefix, encryption: { keys: [K1], fields: ['secret', 'a', 'b'] } } as Partial<HardenedSessionOptions>)
     const a = await fx.app({ keyPrefix, encryption: { keys: [K2, K1], fields: ['secret', 'a', 'b'] } } as Partial<HardenedSessionOptions>)
     const b = await fx.app({ keyPrefix, encryption: { keys: [K2, K1], fields: ['secret', 'a', 'b'] } } as Partial<HardenedSessionOptions>)
-    const other = await plainClient()
+    const other = await plainClient(fx)
     let bad = 0
     for (let i = 0; i < 12; i++) {
       const cookie = await login(old, fx.user(), { secret: 'old', a: 'a', b: 'b', c: 'c', d: 'd' })
@@ -366,7 +350,7 @@ describe('UPDATE script: a late write after logout', () => {
     const options = { keyPrefix } as Partial<HardenedSessionOptions>
     const a = await fx.app(options)
     const b = await fx.app(options)
-    const other = await plainClient()
+    const other = await plainClient(fx)
     for (let i = 0; i < 15; i++) {
       const cookie = await login(a, fx.user())
       assert.equal(await works(b, cookie), true)

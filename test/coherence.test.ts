@@ -7,10 +7,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { FastifyInstance } from 'fastify'
-import { createClient } from 'redis'
 import { type HardenedSessionOptions } from '../lib/index.ts'
-import { RedisStore } from '../lib/store/redis.ts'
-import { TrackingOnlyCache } from '../lib/store/tracking.ts'
 import type { IndexEntry } from '../lib/store/contract.ts'
 import { eventually, login, works } from './helpers/app.ts'
 import { putToSleep } from './helpers/redis-server.ts'
@@ -18,6 +15,7 @@ import { record } from './helpers/store-contract.ts'
 import { startCluster, type RedisCluster } from './helpers/redis-cluster.ts'
 import { storageHash } from '../lib/crypto/ids.ts'
 import { useRedis } from './helpers/redis-fixture.ts'
+import { plainClient, trackedStore } from './helpers/tracked-store.ts'
 
 const fx = useRedis('cohere', ['--enable-debug-command', 'yes'])
 
@@ -30,26 +28,10 @@ function acceptedWrite (a: FastifyInstance, b: FastifyInstance, statusA: number,
 }
 
 describe('coherence: BCAST echo suppression', () => {
-  async function storeWithClient () {
-    const client = createClient({ url: fx.redis.url, RESP: 3, clientSideCache: new TrackingOnlyCache('') })
-    await client.connect()
-    const store = new RedisStore(client as never, { cacheSize: 100, cacheBytes: 1 << 20, storeTimeout: 2000, probeInterval: 1000 })
-    fx.closers.push(async () => { await store.close(); await client.close() })
-    return { client, store }
-  }
-
-  /** Another client of the same Redis, without tracking: a writer this store is not. */
-  async function plainClient () {
-    const other = createClient({ url: fx.redis.url })
-    await other.connect()
-    fx.closers.push(() => other.close())
-    return other
-  }
-
   // Fixed defect: an own write that UPDATE refuses as too large is still followed by our PEXPIRE, which hides a foreign write processed just before it in the same Redis iteration; the cached snapshot that predates the foreign write stays served indefinitely.
   test('coherence: a foreign write in the same Redis iteration as an own write refused as too large never leaves a stale snapshot cached', async (t) => {
-    const own = await storeWithClient()
-    const other = await plainClient()
+    const own = await trackedStore(fx)
+    const other = await plainClient(fx)
     let stale = 0
     const outcomes = { dropped: 0, fresh: 0 }
     await own.store.create(`${fx.freshPrefix()}warm`, record({}), 60_000) // loads the scripts (no NOSCRIPT retry below)
@@ -76,8 +58,8 @@ describe('coherence: BCAST echo suppression', () => {
   })
 
   test('coherence: a miss reads the index entry with the record in one script and caches it; an index write landing right after that script, in the same Redis iteration, never leaves the entry cached', async () => {
-    const own = await storeWithClient()
-    const other = await plainClient()
+    const own = await trackedStore(fx)
+    const other = await plainClient(fx)
     const prefix = fx.freshPrefix()
     const indexPrefix = `${prefix}u:`
     const indexKey = `${indexPrefix}user-key`
@@ -118,8 +100,8 @@ describe('coherence: BCAST echo suppression', () => {
   })
 
   test('coherence: a login caches the index entry it admitted and nothing else of that index, so another client\'s removal of an entry in the same Redis iteration, just before the login\'s script, is never hidden', async () => {
-    const own = await storeWithClient()
-    const other = await plainClient()
+    const own = await trackedStore(fx)
+    const other = await plainClient(fx)
     const indexKey = `${fx.freshPrefix()}u:index`
     const options = { expect: undefined, max: 1000, ttlMs: 60_000 }
     const entryOf = (ref: string): IndexEntry => ({ ref, hash: `${ref}-hash`, expiresAt: Date.now() + 60_000, loginAt: Date.now() })
