@@ -154,14 +154,21 @@ export class Resolver {
       if (opened === null || opened === undefined || record.userKey !== keys.userKey(opened)) ok = false
       else userId = opened
     }
-    const indexKey = record.userKey === undefined ? undefined : keys.index(record.userKey)
+    return this.#remember(record, hash, keys.generation, ok, seal === 'stale' || codec.metaStale(record), userId)
+  }
+
+  /** Keeps the view of a record object whose seal and identity were checked (or are known). */
+  #remember (
+    record: SessionRecord, hash: string, generation: number, ok: boolean, reseal: boolean, userId: string | undefined
+  ): View {
+    const { keys } = this.#core
     const view: View = {
       hash,
-      generation: keys.generation,
+      generation,
       ok,
-      reseal: seal === 'stale' || codec.metaStale(record),
+      reseal,
       userId,
-      indexKey,
+      indexKey: record.userKey === undefined ? undefined : keys.index(record.userKey),
       epochKey: keys.epochOf(keys.session(hash)),
       epoch: undefined,
       epochOk: false,
@@ -178,19 +185,8 @@ export class Resolver {
    * is a new object, checked in full. Not if a naming key was adopted since its user key was named.
    */
   issued (record: SessionRecord, hash: string, userId: string, generation: number): void {
-    const { keys } = this.#core
-    if (generation !== keys.generation || record.userKey === undefined) return
-    this.#views.set(record, {
-      hash,
-      generation,
-      ok: true,
-      reseal: false,
-      userId,
-      indexKey: keys.index(record.userKey),
-      epochKey: keys.epochOf(keys.session(hash)),
-      epoch: undefined,
-      epochOk: false,
-    })
+    if (generation !== this.#core.keys.generation || record.userKey === undefined) return
+    this.#remember(record, hash, generation, true, false, userId)
   }
 
   #none (state: SessionState, raw: string): SessionState {
