@@ -10,8 +10,7 @@
  * enforces budgets.json. `--against DIR` adds this plugin's main paths on another checkout.
  */
 import { spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, availableParallelism, loadavg, release, tmpdir, type as osType } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,7 +21,7 @@ import { pinning } from './harness/pinning.ts'
 import { installCleanup, onCleanup } from './harness/processes.ts'
 import { QUIET_PCT, waitForQuiet } from './harness/quiet.ts'
 import { startBenchCluster, startBenchRedis, type BenchRedis } from './harness/redis.ts'
-import { compiledLib } from './harness/compiled-lib.ts'
+import { compiledLib, sourceHash } from './harness/compiled-lib.ts'
 import { budgetTable, cacheTable, comparisonTable, json, markdown, summaryTable, type Meta, type Report } from './harness/report.ts'
 import { runVariant, type Run } from './harness/runner.ts'
 import { reexecOn, resolveNode } from './harness/runtime.ts'
@@ -32,20 +31,6 @@ import type { Variant } from './harness/variant.ts'
 import { againstVariants, builtInVariants, REPO_ROOT } from './harness/variants.ts'
 
 const MAX_RETRIES = 2
-
-/** A hash of lib/'s sources: a run during which it changes measured more than one version. */
-function libHash (root = REPO_ROOT): string {
-  const hash = createHash('sha256')
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const path = join(dir, entry.name)
-      if (entry.isDirectory()) walk(path)
-      else if (entry.name.endsWith('.ts')) hash.update(path).update(readFileSync(path))
-    }
-  }
-  walk(join(root, 'lib'))
-  return hash.digest('hex').slice(0, 12)
-}
 
 /** The commit measured, with `+dirty` when lib/ has uncommitted changes (read-only git calls). */
 function revision (root = REPO_ROOT): string {
@@ -154,7 +139,8 @@ async function main (): Promise<number> {
   console.log(`bench: load generator: ${note}`)
   console.log(`bench: pinning: ${pin.description}`)
 
-  const libAtStart = libHash() + (against === undefined ? '' : libHash(against.dir))
+  // A run during which a lib/ changes measured more than one version.
+  const libAtStart = sourceHash(REPO_ROOT) + (against === undefined ? '' : sourceHash(against.dir))
   // The plugin is measured compiled, as published: compiled here once, before any server starts.
   if (variants.some((v) => v.server.command.some((part) => part.endsWith('hardened.ts')))) {
     compiledLib(REPO_ROOT, REPO_ROOT)
@@ -202,7 +188,7 @@ async function main (): Promise<number> {
     removeTmp()
   }
 
-  const libChanged = libHash() + (against === undefined ? '' : libHash(against.dir)) !== libAtStart
+  const libChanged = sourceHash(REPO_ROOT) + (against === undefined ? '' : sourceHash(against.dir)) !== libAtStart
   if (libChanged) console.error('bench: WARNING: lib/ changed during the run, so the rounds measured different code; rerun for numbers of one version')
   const summaries = summarise(variants, runs)
   const budgetResults: BudgetResult[] | undefined = budgets === undefined ? undefined : evaluateBudgets(budgets, summaries, runs)

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 import { join, relative } from 'node:path'
 
 /** A hash of a checkout's lib/ sources and build settings. */
-function sourceHash (root: string): string {
+export function sourceHash (root: string): string {
   const hash = createHash('sha256')
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
